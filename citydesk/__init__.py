@@ -1,0 +1,1 @@
+"""Developer and operator commands: the local stack, tokens, contracts, DLQ replay, the demo."""

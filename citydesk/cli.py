@@ -1,0 +1,199 @@
+"""The ``citydesk`` command: local stack, tokens, contracts, DLQ replay, services."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from citydesk.stack import Stack, StackConfig, StackError
+
+app = typer.Typer(help="CityDesk: the education bureau's publicity desk.", no_args_is_help=True)
+stack_app = typer.Typer(help="The embedded local stack (Kafka, MongoDB and S3 on loopback).")
+contracts_app = typer.Typer(help="Event contracts: JSON Schema and AsyncAPI.")
+dlq_app = typer.Typer(help="Dead-letter topics.")
+app.add_typer(stack_app, name="stack")
+app.add_typer(contracts_app, name="contracts")
+app.add_typer(dlq_app, name="dlq")
+
+StackDir = Annotated[Path, typer.Option("--dir", help="Where the stack keeps its data.")]
+SERVICES = ("submission", "media", "review", "scoring", "sentiment")
+
+
+def _stack(root: Path) -> Stack:
+    return Stack(StackConfig.load(root))
+
+
+@stack_app.command("up")
+def stack_up(
+    root: StackDir = Path(".stack"),
+    kafka_port: int = 19092,
+    mongo_port: int = 27117,
+    s3_port: int = 19000,
+    s3_metrics_port: int = 19567,
+    memory: Annotated[bool, typer.Option(help="Kafka in memory: fast, lost on stop.")] = False,
+) -> None:
+    """Start the servers that are not running and wait until each answers."""
+    config = StackConfig.load(root)
+    if not (root / "stack.json").exists():
+        config = StackConfig(
+            root=root, kafka_port=kafka_port, mongo_port=mongo_port, s3_port=s3_port,
+            s3_metrics_port=s3_metrics_port, kafka_storage="memory" if memory else "s3",
+        )  # fmt: skip
+    try:
+        timings = Stack(config).up()
+    except StackError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from exc
+    for name, seconds in timings.items():
+        typer.echo(f"{name}: answered in {seconds:.2f}s")
+    _print_status(Stack(config))
+
+
+def _print_status(stack: Stack) -> None:
+    for row in stack.status():
+        typer.echo(f"{row['server']:6} {row['state']:8} pid {row['pid']:>7}  {row['address']}")
+
+
+@stack_app.command("status")
+def stack_status(root: StackDir = Path(".stack")) -> None:
+    """Show each server, its state and its address."""
+    stack = _stack(root)
+    _print_status(stack)
+    if any(row["state"] != "running" for row in stack.status()):
+        raise typer.Exit(1)
+
+
+@stack_app.command("down")
+def stack_down(root: StackDir = Path(".stack")) -> None:
+    """Stop every server; data stays."""
+    _stack(root).down()
+    typer.echo("stopped")
+
+
+@stack_app.command("reset")
+def stack_reset(root: StackDir = Path(".stack")) -> None:
+    """Stop every server and delete all its data."""
+    _stack(root).reset()
+    typer.echo(f"removed {root}")
+
+
+@stack_app.command("env")
+def stack_env(root: StackDir = Path(".stack")) -> None:
+    """Print the CITYDESK_* settings that point services at this stack (for `eval`)."""
+    for key, value in StackConfig.load(root).env().items():
+        typer.echo(f"export {key}={value}")
+
+
+@app.command("token")
+def token(
+    unit: Annotated[str, typer.Option(help="Unit code, e.g. dh-syxx")],
+    role: Annotated[list[str], typer.Option(help="Role; repeat for several")],
+    sub: Annotated[str, typer.Option(help="User id")] = "demo",
+    name: Annotated[str | None, typer.Option(help="Display name")] = None,
+    days: int = 7,
+) -> None:
+    """Mint a local HS256 token (demo and tests; refused in production)."""
+    from shared.auth import mint_token
+    from shared.orgtree import load_org
+    from shared.settings import load_settings
+
+    settings = load_settings("cli")
+    if load_org(settings.org_file).get(unit) is None:
+        typer.secho(f"unknown unit {unit!r}", fg="red", err=True)
+        raise typer.Exit(2)
+    typer.echo(
+        mint_token(settings, sub=sub, unit=unit, roles=role, name=name, ttl_seconds=days * 86400)
+    )
+
+
+@contracts_app.command("export")
+def contracts_export(
+    out: Annotated[Path, typer.Option(help="Folder for the schema files")] = Path(
+        "docs/contracts"
+    ),
+) -> None:
+    """Write one JSON Schema per event (for county integrators and the broker's schema
+    registry, one ``<topic>.json`` each) and the AsyncAPI document of every service."""
+    from shared import topics as tp
+    from shared.events import json_schemas
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, schema in json_schemas().items():
+        (out / f"{name}.json").write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n")
+    registry = out / "registry"
+    registry.mkdir(exist_ok=True)
+    for topic in tp.ALL:
+        schema = topic.model.model_json_schema(mode="serialization")
+        (registry / f"{topic.name}.json").write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n")
+    asyncapi = asyncapi_document()
+    (out / "asyncapi.json").write_text(json.dumps(asyncapi, indent=2, ensure_ascii=False) + "\n")
+    typer.echo(f"wrote {len(json_schemas())} event schemas and asyncapi.json to {out}")
+
+
+def asyncapi_document() -> dict:  # type: ignore[type-arg]
+    """One AsyncAPI document for the whole bus: every topic, who publishes and consumes it."""
+    from faststream.kafka import KafkaBroker
+    from faststream.specification import AsyncAPI
+
+    from shared import topics as tp
+
+    broker = KafkaBroker("kafka:9092")
+    for topic in tp.ALL:
+        broker.publisher(topic.name, schema=topic.model, title=topic.name, description=topic.description)
+    spec = AsyncAPI(
+        broker,
+        title="CityDesk event bus",
+        version="1.0.0",
+        description="Every topic of the CityDesk bus and the contract it carries. Each has a "
+        "`<topic>.dlq` sibling holding what could not be applied, with the reason in the "
+        "`dlq-reason` header.",
+    )
+    return spec.to_specification().to_jsonable()  # type: ignore[no-any-return]
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    topic: str, limit: Annotated[int | None, typer.Option(help="At most this many")] = None
+) -> None:
+    """Move the messages of ``<topic>.dlq`` back to ``topic``."""
+    from citydesk.dlq import replay_dlq
+    from shared.settings import load_settings
+
+    moved = asyncio.run(replay_dlq(load_settings("cli"), topic, limit=limit))
+    typer.echo(f"moved {moved} messages from {topic}.dlq back to {topic}")
+
+
+@app.command("serve")
+def serve(
+    service: str,
+    port: int = 8000,
+    host: str = "127.0.0.1",
+    root: StackDir = Path(".stack"),
+) -> None:
+    """Run one service (its API and, unless CITYDESK_RUN_CONSUMERS=false, its consumers)
+    against the local stack when one is up, else the environment's settings."""
+    if service not in SERVICES:
+        typer.secho(f"unknown service {service!r}; one of {', '.join(SERVICES)}", fg="red")
+        raise typer.Exit(2)
+    if (root / "stack.json").exists():
+        for key, value in StackConfig.load(root).env().items():
+            os.environ.setdefault(key, value)
+    import uvicorn
+
+    uvicorn.run(
+        f"services.{service}.app:create_app", factory=True, host=host, port=port, log_config=None
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(app())

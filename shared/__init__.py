@@ -1,0 +1,1 @@
+"""Common code every CityDesk service imports: contracts, settings, storage, auth, metrics."""

@@ -1,0 +1,333 @@
+"""Event contracts: one envelope, versioned payloads.
+
+Every event on the bus is an :class:`Envelope` subclass with a literal ``type`` and
+``version``. County systems write ``intake.*`` events in the same envelope. The JSON
+Schema of each is exported by ``citydesk contracts export`` for the broker's schema
+registry and for county integrators.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---- vocabulary ---------------------------------------------------------------------
+class ReviewLevel(StrEnum):
+    SCHOOL = "school"  # 初审
+    COUNTY = "county"  # 复审
+    CITY = "city"  # 终审
+    LEADER = "leader"  # 分管领导 sign-off for major stories
+
+
+class Decision(StrEnum):
+    APPROVED = "approved"
+    RETURNED = "returned"  # 退回修改
+    REJECTED = "rejected"
+    OVERRIDDEN = "overridden"  # a city reviewer lifts a screening hold, with a reason
+
+
+class OutletLevel(StrEnum):
+    BUREAU = "bureau"  # the bureau's own platforms
+    NATIONAL = "national"
+    PROVINCIAL = "provincial"
+    CITY = "city"
+    COUNTY = "county"
+
+
+class Placement(StrEnum):
+    HEADLINE = "headline"
+    IN_DEPTH = "in_depth"
+    NORMAL = "normal"
+
+
+class PublicationKind(StrEnum):
+    CHANNEL = "channel"  # published on one of the bureau's channels
+    ADOPTION = "adoption"  # 采用 by an outside outlet
+    WITHDRAWAL = "withdrawal"  # 撤稿
+
+
+class MediaKind(StrEnum):
+    PHOTO = "photo"
+    VIDEO = "video"
+
+
+class FlagKind(StrEnum):
+    STORY_SCREENING = "story_screening"  # a submitted story's own text
+    ALERT = "alert"  # an incident crossed its threshold
+    ESCALATION = "escalation"  # an alert went unacknowledged past its deadline
+
+
+class Severity(StrEnum):
+    """Chinese emergency practice: IV blue < III yellow < II orange < I red."""
+
+    BLUE = "blue"
+    YELLOW = "yellow"
+    ORANGE = "orange"
+    RED = "red"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+
+class UnitPath(Contract):
+    """Where a unit sits in the tree: the city, its county (if any) and the unit itself."""
+
+    city: Code
+    county: Code | None = None
+    unit: Code
+
+
+# ---- payloads -----------------------------------------------------------------------
+class PossibleCopy(Contract):
+    story_id: str
+    unit: str
+    similarity: float = Field(ge=0, le=1)
+
+
+class StorySubmitted(Contract):
+    story_id: str
+    version: int = Field(ge=1)
+    unit_path: UnitPath
+    title: str
+    body: str
+    category: str
+    campaign: str | None = None
+    major: bool = False
+    event_date: date
+    submitted_at: datetime
+    media_ids: list[str] = Field(default_factory=list)
+    photo_count: int = 0
+    video_count: int = 0
+    author: str
+    source: Literal["api", "intake"] = "api"
+    external_id: str | None = None
+    late: bool = False
+    late_days: int = 0
+    possible_copy: PossibleCopy | None = None
+
+
+class StoryReviewed(Contract):
+    story_id: str
+    version: int = Field(ge=1)
+    case_id: str
+    unit_path: UnitPath
+    level: ReviewLevel
+    decision: Decision
+    final: bool = Field(description="true when this decision ends the review: published next")
+    reviewer: str
+    reviewer_unit: str
+    comment: str | None = None
+    decided_at: datetime
+    category: str | None = None
+    campaign: str | None = None
+
+
+class StoryPublished(Contract):
+    story_id: str
+    version: int = Field(ge=1)
+    unit_path: UnitPath
+    kind: PublicationKind
+    channel: str | None = None
+    outlet: str | None = None
+    outlet_level: OutletLevel
+    placement: Placement = Placement.NORMAL
+    leader_instruction: bool = False
+    link: str | None = None
+    published_at: datetime
+    title: str | None = None
+    category: str | None = None
+    campaign: str | None = None
+    photo_count: int = 0
+    video_count: int = 0
+    reason: str | None = None
+
+
+class OpinionFlagged(Contract):
+    kind: FlagKind
+    incident_id: str | None = None
+    alert_id: str | None = None
+    story_id: str | None = None
+    story_version: int | None = None
+    county: str | None = None
+    school: str | None = None
+    owner_level: Literal["school", "county", "city"] | None = None
+    severity: Severity
+    serious: bool = False
+    negative: bool = True
+    score: float = Field(ge=0, le=1)
+    topic: str
+    explanation: list[str] = Field(default_factory=list)
+    item_count: int = 1
+    flagged_at: datetime
+
+
+class MediaStored(Contract):
+    media_id: str
+    unit_path: UnitPath
+    kind: MediaKind
+    content_type: str
+    size: int = Field(ge=0)
+    sha256: str
+    campaign: str | None = None
+    width: int | None = None
+    height: int | None = None
+    uploader: str
+    stored_at: datetime
+
+
+class IntakeStory(Contract):
+    """A story a county system sends instead of a correspondent typing it in."""
+
+    external_id: str = Field(min_length=1, max_length=128)
+    unit: Code
+    title: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1, max_length=50_000)
+    category: str
+    event_date: date
+    campaign: str | None = None
+    major: bool = False
+    author: str = Field(min_length=1, max_length=64)
+
+
+class IntakeOpinion(Contract):
+    """A public-opinion item from a county feed (complaint column, post, media enquiry)."""
+
+    item_id: str = Field(min_length=1, max_length=128)
+    source: str = Field(min_length=1, max_length=64)
+    school: Code | None = None
+    text: str = Field(min_length=1, max_length=20_000)
+    link: str | None = None
+    published_at: datetime
+
+
+# ---- envelope -----------------------------------------------------------------------
+class Envelope(Contract):
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: str
+    version: int
+    occurred_at: datetime = Field(default_factory=utcnow)
+    producer: str
+    county: Code | None = None
+    unit: Code | None = None
+    correlation_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    payload: Any
+
+    EVENT_TYPE: ClassVar[str]
+    EVENT_VERSION: ClassVar[int]
+
+    @classmethod
+    def build(
+        cls,
+        payload: BaseModel,
+        *,
+        producer: str,
+        county: str | None = None,
+        unit: str | None = None,
+        correlation_id: str | None = None,
+    ) -> Self:
+        """Wrap a payload in a fresh envelope."""
+        extra: dict[str, Any] = {}
+        if correlation_id:
+            extra["correlation_id"] = correlation_id
+        return cls(
+            type=cls.EVENT_TYPE,
+            version=cls.EVENT_VERSION,
+            producer=producer,
+            county=county,
+            unit=unit,
+            payload=payload,
+            **extra,
+        )
+
+
+class StorySubmittedEvent(Envelope):
+    EVENT_TYPE: ClassVar[str] = "story.submitted"
+    EVENT_VERSION: ClassVar[int] = 1
+    type: Literal["story.submitted"] = "story.submitted"
+    version: Literal[1] = 1
+    payload: StorySubmitted
+
+
+class StoryReviewedEvent(Envelope):
+    EVENT_TYPE: ClassVar[str] = "story.reviewed"
+    EVENT_VERSION: ClassVar[int] = 1
+    type: Literal["story.reviewed"] = "story.reviewed"
+    version: Literal[1] = 1
+    payload: StoryReviewed
+
+
+class StoryPublishedEvent(Envelope):
+    EVENT_TYPE: ClassVar[str] = "story.published"
+    EVENT_VERSION: ClassVar[int] = 1
+    type: Literal["story.published"] = "story.published"
+    version: Literal[1] = 1
+    payload: StoryPublished
+
+
+class OpinionFlaggedEvent(Envelope):
+    EVENT_TYPE: ClassVar[str] = "opinion.flagged"
+    EVENT_VERSION: ClassVar[int] = 1
+    type: Literal["opinion.flagged"] = "opinion.flagged"
+    version: Literal[1] = 1
+    payload: OpinionFlagged
+
+
+class MediaStoredEvent(Envelope):
+    EVENT_TYPE: ClassVar[str] = "media.stored"
+    EVENT_VERSION: ClassVar[int] = 1
+    type: Literal["media.stored"] = "media.stored"
+    version: Literal[1] = 1
+    payload: MediaStored
+
+
+class IntakeStoryEvent(Envelope):
+    EVENT_TYPE: ClassVar[str] = "intake.story"
+    EVENT_VERSION: ClassVar[int] = 1
+    type: Literal["intake.story"] = "intake.story"
+    version: Literal[1] = 1
+    county: Code
+    payload: IntakeStory
+
+
+class IntakeOpinionEvent(Envelope):
+    EVENT_TYPE: ClassVar[str] = "intake.opinion"
+    EVENT_VERSION: ClassVar[int] = 1
+    type: Literal["intake.opinion"] = "intake.opinion"
+    version: Literal[1] = 1
+    county: Code
+    payload: IntakeOpinion
+
+
+EVENT_MODELS: tuple[type[Envelope], ...] = (
+    StorySubmittedEvent,
+    StoryReviewedEvent,
+    StoryPublishedEvent,
+    OpinionFlaggedEvent,
+    MediaStoredEvent,
+    IntakeStoryEvent,
+    IntakeOpinionEvent,
+)
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """The JSON Schema of every event, keyed by ``<type>.v<version>``."""
+    return {
+        f"{model.EVENT_TYPE}.v{model.EVENT_VERSION}": model.model_json_schema(mode="serialization")
+        for model in EVENT_MODELS
+    }

@@ -1,0 +1,192 @@
+"""How a service is put together: settings, org tree, MongoDB, the Kafka broker, the
+outbox relay and optionally object storage, started and stopped by one FastAPI lifespan.
+
+Each service's ``app.py`` calls :func:`build_service`, registers its routes and (when
+``CITYDESK_RUN_CONSUMERS`` is true) its Kafka handlers, and hands the app to uvicorn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+from minio import Minio
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared import topics as tp
+from shared.events import Envelope
+from shared.kafka import declare_publisher, ensure_topics, make_broker
+from shared.mongo import OutboxRelay, add_to_outbox, ensure_base_indexes, make_client
+from shared.observability import (
+    CONSUMER_LAG,
+    configure_logging,
+    install_http_observability,
+)
+from shared.orgtree import OrgTree, load_org
+from shared.settings import Settings, load_settings
+from shared.storage import check_s3, make_minio
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[["ServiceRuntime"], Awaitable[None]]
+
+
+@dataclass
+class ServiceRuntime:
+    """Everything a service's handlers and routes need, built once per process."""
+
+    settings: Settings
+    org: OrgTree
+    mongo: AsyncMongoClient[dict[str, Any]]
+    db: AsyncDatabase[dict[str, Any]]
+    broker: KafkaBroker
+    relay: OutboxRelay
+    minio: Minio | None = None
+    on_startup: list[Hook] = field(default_factory=list)
+    on_shutdown: list[Hook] = field(default_factory=list)
+    background: list[Callable[[ServiceRuntime], Awaitable[None]]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.settings.service_name
+
+    async def emit(self, topic: tp.Topic, event: Envelope, session: Any = None) -> None:
+        """Write ``event`` to the outbox in the caller's transaction (``session``)."""
+        await add_to_outbox(self.db, topic, event, session=session)
+
+    def outbox_written(self) -> None:
+        """Call after the transaction commits: the relay publishes at once."""
+        self.relay.notify()
+
+
+async def _publish_raw(
+    broker: KafkaBroker, topic: str, key: bytes, value: bytes, headers: dict[str, str]
+) -> None:
+    await broker.publish(value, topic, key=key, headers=headers)
+
+
+async def _measure_lag(runtime: ServiceRuntime) -> None:
+    """Consumer lag per group and topic, from each consumer's high watermark (Tansu's
+    ListOffsets is unreliable, so ``end_offsets`` is not used)."""
+    while True:
+        await asyncio.sleep(5)
+        for sub in runtime.broker.subscribers:
+            consumer = getattr(sub, "consumer", None)
+            group = getattr(consumer, "_group_id", None) if consumer else None
+            if consumer is None or group is None:
+                continue
+            totals: dict[str, int] = {}
+            for partition in consumer.assignment():
+                high = consumer.highwater(partition)
+                if high is None:
+                    continue
+                try:
+                    position = await consumer.position(partition)
+                except Exception:
+                    continue
+                totals[partition.topic] = totals.get(partition.topic, 0) + max(0, high - position)
+            for topic_name, lag in totals.items():
+                CONSUMER_LAG.labels(runtime.name, group, topic_name).set(lag)
+
+
+def build_service(
+    name: str,
+    *,
+    title: str,
+    description: str,
+    publishes: tuple[tp.Topic, ...] = (),
+    uses_s3: bool = False,
+    settings: Settings | None = None,
+) -> tuple[FastAPI, ServiceRuntime]:
+    settings = settings or load_settings(name)
+    org = load_org(settings.org_file)
+    mongo = make_client(settings)
+    db = mongo[settings.database_name]
+    broker = make_broker(settings)
+    for topic in publishes:
+        declare_publisher(broker, topic)
+    relay = OutboxRelay(
+        db,
+        lambda topic, key, value, headers: _publish_raw(broker, topic, key, value, headers),
+        service=name,
+        poll_seconds=settings.outbox_poll_seconds,
+    )
+    runtime = ServiceRuntime(
+        settings=settings,
+        org=org,
+        mongo=mongo,
+        db=db,
+        broker=broker,
+        relay=relay,
+        minio=make_minio(settings) if uses_s3 else None,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(name, settings.log_level)
+        await ensure_topics(settings)
+        await ensure_base_indexes(db)
+        for hook in runtime.on_startup:
+            await hook(runtime)
+        await broker.start()
+        relay.start()
+        tasks = [asyncio.create_task(_measure_lag(runtime))]
+        tasks += [asyncio.create_task(job(runtime)) for job in runtime.background]
+        log.info("%s started", name)
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await relay.stop()
+            await broker.stop()
+            for hook in runtime.on_shutdown:
+                await hook(runtime)
+            await mongo.close()
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.org = org
+    app.state.runtime = runtime
+
+    async def check_mongo() -> None:
+        await db.command("ping")
+
+    async def check_kafka() -> None:
+        if not await broker.ping(timeout=2.0):
+            raise RuntimeError("broker does not answer")
+
+    checks: dict[str, Callable[[], Awaitable[None]]] = {"mongodb": check_mongo, "kafka": check_kafka}
+    if runtime.minio is not None:
+        client = runtime.minio
+        checks["s3"] = lambda: check_s3(client)
+    install_http_observability(app, service=name, checks=checks)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
+            for err in exc.errors()
+        ]
+        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
+        return JSONResponse({"detail": f"invalid request: {summary}", "errors": problems}, 422)
+
+    @app.get("/asyncapi.json", include_in_schema=False)
+    async def asyncapi() -> JSONResponse:
+        spec = AsyncAPI(broker, title=f"CityDesk {name}", version="1.0.0", description=description)
+        return JSONResponse(spec.to_specification().to_jsonable())
+
+    return app, runtime

@@ -1,0 +1,78 @@
+"""Every topic on the bus, the contract it carries and the key that orders it.
+
+A story's events are keyed by story id, an opinion alert's by its incident id, county
+intake by county (so one county's feed is read in order). Each topic has a ``.dlq``
+sibling for events that could not be applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from shared import events as ev
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    model: type[ev.Envelope]
+    key_of: Callable[[ev.Envelope], str]
+    description: str
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.name}.dlq"
+
+    def key(self, event: ev.Envelope) -> bytes:
+        return self.key_of(event).encode()
+
+
+def _story_key(event: ev.Envelope) -> str:
+    return str(event.payload.story_id)
+
+
+def _opinion_key(event: ev.Envelope) -> str:
+    payload: ev.OpinionFlagged = event.payload
+    return payload.incident_id or payload.story_id or str(event.event_id)
+
+
+STORY_SUBMITTED = Topic(
+    "story.submitted", ev.StorySubmittedEvent, _story_key,
+    "Every submitted version of a story, with its quality flags.",
+)  # fmt: skip
+STORY_REVIEWED = Topic(
+    "story.reviewed", ev.StoryReviewedEvent, _story_key,
+    "Every review decision at every level.",
+)  # fmt: skip
+STORY_PUBLISHED = Topic(
+    "story.published", ev.StoryPublishedEvent, _story_key,
+    "Publication on a bureau channel, adoption by an outside outlet, or withdrawal.",
+)  # fmt: skip
+OPINION_FLAGGED = Topic(
+    "opinion.flagged", ev.OpinionFlaggedEvent, _opinion_key,
+    "Story screening results, opinion alerts and their escalations.",
+)  # fmt: skip
+MEDIA_STORED = Topic(
+    "media.stored", ev.MediaStoredEvent, lambda e: str(e.payload.media_id),
+    "A photo or video whose object and metadata are both stored.",
+)  # fmt: skip
+INTAKE_STORIES = Topic(
+    "intake.stories", ev.IntakeStoryEvent, lambda e: str(e.county),
+    "Stories published by county systems.",
+)  # fmt: skip
+INTAKE_OPINIONS = Topic(
+    "intake.opinions", ev.IntakeOpinionEvent, lambda e: str(e.county),
+    "Public-opinion items from county feeds.",
+)  # fmt: skip
+
+ALL: tuple[Topic, ...] = (
+    STORY_SUBMITTED,
+    STORY_REVIEWED,
+    STORY_PUBLISHED,
+    OPINION_FLAGGED,
+    MEDIA_STORED,
+    INTAKE_STORIES,
+    INTAKE_OPINIONS,
+)
+BY_NAME: dict[str, Topic] = {topic.name: topic for topic in ALL}

@@ -1,0 +1,139 @@
+"""Helpers for tests over the real stack: running a service in-process, tokens, reading
+and writing topics, waiting for an effect."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any, TypeVar
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+from fastapi import FastAPI
+
+from shared.auth import Role, mint_token
+from shared.runtime import ServiceRuntime
+from shared.settings import Settings, load_settings
+
+T = TypeVar("T")
+
+
+def settings_for(service: str, **overrides: Any) -> Settings:
+    """Settings for ``service`` from the environment the ``stack`` fixture set."""
+    return load_settings(service).model_copy(update=overrides)
+
+
+def token_for(unit: str, *roles: Role | str, sub: str | None = None) -> str:
+    return mint_token(
+        load_settings("tests"), sub=sub or f"user-{unit}", unit=unit, roles=list(roles)
+    )
+
+
+def auth(unit: str, *roles: Role | str, sub: str | None = None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token_for(unit, *roles, sub=sub)}"}
+
+
+@dataclass
+class RunningService:
+    app: FastAPI
+    runtime: ServiceRuntime
+    client: httpx.AsyncClient
+
+
+@contextlib.asynccontextmanager
+async def run_service(service: str, **overrides: Any) -> AsyncIterator[RunningService]:
+    """Start ``services.<service>.app.create_app`` in this process with its lifespan
+    (broker, consumers, outbox relay) and an HTTP client bound to it."""
+    module = import_module(f"services.{service}.app")
+    app: FastAPI = module.create_app(settings_for(service, **overrides))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=f"http://{service}") as client:
+            yield RunningService(app=app, runtime=app.state.runtime, client=client)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T | None]] | Callable[[], T | None],
+    *,
+    timeout: float = 20.0,
+    interval: float = 0.1,
+    what: str = "condition",
+) -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result  # type: ignore[return-value]
+        last = result
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+async def produce(
+    topic: str,
+    value: bytes,
+    *,
+    key: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    settings: Settings | None = None,
+) -> None:
+    settings = settings or load_settings("tests")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topic,
+            value,
+            key=key,
+            headers=[(k, v.encode()) for k, v in (headers or {}).items()],
+        )
+    finally:
+        await producer.stop()
+
+
+async def read_topic(
+    topic: str,
+    *,
+    until: Callable[[list[ConsumerRecord[bytes, bytes]]], bool],
+    timeout: float = 20.0,
+    settings: Settings | None = None,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read ``topic`` from the beginning (a fresh group) until ``until(records)``."""
+    settings = settings or load_settings("tests")
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"test-reader-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=300)
+            for part in batch.values():
+                records.extend(part)
+            if until(records):
+                return records
+        raise AssertionError(f"timed out reading {topic}: {len(records)} records seen")
+    finally:
+        await consumer.stop()
+
+
+def header(record: ConsumerRecord[bytes, bytes], name: str) -> str | None:
+    for key, value in record.headers or ():
+        if key == name:
+            return value.decode()
+    return None

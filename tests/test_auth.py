@@ -1,0 +1,109 @@
+"""Tokens, roles and unit scope."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi import FastAPI, HTTPException
+from fastapi.testclient import TestClient
+
+from shared.auth import (
+    AuthError,
+    CurrentPrincipal,
+    Role,
+    mint_token,
+    require_role,
+    require_scope,
+    verify_token,
+)
+from shared.orgtree import example_city
+from shared.settings import Settings
+
+SETTINGS = Settings(environment="test")
+ORG = example_city()
+
+
+def scoped_app(settings: Settings = SETTINGS) -> FastAPI:
+    app = FastAPI()
+    app.state.settings = settings
+    app.state.org = ORG
+
+    @app.post("/units/{unit}/stories")
+    def submit(unit: str, principal: CurrentPrincipal) -> dict[str, str]:
+        require_role(principal, Role.CORRESPONDENT, Role.REVIEWER_COUNTY)
+        require_scope(principal, ORG, unit)
+        return {"unit": unit, "by": principal.sub}
+
+    return app
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_county_token_acts_on_its_own_schools_but_not_another_countys() -> None:
+    client = TestClient(scoped_app())
+    token = mint_token(SETTINGS, sub="dh-reviewer", unit="dh", roles=[Role.REVIEWER_COUNTY])
+    assert client.post("/units/dh-syxx/stories", headers=bearer(token)).status_code == 200
+    refused = client.post("/units/xs-syxx/stories", headers=bearer(token))
+    assert refused.status_code == 403
+    assert "outside your scope" in refused.json()["detail"]
+
+
+def test_a_school_token_cannot_act_on_its_county_or_a_sibling_school() -> None:
+    token = mint_token(SETTINGS, sub="c1", unit="dh-syxx", roles=[Role.CORRESPONDENT])
+    client = TestClient(scoped_app())
+    assert client.post("/units/dh-syxx/stories", headers=bearer(token)).status_code == 200
+    assert client.post("/units/dh/stories", headers=bearer(token)).status_code == 403
+    assert client.post("/units/dh-dyxx/stories", headers=bearer(token)).status_code == 403
+
+
+def test_the_city_reaches_every_unit_including_directly_run_schools() -> None:
+    assert ORG.contains("jc", "jc-yz") and ORG.contains("jc", "qs-syxx")
+    assert not ORG.contains("dh", "jc-yz")
+
+
+def test_missing_wrong_or_expired_tokens_get_401_and_missing_roles_403() -> None:
+    client = TestClient(scoped_app())
+    assert client.post("/units/dh-syxx/stories").status_code == 401
+    assert client.post("/units/dh-syxx/stories", headers=bearer("nonsense")).status_code == 401
+    forged = mint_token(
+        Settings(jwt_hs256_secret="another-secret-that-is-long-enough!!"),  # type: ignore[arg-type]
+        sub="x", unit="jc", roles=[Role.ADMIN],
+    )  # fmt: skip
+    assert client.post("/units/dh-syxx/stories", headers=bearer(forged)).status_code == 401
+    expired = mint_token(SETTINGS, sub="x", unit="dh", roles=[Role.CORRESPONDENT], ttl_seconds=-5)
+    assert client.post("/units/dh-syxx/stories", headers=bearer(expired)).status_code == 401
+    officer = mint_token(SETTINGS, sub="x", unit="dh", roles=[Role.OPINION_OFFICER])
+    assert client.post("/units/dh-syxx/stories", headers=bearer(officer)).status_code == 403
+
+
+def test_production_accepts_rs256_with_a_configured_key_and_refuses_local_hs256() -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    production = Settings(environment="production", jwt_public_key=public)
+    now = int(time.time())
+    claims = {
+        "sub": "city-officer", "unit": "jc", "roles": ["opinion_officer"],
+        "iss": production.jwt_issuer, "aud": production.jwt_audience, "exp": now + 60,
+    }  # fmt: skip
+    token = jwt.encode(claims, key, algorithm="RS256")
+    principal = verify_token(token, production)
+    assert principal.unit == "jc" and principal.has(Role.OPINION_OFFICER)
+    local = mint_token(SETTINGS, sub="x", unit="jc", roles=[Role.ADMIN])
+    with pytest.raises(AuthError, match="only in local"):
+        verify_token(local, production)
+
+
+def test_require_scope_says_404_for_unknown_units() -> None:
+    token = mint_token(SETTINGS, sub="c", unit="jc", roles=[Role.ADMIN])
+    principal = verify_token(token, SETTINGS)
+    with pytest.raises(HTTPException) as error:
+        require_scope(principal, ORG, "nowhere")
+    assert error.value.status_code == 404
