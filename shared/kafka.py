@@ -284,7 +284,9 @@ def consumer(
         on_message.__doc__ = handler.__doc__
         broker.subscriber(
             topic.name,
-            group_id=group,
+            # one group per (service, topic): Tansu holds every JoinGroup for ~5 s, so
+            # groups with one member each join side by side instead of rebalancing in turn
+            group_id=f"{group}.{topic.name}",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
             title=f"{group}:{topic.name}:{name}",
@@ -293,6 +295,16 @@ def consumer(
         return handler
 
     return register
+
+
+async def start_broker(broker: KafkaBroker) -> None:
+    """Connect, then start every subscriber concurrently (FastStream starts them one by
+    one, and each group join takes seconds on Tansu)."""
+    await broker.connect()
+    await asyncio.gather(*(sub.start() for sub in broker.subscribers))
+    for pub in broker.publishers:
+        await pub.start()
+    broker.running = True
 
 
 def declare_publisher(broker: KafkaBroker, topic: tp.Topic) -> None:

@@ -25,7 +25,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import topics as tp
 from shared.events import Envelope
-from shared.kafka import declare_publisher, ensure_topics, make_broker
+from shared.kafka import declare_publisher, ensure_topics, make_broker, start_broker
 from shared.mongo import OutboxRelay, add_to_outbox, ensure_base_indexes, make_client
 from shared.observability import (
     CONSUMER_LAG,
@@ -138,7 +138,7 @@ def build_service(
         await ensure_base_indexes(db)
         for hook in runtime.on_startup:
             await hook(runtime)
-        await broker.start()
+        await start_broker(broker)
         relay.start()
         tasks = [asyncio.create_task(_measure_lag(runtime))]
         tasks += [asyncio.create_task(job(runtime)) for job in runtime.background]
