@@ -114,9 +114,7 @@ def token(
 
 @contracts_app.command("export")
 def contracts_export(
-    out: Annotated[Path, typer.Option(help="Folder for the schema files")] = Path(
-        "docs/contracts"
-    ),
+    out: Annotated[Path, typer.Option(help="Folder for the schema files")] = Path("docs/contracts"),
 ) -> None:
     """Write one JSON Schema per event (for county integrators and the broker's schema
     registry, one ``<topic>.json`` each) and the AsyncAPI document of every service."""
@@ -130,7 +128,9 @@ def contracts_export(
     registry.mkdir(exist_ok=True)
     for topic in tp.ALL:
         schema = topic.model.model_json_schema(mode="serialization")
-        (registry / f"{topic.name}.json").write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n")
+        (registry / f"{topic.name}.json").write_text(
+            json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+        )
     asyncapi = asyncapi_document()
     (out / "asyncapi.json").write_text(json.dumps(asyncapi, indent=2, ensure_ascii=False) + "\n")
     typer.echo(f"wrote {len(json_schemas())} event schemas and asyncapi.json to {out}")
@@ -145,7 +145,9 @@ def asyncapi_document() -> dict:  # type: ignore[type-arg]
 
     broker = KafkaBroker("kafka:9092")
     for topic in tp.ALL:
-        broker.publisher(topic.name, schema=topic.model, title=topic.name, description=topic.description)
+        broker.publisher(
+            topic.name, schema=topic.model, title=topic.name, description=topic.description
+        )
     spec = AsyncAPI(
         broker,
         title="CityDesk event bus",

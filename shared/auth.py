@@ -147,7 +147,9 @@ def current_principal(
         ) from exc
     org: OrgTree = request.app.state.org
     if org.get(principal.unit) is None:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"token names unknown unit {principal.unit!r}")
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"token names unknown unit {principal.unit!r}"
+        )
     return principal
 
 

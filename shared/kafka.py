@@ -56,11 +56,15 @@ def _security(settings: Settings) -> BaseSecurity | None:
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
         return None
-    context = ssl.create_default_context(cafile=settings.kafka_ca_file) if "SSL" in protocol else None
+    context = (
+        ssl.create_default_context(cafile=settings.kafka_ca_file) if "SSL" in protocol else None
+    )
     if protocol == "SSL":
         return BaseSecurity(ssl_context=context, use_ssl=True)
     username = settings.kafka_sasl_username or ""
-    password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+    password = (
+        settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+    )
     use_ssl = protocol == "SASL_SSL"
     mechanism = {
         "PLAIN": SASLPlaintext,
@@ -118,7 +122,9 @@ def _admin_security(settings: Settings) -> dict[str, Any]:
         options["sasl_mechanism"] = settings.kafka_sasl_mechanism
         options["sasl_plain_username"] = settings.kafka_sasl_username
         options["sasl_plain_password"] = (
-            settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None
+            settings.kafka_sasl_password.get_secret_value()
+            if settings.kafka_sasl_password
+            else None
         )
     return options
 

@@ -191,7 +191,9 @@ class OutboxRelay:
                     "event-version": str(row["version"]),
                     "correlation-id": row["correlation_id"],
                 }
-                await self.publish(row["topic"], row["key"].encode(), row["value"].encode(), headers)
+                await self.publish(
+                    row["topic"], row["key"].encode(), row["value"].encode(), headers
+                )
                 EVENTS_PUBLISHED.labels(self.service, row["topic"]).inc()
                 sent.append(row["_id"])
         finally:

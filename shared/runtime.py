@@ -169,7 +169,10 @@ def build_service(
         if not await broker.ping(timeout=2.0):
             raise RuntimeError("broker does not answer")
 
-    checks: dict[str, Callable[[], Awaitable[None]]] = {"mongodb": check_mongo, "kafka": check_kafka}
+    checks: dict[str, Callable[[], Awaitable[None]]] = {
+        "mongodb": check_mongo,
+        "kafka": check_kafka,
+    }
     if runtime.minio is not None:
         client = runtime.minio
         checks["s3"] = lambda: check_s3(client)

@@ -84,9 +84,11 @@ def test_missing_wrong_or_expired_tokens_get_401_and_missing_roles_403() -> None
 
 def test_production_accepts_rs256_with_a_configured_key_and_refuses_local_hs256() -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     production = Settings(environment="production", jwt_public_key=public)
     now = int(time.time())
     claims = {

@@ -86,9 +86,7 @@ async def test_a_consumer_group_applies_each_event_once_and_commits_after_the_ef
         lambda: db.media.count_documents({"_id": {"$regex": f"^{prefix}"}}),
         what="ten effects",
     )
-    await eventually(
-        lambda: _count_is(db, prefix, 10), what="all ten applied"
-    )
+    await eventually(lambda: _count_is(db, prefix, 10), what="all ten applied")
     await broker.stop()
 
     # a second consumer in the same group starts from the committed offsets: nothing twice
@@ -119,7 +117,10 @@ async def test_an_invalid_event_lands_in_the_dlq_with_its_reason_and_is_counted(
 
     before = metric(
         "citydesk_dlq_messages_total",
-        service="bustest", topic="media.stored", reason="invalid", county="xs",
+        service="bustest",
+        topic="media.stored",
+        reason="invalid",
+        county="xs",
     )
     marker = uuid.uuid4().hex
     bad = json.dumps({"type": "media.stored", "county": "xs", "marker": marker}).encode()
@@ -131,16 +132,17 @@ async def test_an_invalid_event_lands_in_the_dlq_with_its_reason_and_is_counted(
     await eventually(lambda: good.payload.media_id in seen, what="the next good event")
     await broker.stop()
 
-    records = await read_topic(
-        "media.stored.dlq", until=lambda rs: any(r.value == bad for r in rs)
-    )
+    records = await read_topic("media.stored.dlq", until=lambda rs: any(r.value == bad for r in rs))
     dead = next(r for r in records if r.value == bad)
     assert "payload: Field required" in (header(dead, "dlq-reason") or "")
     assert header(dead, "dlq-source-topic") == "media.stored"
     assert header(dead, "dlq-reason-kind") == "invalid"
     after = metric(
         "citydesk_dlq_messages_total",
-        service="bustest", topic="media.stored", reason="invalid", county="xs",
+        service="bustest",
+        topic="media.stored",
+        reason="invalid",
+        county="xs",
     )
     assert after >= before + 1
 
@@ -167,7 +169,9 @@ async def test_the_outbox_publishes_each_event_exactly_once_across_a_relay_crash
     class Crash(Exception):
         pass
 
-    async def crashing_publish(topic: str, key: bytes, value: bytes, headers: dict[str, str]) -> None:
+    async def crashing_publish(
+        topic: str, key: bytes, value: bytes, headers: dict[str, str]
+    ) -> None:
         nonlocal published
         await producer.send_and_wait(topic, value, key=key)
         published += 1
@@ -275,7 +279,9 @@ async def test_messages_and_committed_offsets_survive_a_broker_restart(
         values: list[bytes] = []
         try:
             for _ in range(40):
-                batch = await reader.getmany(partition, timeout_ms=500, max_records=limit - len(values))
+                batch = await reader.getmany(
+                    partition, timeout_ms=500, max_records=limit - len(values)
+                )
                 values += [r.value for r in batch.get(partition, [])]
                 if len(values) >= limit:
                     break
