@@ -295,3 +295,46 @@ async def test_messages_and_committed_offsets_survive_a_broker_restart(
     durable_stack.restart("kafka", sig=signal.SIGKILL)
     assert await read("durable", 6) == [f"m{i}".encode() for i in range(4, 10)]
     assert await read("fresh-reader", 10) == [f"m{i}".encode() for i in range(10)]
+
+
+async def test_a_dead_lettered_event_is_applied_after_replay_once_the_cause_is_fixed() -> None:
+    from citydesk.dlq import replay_dlq
+
+    settings = settings_for("replaytest", kafka_handler_retries=1, kafka_retry_backoff_seconds=0)
+    await ensure_topics(settings)
+    broker = make_broker(settings)
+    marker = uuid.uuid4().hex
+    applied: list[str] = []
+    cause = {"fixed": False}
+
+    @consumer(broker, tp.STORY_REVIEWED, group=f"replay-{marker[:6]}", settings=settings)
+    async def record_review(event: ev.StoryReviewedEvent) -> None:
+        if event.payload.story_id != marker:
+            return
+        if not cause["fixed"]:
+            raise RuntimeError("the review projection is unavailable")
+        applied.append(event.payload.story_id)
+
+    event = ev.StoryReviewedEvent.build(
+        ev.StoryReviewed(
+            story_id=marker, version=1, case_id="c", unit_path=ev.UnitPath(city="jc", unit="jc"),
+            level=ev.ReviewLevel.CITY, decision=ev.Decision.APPROVED, final=True,
+            reviewer="r", reviewer_unit="jc", decided_at=ev.utcnow(),
+        ),
+        producer="tests",
+    )  # fmt: skip
+    await broker.start()
+    await publish(broker, tp.STORY_REVIEWED, event, service="tests")
+    records = await read_topic(
+        "story.reviewed.dlq", until=lambda rs: any(marker.encode() in r.value for r in rs)
+    )
+    dead = next(r for r in records if marker.encode() in r.value)
+    assert "failed 2 times" in (header(dead, "dlq-reason") or "")
+    assert applied == []
+
+    cause["fixed"] = True
+    moved = await replay_dlq(settings, "story.reviewed")
+    assert moved >= 1
+    await eventually(lambda: applied == [marker], what="the replayed event applied")
+    assert await replay_dlq(settings, "story.reviewed") == 0  # nothing moves twice
+    await broker.stop()
