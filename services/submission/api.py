@@ -1,0 +1,170 @@
+"""HTTP routes for correspondents (drafts, submission, their unit's stories) and for
+admins (categories and rules)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, status
+
+from services.submission import config, service
+from services.submission.models import (
+    CategoryList,
+    DraftCreate,
+    DraftUpdate,
+    Rules,
+    StoryContent,
+    StoryPage,
+    StoryRead,
+    StoryStatus,
+    StorySummary,
+    VersionRead,
+)
+from shared.auth import CurrentPrincipal, Role, require_role, require_scope
+from shared.observability import correlation_id
+from shared.runtime import ServiceRuntime
+
+router = APIRouter()
+
+
+def _runtime(request: Request) -> ServiceRuntime:
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
+
+
+def _summary(doc: dict[str, Any]) -> dict[str, Any]:
+    draft = doc["draft"]
+    return {
+        "id": doc["_id"],
+        **{key: doc.get(key) for key in StorySummary.model_fields if key in doc and key != "id"},
+        "title": draft["title"],
+        "category": draft["category"],
+        "campaign": draft.get("campaign"),
+        "major": draft.get("major", False),
+        "event_date": draft["event_date"],
+    }
+
+
+def _story(doc: dict[str, Any], versions: list[dict[str, Any]]) -> StoryRead:
+    return StoryRead(
+        **_summary(doc),
+        draft=StoryContent(**doc["draft"]),
+        versions=[VersionRead(**v) for v in versions],
+        history=doc.get("history", []),
+    )
+
+
+async def _full_story(runtime: ServiceRuntime, doc: dict[str, Any]) -> StoryRead:
+    return _story(doc, await service.get_versions(runtime, story_id=doc["_id"]))
+
+
+@router.post("/stories", status_code=status.HTTP_201_CREATED, response_model=StoryRead,
+             tags=["stories"])  # fmt: skip
+async def create_draft(
+    request: Request, principal: CurrentPrincipal, body: DraftCreate
+) -> StoryRead:
+    """Save a draft for the caller's unit (or a unit below it)."""
+    require_role(principal, Role.CORRESPONDENT)
+    runtime = _runtime(request)
+    require_scope(principal, runtime.org, body.unit or principal.unit)
+    doc = await service.create_draft(runtime, principal=principal, request=body)
+    return _story(doc, [])
+
+
+@router.get("/stories", response_model=StoryPage, tags=["stories"])
+async def list_stories(
+    request: Request,
+    principal: CurrentPrincipal,
+    unit: Annotated[str | None, Query(description="this unit and those below it")] = None,
+    status_: Annotated[StoryStatus | None, Query(alias="status")] = None,
+    category: str | None = None,
+    campaign: str | None = None,
+    submitted_from: Annotated[date | None, Query(description="Asia/Shanghai day")] = None,
+    submitted_to: Annotated[date | None, Query(description="Asia/Shanghai day, inclusive")] = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> StoryPage:
+    """The stories of the caller's unit and the units below it, newest change first."""
+    runtime = _runtime(request)
+    if unit is not None:
+        require_scope(principal, runtime.org, unit)
+    docs, total = await service.list_stories(
+        runtime, principal=principal, unit=unit, status=status_, category=category,
+        campaign=campaign, submitted_from=submitted_from, submitted_to=submitted_to,
+        page=page, page_size=page_size,
+    )  # fmt: skip
+    items = [StorySummary(**_summary(doc)) for doc in docs]
+    return StoryPage(items=items, total=total, page=page, page_size=page_size)
+
+
+@router.get("/stories/{story_id}", response_model=StoryRead, tags=["stories"])
+async def get_story(request: Request, principal: CurrentPrincipal, story_id: str) -> StoryRead:
+    """One story with every submitted version and its review and publication history."""
+    runtime = _runtime(request)
+    doc = await service.get_story(runtime, principal=principal, story_id=story_id)
+    return await _full_story(runtime, doc)
+
+
+@router.get("/stories/{story_id}/versions/{version}", response_model=VersionRead,
+            tags=["stories"])  # fmt: skip
+async def get_version(
+    request: Request, principal: CurrentPrincipal, story_id: str, version: int
+) -> VersionRead:
+    """One submitted version, as it was sent."""
+    runtime = _runtime(request)
+    await service.get_story(runtime, principal=principal, story_id=story_id)
+    for found in await service.get_versions(runtime, story_id=story_id):
+        if found["version"] == version:
+            return VersionRead(**found)
+    raise service.StoryNotFound(f"story {story_id} has no version {version}")
+
+
+@router.patch("/stories/{story_id}", response_model=StoryRead, tags=["stories"])
+async def update_draft(
+    request: Request, principal: CurrentPrincipal, story_id: str, body: DraftUpdate
+) -> StoryRead:
+    """Change a draft, or revise a story returned for revision."""
+    require_role(principal, Role.CORRESPONDENT)
+    runtime = _runtime(request)
+    doc = await service.update_draft(runtime, principal=principal, story_id=story_id, changes=body)
+    return await _full_story(runtime, doc)
+
+
+@router.post("/stories/{story_id}/submit", response_model=StoryRead, tags=["stories"])
+async def submit_story(request: Request, principal: CurrentPrincipal, story_id: str) -> StoryRead:
+    """Submit the working copy as the next version (the first, or a revision)."""
+    require_role(principal, Role.CORRESPONDENT)
+    runtime = _runtime(request)
+    doc = await service.submit_story(
+        runtime, principal=principal, story_id=story_id, correlation_id=correlation_id.get()
+    )
+    return await _full_story(runtime, doc)
+
+
+@router.get("/config/categories", response_model=CategoryList, tags=["config"])
+async def get_categories(request: Request, principal: CurrentPrincipal) -> CategoryList:
+    """The categories a story may be filed under."""
+    return await config.get_categories(db=_runtime(request).db)
+
+
+@router.put("/config/categories", response_model=CategoryList, tags=["config"])
+async def replace_categories(
+    request: Request, principal: CurrentPrincipal, body: CategoryList
+) -> CategoryList:
+    """Replace the category list (admin)."""
+    require_role(principal, Role.ADMIN)
+    return await config.replace_categories(db=_runtime(request).db, categories=body)
+
+
+@router.get("/config/rules", response_model=Rules, tags=["config"])
+async def get_rules(request: Request, principal: CurrentPrincipal) -> Rules:
+    """Length bounds, the late threshold and the copy-detection settings."""
+    return await config.get_rules(db=_runtime(request).db)
+
+
+@router.put("/config/rules", response_model=Rules, tags=["config"])
+async def replace_rules(request: Request, principal: CurrentPrincipal, body: Rules) -> Rules:
+    """Replace the submission rules (admin)."""
+    require_role(principal, Role.ADMIN)
+    return await config.replace_rules(db=_runtime(request).db, rules=body)
