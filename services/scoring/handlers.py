@@ -1,0 +1,34 @@
+"""Kafka subscribers: every scored topic goes through the same ledger write."""
+
+from __future__ import annotations
+
+from services.scoring.ledger import apply_events
+from shared import topics as tp
+from shared.events import Envelope
+from shared.kafka import consumer
+from shared.runtime import ServiceRuntime
+
+SCORED_TOPICS: tuple[tp.Topic, ...] = (
+    tp.STORY_SUBMITTED,
+    tp.STORY_REVIEWED,
+    tp.STORY_PUBLISHED,
+    tp.OPINION_FLAGGED,
+    tp.MEDIA_STORED,
+)
+
+
+def register_handlers(runtime: ServiceRuntime) -> None:
+    """Subscribe the ledger to every scored topic in the service's consumer group."""
+    for topic in SCORED_TOPICS:
+        _subscribe(runtime, topic)
+
+
+def _subscribe(runtime: ServiceRuntime, topic: tp.Topic) -> None:
+    name = "score_" + topic.name.replace(".", "_")
+
+    @consumer(
+        runtime.broker, topic, group=runtime.name, settings=runtime.settings, handler_name=name
+    )
+    async def score_event(event: Envelope) -> None:
+        """Write the event's ledger entries and refresh the projections they touch."""
+        await apply_events(db=runtime.db, org=runtime.org, events=[event])

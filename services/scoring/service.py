@@ -1,0 +1,156 @@
+"""Storage of the scoring service's configuration: rule versions and campaigns, and the
+indexes of every collection."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from services.scoring.models import CampaignCreate, RuleSet, RuleVersion
+from services.scoring.periods import PeriodError, parse_period
+
+Db = AsyncDatabase[dict[str, Any]]
+
+RULE_VERSIONS = "rule_versions"
+LEDGER = "ledger"
+UNIT_MONTHS = "unit_months"
+CAMPAIGNS = "campaigns"
+CAMPAIGN_ITEMS = "campaign_items"
+
+DEFAULT_RULES = Path(__file__).parent / "rules.yaml"
+# the seed version governs every event, however old
+SEED_EFFECTIVE_FROM = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+class ConflictError(Exception):
+    pass
+
+
+async def ensure_indexes(*, db: Db) -> None:
+    """Create the indexes the ledger, projections and campaigns rely on."""
+    await db[LEDGER].create_index(
+        [("source_event_id", ASCENDING), ("kind", ASCENDING)],
+        unique=True,
+        partialFilterExpression={"source_event_id": {"$type": "string"}},
+        name="one_entry_per_event_and_kind",
+    )
+    await db[LEDGER].create_index([("unit", ASCENDING), ("period", ASCENDING)])
+    await db[LEDGER].create_index([("story_id", ASCENDING), ("kind", ASCENDING)])
+    await db[LEDGER].create_index([("kind", ASCENDING), ("year", ASCENDING)])
+    await db[UNIT_MONTHS].create_index([("period", ASCENDING), ("unit", ASCENDING)])
+    await db[CAMPAIGN_ITEMS].create_index(
+        [("campaign", ASCENDING), ("what", ASCENDING), ("unit", ASCENDING)]
+    )
+    await db[RULE_VERSIONS].create_index([("effective_from", DESCENDING)])
+
+
+def load_default_rules(path: Path = DEFAULT_RULES) -> RuleSet:
+    """The rule set shipped with the service."""
+    return RuleSet.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+async def seed_rules(*, db: Db, path: Path = DEFAULT_RULES) -> None:
+    """Store the shipped rules as version 1 when no version exists yet."""
+    if await db[RULE_VERSIONS].find_one({}, projection={"_id": 1}) is not None:
+        return
+    rules = load_default_rules(path)
+    document = {
+        "_id": 1,
+        "version": 1,
+        "effective_from": SEED_EFFECTIVE_FROM,
+        "created_at": datetime.now(UTC),
+        "created_by": "seed",
+        "rules": rules.model_dump(mode="json"),
+    }
+    try:
+        await db[RULE_VERSIONS].insert_one(document)
+    except DuplicateKeyError:
+        return  # another replica seeded it first
+
+
+class RuleBook:
+    """Every rule version, ordered by when it takes effect."""
+
+    def __init__(self, versions: list[RuleVersion]) -> None:
+        if not versions:
+            raise LookupError("no scoring rule version is stored")
+        self.versions = sorted(versions, key=lambda v: (v.effective_from, v.version))
+        self._starts = [v.effective_from for v in self.versions]
+
+    def at(self, moment: datetime) -> RuleVersion:
+        """The version in force at ``moment`` (the earliest one for older moments)."""
+        index = bisect_right(self._starts, moment) - 1
+        return self.versions[max(index, 0)]
+
+    @property
+    def current(self) -> RuleVersion:
+        return self.at(datetime.now(UTC))
+
+
+async def rule_book(*, db: Db) -> RuleBook:
+    """Load every stored rule version."""
+    documents = await db[RULE_VERSIONS].find({}, projection={"_id": 0}).to_list()
+    return RuleBook([RuleVersion.model_validate(d) for d in documents])
+
+
+async def list_rule_versions(*, db: Db) -> list[RuleVersion]:
+    """All versions, newest first."""
+    documents = (
+        await db[RULE_VERSIONS].find({}, projection={"_id": 0}).sort("version", -1).to_list()
+    )
+    return [RuleVersion.model_validate(d) for d in documents]
+
+
+async def add_rule_version(
+    *, db: Db, rules: RuleSet, effective_from: datetime | None, created_by: str
+) -> RuleVersion:
+    """Store ``rules`` as the next version, in force from ``effective_from`` (default now)."""
+    now = datetime.now(UTC)
+    starts = (effective_from or now).astimezone(UTC)
+    latest = await db[RULE_VERSIONS].find_one({}, sort=[("version", -1)], projection={"version": 1})
+    number = (latest["version"] if latest else 0) + 1
+    version = RuleVersion(
+        version=number, effective_from=starts, created_at=now, created_by=created_by, rules=rules
+    )
+    try:
+        await db[RULE_VERSIONS].insert_one(
+            {
+                "_id": number,
+                **version.model_dump(mode="python", exclude={"rules"}),
+                "rules": rules.model_dump(mode="json"),
+            }
+        )
+    except DuplicateKeyError as exc:
+        raise ConflictError("another rule version was stored at the same moment; retry") from exc
+    return version
+
+
+async def create_campaign(*, db: Db, campaign: CampaignCreate, created_by: str) -> dict[str, Any]:
+    """Store a new campaign; its code must be new."""
+    try:
+        parse_period(campaign.period)
+    except PeriodError as exc:
+        raise ValueError(str(exc)) from exc
+    document = {
+        "_id": campaign.code,
+        **campaign.model_dump(mode="python"),
+        "created_at": datetime.now(UTC),
+        "created_by": created_by,
+    }
+    try:
+        await db[CAMPAIGNS].insert_one(document)
+    except DuplicateKeyError as exc:
+        raise ConflictError(f"campaign {campaign.code!r} exists already") from exc
+    return document
+
+
+async def get_campaign(*, db: Db, code: str) -> dict[str, Any] | None:
+    """One campaign by its code."""
+    return await db[CAMPAIGNS].find_one({"_id": code})

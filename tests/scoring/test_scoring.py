@@ -1,0 +1,617 @@
+"""The scoring service over the real stack: points per rule, rule versions, quotas,
+flags, periods in Shanghai time, rankings, bulletins, campaigns, idempotency and the
+rebuild. Each test works in its own months of 2023-2025, which no other test uses."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from openpyxl import load_workbook
+from prometheus_client import REGISTRY
+
+from services.scoring import rankings
+from services.scoring.ledger import apply_events
+from services.scoring.periods import parse_period
+from services.scoring.rebuild import rebuild
+from services.scoring.service import CAMPAIGN_ITEMS, LEDGER, load_default_rules
+from shared import events as ev
+from shared import topics as tp
+from shared.orgtree import example_city
+from tests.support import RunningService, auth, eventually, run_service, settings_for
+
+pytestmark = pytest.mark.usefixtures("stack_env")
+
+ORG = example_city()
+ADMIN = auth("jc", "admin")
+READER = auth("jc", "reviewer_city")
+DATABASE = f"scoring_test_{uuid.uuid4().hex[:8]}"
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def story_id() -> str:
+    return f"s-{uuid.uuid4().hex[:10]}"
+
+
+def _envelope(model: type[ev.Envelope], payload: Any, unit: str, when: datetime) -> Any:
+    event = model.build(payload, producer="tests", county=ORG.unit(unit).county, unit=unit)
+    return event.model_copy(update={"occurred_at": when})
+
+
+def submitted(unit: str, when: str, story: str | None = None, campaign: str | None = None) -> Any:
+    moment = at(when)
+    payload = ev.StorySubmitted(
+        story_id=story or story_id(), version=1, unit_path=ORG.path(unit), title="校园新闻",
+        body="正文", category="工作动态", campaign=campaign, event_date=moment.date(),
+        submitted_at=moment, author="correspondent",
+    )  # fmt: skip
+    return _envelope(ev.StorySubmittedEvent, payload, unit, moment)
+
+
+def reviewed(unit: str, story: str, when: str, decision: ev.Decision, final: bool = True) -> Any:
+    moment = at(when)
+    payload = ev.StoryReviewed(
+        story_id=story, version=1, case_id=f"case-{story}", unit_path=ORG.path(unit),
+        level=ev.ReviewLevel.CITY, decision=decision, final=final, reviewer="reviewer",
+        reviewer_unit="jc", decided_at=moment,
+    )  # fmt: skip
+    return _envelope(ev.StoryReviewedEvent, payload, unit, moment)
+
+
+def published(
+    unit: str,
+    story: str,
+    when: str,
+    *,
+    kind: ev.PublicationKind = ev.PublicationKind.ADOPTION,
+    level: ev.OutletLevel = ev.OutletLevel.BUREAU,
+    placement: ev.Placement = ev.Placement.NORMAL,
+    outlet: str | None = None,
+    channel: str | None = None,
+    leader: bool = False,
+    photos: int = 0,
+    videos: int = 0,
+    campaign: str | None = None,
+) -> Any:
+    moment = at(when)
+    payload = ev.StoryPublished(
+        story_id=story, version=1, unit_path=ORG.path(unit), kind=kind, channel=channel,
+        outlet=outlet, outlet_level=level, placement=placement, leader_instruction=leader,
+        published_at=moment, campaign=campaign, photo_count=photos, video_count=videos,
+    )  # fmt: skip
+    return _envelope(ev.StoryPublishedEvent, payload, unit, moment)
+
+
+def channel(unit: str, story: str, when: str, name: str, **extra: Any) -> Any:
+    return published(unit, story, when, kind=ev.PublicationKind.CHANNEL, channel=name, **extra)
+
+
+def adoption(
+    unit: str,
+    story: str,
+    when: str,
+    level: ev.OutletLevel,
+    placement: str,
+    outlet: str,
+    **extra: Any,
+) -> Any:
+    return published(
+        unit, story, when, level=level, placement=ev.Placement(placement), outlet=outlet, **extra
+    )
+
+
+def flagged(
+    school: str, when: str, incident: str, severity: ev.Severity, *, serious: bool = False,
+    kind: ev.FlagKind = ev.FlagKind.ALERT, topic: str = "食品安全",
+) -> Any:  # fmt: skip
+    moment = at(when)
+    payload = ev.OpinionFlagged(
+        kind=kind, incident_id=incident, alert_id=f"alert-{incident}",
+        county=ORG.unit(school).county, school=school, severity=severity, serious=serious,
+        score=0.9, topic=topic, flagged_at=moment,
+    )  # fmt: skip
+    return _envelope(ev.OpinionFlaggedEvent, payload, school, moment)
+
+
+def photo(unit: str, when: str, campaign: str) -> Any:
+    moment = at(when)
+    payload = ev.MediaStored(
+        media_id=f"m-{uuid.uuid4().hex[:10]}", unit_path=ORG.path(unit), kind=ev.MediaKind.PHOTO,
+        content_type="image/jpeg", size=1000, sha256=uuid.uuid4().hex * 2, campaign=campaign,
+        uploader="correspondent", stored_at=moment,
+    )  # fmt: skip
+    return _envelope(ev.MediaStoredEvent, payload, unit, moment)
+
+
+def handled(topic: str) -> float:
+    labels = {
+        "service": "scoring", "topic": topic, "handler": "score_" + topic.replace(".", "_"),
+        "outcome": "applied",
+    }  # fmt: skip
+    return REGISTRY.get_sample_value("citydesk_events_handled_total", labels) or 0.0
+
+
+class Bus:
+    def __init__(self, producer: AIOKafkaProducer, svc: RunningService) -> None:
+        self.producer = producer
+        self.svc = svc
+
+    async def send(self, *events: Any, wait: bool = True) -> None:
+        """Publish real contract events in order and wait until the ledger has them."""
+        for event in events:
+            topic = tp.BY_NAME[event.type]
+            await self.producer.send_and_wait(
+                topic.name, event.model_dump_json().encode(), key=topic.key(event)
+            )
+        if wait:
+            await self.applied(*events)
+
+    async def redeliver(self, *events: Any) -> None:
+        """Publish events again and wait until the consumers have read every copy."""
+        topics = Counter(e.type for e in events)
+        before = {topic: handled(topic) for topic in topics}
+        await self.send(*events, wait=False)
+        for topic, count in topics.items():
+            await eventually(
+                lambda topic=topic, count=count: handled(topic) >= before[topic] + count,
+                what=f"{topic} redelivered",
+            )
+
+    async def applied(self, *events: Any) -> None:
+        db = self.svc.runtime.db
+        ids = [str(e.event_id) for e in events]
+
+        async def all_there() -> bool:
+            found = set(
+                await db[LEDGER].distinct("source_event_id", {"source_event_id": {"$in": ids}})
+            )
+            found |= set(
+                await db[CAMPAIGN_ITEMS].distinct(
+                    "source_event_id", {"source_event_id": {"$in": ids}}
+                )
+            )
+            return found >= set(ids)
+
+        await eventually(all_there, timeout=30, what="events applied")
+
+    async def get(self, path: str, headers: dict[str, str] = READER, **params: Any) -> Any:
+        response = await self.svc.client.get(path, params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+@pytest.fixture(scope="module")
+async def bus() -> AsyncIterator[Bus]:
+    async with run_service("scoring", mongo_database=DATABASE) as svc:
+        settings = svc.runtime.settings
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            yield Bus(producer, svc)
+        finally:
+            await producer.stop()
+            await svc.runtime.mongo.drop_database(f"{DATABASE}_rebuilt")
+            await svc.runtime.mongo.drop_database(DATABASE)
+
+
+def row_of(ranking: dict[str, Any], unit: str) -> dict[str, Any]:
+    return next(r for r in ranking["rows"] if r["unit"] == unit)
+
+
+async def test_each_rule_awards_its_points_and_the_ledger_explains_them(bus: Bus) -> None:
+    unit, story, other = "dh-syxx", story_id(), story_id()
+    N, P, C = ev.OutletLevel.NATIONAL, ev.OutletLevel.PROVINCIAL, ev.OutletLevel.CITY
+    await bus.send(
+        submitted(unit, "2025-01-05T09:00:00+08:00", story),
+        submitted(unit, "2025-01-06T09:00:00+08:00", other),
+        reviewed(unit, other, "2025-01-07T09:00:00+08:00", ev.Decision.RETURNED, final=False),
+        reviewed(unit, story, "2025-01-08T09:00:00+08:00", ev.Decision.APPROVED),
+        channel(unit, story, "2025-01-09T09:00:00+08:00", "website", photos=2, videos=1),
+        channel(unit, story, "2025-01-09T10:00:00+08:00", "wechat"),
+        adoption(unit, story, "2025-01-10T09:00:00+08:00", P, "headline", "省教育报"),
+        adoption(unit, story, "2025-01-11T09:00:00+08:00", N, "normal", "中国教育报"),
+        adoption(unit, story, "2025-01-12T09:00:00+08:00", C, "in_depth", "江城日报"),
+        adoption(unit, story, "2025-01-13T09:00:00+08:00", N, "headline", "人民日报", leader=True),
+        adoption(unit, story, "2025-01-14T09:00:00+08:00", N, "headline", "人民日报"),
+    )
+    # the same channel a second time counts nothing: a later event on the story's key
+    # shows it was read
+    repeat = channel(unit, story, "2025-01-15T09:00:00+08:00", "wechat")
+    withdrawal = published(
+        unit, story, "2025-01-20T09:00:00+08:00", kind=ev.PublicationKind.WITHDRAWAL
+    )
+    await bus.send(repeat, wait=False)
+    await bus.send(withdrawal)
+
+    explained = await bus.get(f"/units/{unit}/ledger", period="month:2025-01")
+    points = {e["kind"]: [] for e in explained["entries"]}
+    for entry in explained["entries"]:
+        points[entry["kind"]].append(entry["points"])
+    assert points["submitted"] == [1, 1]
+    assert points["approved"] == [2]
+    assert points["returned"] == [0]
+    assert points["publication"] == [2, 3]  # website 2, wechat 3; the repeat is not there
+    assert points["media_bonus"] == [1.5]  # photo 0.5 + video 1
+    # highest level only: provincial headline 40, then national normal 30 and city
+    # in-depth 15 add nothing, national headline 60 adds 20, the same outlet again 0
+    assert points["adoption"] == [40, 0, 0, 20, 0]
+    assert points["leader_bonus"] == [40]
+    assert points["withdrawal"] == [-6.5]  # reverses 2 + 3 + 1.5
+    assert all(e["rule_version"] == 1 for e in explained["entries"])
+    assert all(e["source_event_id"] for e in explained["entries"])
+    assert explained["ledger_points"] == 1 + 1 + 2 + 5 + 1.5 + 60 + 40 - 6.5
+    assert "同一媒体" in explained["entries"][-2]["reason"]
+
+    summary = await bus.get(f"/units/{unit}/summary", period="2025-01")
+    assert summary["submitted"] == 2
+    assert summary["approved"] == 1
+    assert summary["returned"] == 1
+    assert summary["published"] == 0  # published, then withdrawn
+    assert summary["adopted"] == 1
+    assert (summary["adopted_national"], summary["adopted_provincial"]) == (1, 1)
+    assert summary["adopted_city"] == 1
+    assert summary["adoption_rate"] == 0.5
+
+
+async def test_a_rule_change_applies_from_its_version_on_and_old_entries_keep_theirs(
+    bus: Bus,
+) -> None:
+    unit = "dh-dyxx"
+    before = submitted(unit, "2023-05-10T09:00:00+08:00")
+    await bus.send(before)
+
+    rules = load_default_rules().model_dump(mode="json")
+    changed = {**rules, "name": "2023 年中调整", "stories": {**rules["stories"], "submitted": 5}}
+    changed["adoption"] = {**rules["adoption"], "mode": "add_up", "same_tier_counts_once": True}
+    body = {"rules": changed, "effective_from": "2023-06-01T00:00:00+08:00"}
+    refused = await bus.svc.client.put("/rules", json=body, headers=READER)
+    assert refused.status_code == 403
+    response = await bus.svc.client.put("/rules", json=body, headers=ADMIN)
+    assert response.status_code == 201, response.text
+    version = response.json()["version"]
+    # and back to the defaults from August, so that later months score as before
+    restored = {"rules": rules, "effective_from": "2023-08-01T00:00:00+08:00"}
+    assert (await bus.svc.client.put("/rules", json=restored, headers=ADMIN)).status_code == 201
+    bad = await bus.svc.client.put("/rules", json={"rules": {"name": "x"}}, headers=ADMIN)
+    assert bad.status_code == 422
+
+    story = story_id()
+    N, P = ev.OutletLevel.NATIONAL, ev.OutletLevel.PROVINCIAL
+    await bus.send(
+        submitted(unit, "2023-07-10T09:00:00+08:00", story),
+        adoption(unit, story, "2023-07-11T09:00:00+08:00", P, "normal", "省教育报"),
+        adoption(unit, story, "2023-07-12T09:00:00+08:00", N, "normal", "中国教育报"),
+        adoption(unit, story, "2023-07-13T09:00:00+08:00", N, "normal", "人民日报"),
+        submitted(unit, "2023-08-10T09:00:00+08:00"),
+    )
+    may = await bus.get(f"/units/{unit}/ledger", period="month:2023-05")
+    assert [(e["points"], e["rule_version"]) for e in may["entries"]] == [(1, 1)]
+    july = await bus.get(f"/units/{unit}/ledger", period="month:2023-07")
+    assert [(e["kind"], e["points"], e["rule_version"]) for e in july["entries"]] == [
+        ("submitted", 5, version),
+        ("adoption", 20, version),
+        ("adoption", 30, version),  # add up: a second level adds
+        ("adoption", 0, version),  # the same level counts once
+    ]
+    august = await bus.get(f"/units/{unit}/ledger", period="month:2023-08")
+    assert [(e["points"], e["rule_version"]) for e in august["entries"]] == [(1, version + 1)]
+    versions = await bus.get("/rules")
+    assert [v["version"] for v in versions][:2] == [version + 1, version]
+
+
+async def test_adoption_rate_is_adopted_over_submitted_and_rolls_up_to_county_and_city(
+    bus: Bus,
+) -> None:
+    stories = [story_id() for _ in range(4)]
+    await bus.send(
+        *(
+            submitted("xs-dyzx", f"2025-02-0{i + 1}T09:00:00+08:00", s)
+            for i, s in enumerate(stories)
+        ),
+        adoption(
+            "xs-dyzx",
+            stories[0],
+            "2025-02-10T09:00:00+08:00",
+            ev.OutletLevel.CITY,
+            "normal",
+            "江城日报",
+        ),
+        adoption(
+            "xs-dyzx",
+            stories[1],
+            "2025-02-11T09:00:00+08:00",
+            ev.OutletLevel.COUNTY,
+            "normal",
+            "西山报",
+        ),
+        submitted("xs-dezx", "2025-02-12T09:00:00+08:00"),
+    )
+    school = await bus.get("/units/xs-dyzx/summary", period="month:2025-02")
+    assert (school["submitted"], school["adopted"], school["adoption_rate"]) == (4, 2, 0.5)
+    assert school["adopted_city_or_higher"] == 1
+    county = await bus.get("/units/xs/summary", period="month:2025-02")
+    assert county["submitted"] >= 5 and county["adopted"] >= 2
+    city = await bus.get("/units/jc/summary", period="month:2025-02")
+    assert city["submitted"] >= county["submitted"]
+    ranking = await bus.get("/rankings", period="month:2025-02", scope="schools", county="xs")
+    assert row_of(ranking, "xs-dyzx")["adoption_rate"] == 0.5
+
+
+async def test_a_school_without_submissions_is_flagged_and_its_quota_shortfall_deducted(
+    bus: Bus,
+) -> None:
+    await bus.send(*(submitted(s.code, "2025-03-15T09:00:00+08:00") for s in ORG.schools("nl")[:5]))
+    ranking = await bus.get("/rankings", period="month:2025-03", scope="schools", county="nl")
+    silent = row_of(ranking, "nl-zyzx")
+    assert silent["zero_submissions"] is True
+    assert silent["eligible"] is False and silent["award_rank"] is None
+    assert silent["quota_short"] == 1 and silent["points"] == -1  # 1 story a month missing
+    active = row_of(ranking, "nl-syxx")
+    assert active["eligible"] is True and active["quota_short"] == 0
+    line = next(q for q in ranking["quota_shortfalls"] if q["unit"] == "nl-zyzx")
+    assert (line["quota"], line["target"], line["actual"], line["deduction"]) == (
+        "school-monthly-story", 1, 0, 1.0,
+    )  # fmt: skip
+
+    counties = await bus.get("/rankings", period="year:2025", scope="counties")
+    nl = row_of(counties, "nl")
+    yearly = next(
+        q for q in counties["quota_shortfalls"]
+        if q["unit"] == "nl" and q["quota"] == "county-yearly-city-adoption"
+    )  # fmt: skip
+    assert yearly["shortfall"] == 120 - yearly["actual"] > 0
+    assert nl["quota_deductions"] == yearly["deduction"] == yearly["shortfall"]
+
+
+async def test_a_serious_incident_vetoes_the_units_year_and_shows_its_cause(bus: Bus) -> None:
+    school, calm = "qh-syxx", "qh-dyxx"
+    story, incident = story_id(), f"inc-{uuid.uuid4().hex[:8]}"
+    minor = f"inc-{uuid.uuid4().hex[:8]}"
+    await bus.send(
+        submitted(school, "2024-03-05T09:00:00+08:00", story),
+        adoption(
+            school,
+            story,
+            "2024-03-06T09:00:00+08:00",
+            ev.OutletLevel.NATIONAL,
+            "headline",
+            "人民日报",
+        ),
+        submitted(school, "2024-07-05T09:00:00+08:00"),
+        submitted(calm, "2024-03-05T09:00:00+08:00"),
+        flagged(calm, "2024-05-02T10:00:00+08:00", minor, ev.Severity.BLUE),
+        flagged(
+            school, "2024-05-20T10:00:00+08:00", incident, ev.Severity.YELLOW, topic="校园欺凌"
+        ),
+        flagged(
+            school,
+            "2024-05-21T10:00:00+08:00",
+            incident,
+            ev.Severity.RED,
+            serious=True,
+            kind=ev.FlagKind.ESCALATION,
+            topic="校园欺凌",
+        ),
+    )
+    year = await bus.get("/rankings", period="year:2024", scope="schools", county="qh")
+    vetoed = row_of(year, school)
+    assert vetoed["veto"]["incident_id"] == incident
+    assert vetoed["veto"]["topic"] == "校园欺凌"
+    assert vetoed["eligible"] is False and vetoed["award_rank"] is None
+    assert vetoed["rank"] == 1  # still shown in its place, with its cause
+    assert row_of(year, calm)["veto"] is None  # a minor incident does not veto
+    assert row_of(year, calm)["incidents"] == 1
+    march = await bus.get("/rankings", period="month:2024-03", scope="schools", county="qh")
+    assert row_of(march, school)["veto"] is None  # before the incident
+    july = await bus.get("/rankings", period="month:2024-07", scope="schools", county="qh")
+    assert row_of(july, school)["veto"]["incident_id"] == incident
+
+
+async def test_periods_are_cut_at_midnight_in_shanghai(bus: Bus) -> None:
+    unit = "bc-syxx"
+    late_september = submitted(unit, "2025-09-30T15:59:00+00:00")  # 23:59 in Shanghai
+    october = submitted(unit, "2025-09-30T16:30:00+00:00")  # 00:30 on 1 October
+    new_year = submitted(unit, "2025-12-31T16:00:00+00:00")  # 2026-01-01 00:00
+    await bus.send(late_september, october, new_year)
+    expect = {
+        "month:2025-09": 1, "month:2025-10": 1, "quarter:2025-Q3": 1, "quarter:2025-Q4": 1,
+        "half:2025-H2": 2, "year:2025": 2, "month:2026-01": 1,
+    }  # fmt: skip
+    for period, count in expect.items():
+        summary = await bus.get(f"/units/{unit}/summary", period=period)
+        assert summary["submitted"] == count, period
+    explained = await bus.get(f"/units/{unit}/ledger", period="2025-10")
+    assert [e["source_event_id"] for e in explained["entries"]] == [str(october.event_id)]
+    response = await bus.svc.client.get("/rankings", params={"period": "2025-13"}, headers=READER)
+    assert response.status_code == 422 and "period" in response.json()["detail"]
+
+
+async def test_ranking_ties_are_broken_by_level_then_rate_then_code(bus: Bus) -> None:
+    N, P = ev.OutletLevel.NATIONAL, ev.OutletLevel.PROVINCIAL
+    events = []
+    # every school scores 32 points; the order comes from the tie rule
+    plans = {
+        "lj-syxx": [(N, "normal")],  # a national adoption wins the tie
+        "lj-dyxx": [(P, "in_depth")],  # two submissions: rate 0.5, last
+        "lj-dezx": [(P, "in_depth")],
+        "lj-dyzx": [(P, "in_depth")],  # identical to lj-dezx: unit code decides
+    }
+    for unit, adoptions in plans.items():
+        story = story_id()
+        events.append(submitted(unit, "2025-04-03T09:00:00+08:00", story))
+        for level, placement in adoptions:
+            events.append(
+                adoption(unit, story, "2025-04-04T09:00:00+08:00", level, placement, "报")
+            )
+        if unit == "lj-dyxx":
+            events.append(submitted(unit, "2025-04-05T09:00:00+08:00"))
+        else:
+            events.append(channel(unit, story, "2025-04-06T09:00:00+08:00", "bulletin_board"))
+    await bus.send(*events)
+    ranking = await bus.get("/rankings", period="month:2025-04", scope="schools", county="lj")
+    top = [r["unit"] for r in ranking["rows"][:4]]
+    assert top == ["lj-syxx", "lj-dezx", "lj-dyzx", "lj-dyxx"]
+    assert {r["points"] for r in ranking["rows"][:4]} == {32}
+    assert [r["award_rank"] for r in ranking["rows"][:4]] == [1, 2, 3, 4]
+    assert "unit code" in ranking["tie_rule"]
+
+
+async def test_the_bulletin_workbook_opens_and_holds_the_right_rows(bus: Bus) -> None:
+    response = await bus.svc.client.get(
+        "/bulletins/month:2025-04.xlsx", params={"scope": "schools", "county": "lj"}, headers=READER
+    )
+    assert response.status_code == 200
+    book = load_workbook(io.BytesIO(response.content))
+    assert book.sheetnames == ["排行榜", "零报送单位", "任务缺口", "舆情事件"]
+    ranking = await bus.get("/rankings", period="month:2025-04", scope="schools", county="lj")
+    sheet = list(book["排行榜"].iter_rows(values_only=True))
+    assert sheet[0][:4] == ("名次", "评奖名次", "单位代码", "单位名称")
+    assert [r[2] for r in sheet[1 : 1 + len(ranking["rows"])]] == [
+        r["unit"] for r in ranking["rows"]
+    ]
+    zero = [r[0] for r in book["零报送单位"].iter_rows(min_row=2, values_only=True)]
+    assert sorted(zero) == sorted(r["unit"] for r in ranking["rows"] if r["zero_submissions"])
+    assert "lj-zxyey" in zero
+    gaps = list(book["任务缺口"].iter_rows(min_row=2, values_only=True))
+    assert {g[0] for g in gaps} == set(zero)
+
+    veto_year = await bus.svc.client.get(
+        "/bulletins/year:2024.xlsx", params={"scope": "schools", "county": "qh"}, headers=READER
+    )
+    incidents = list(
+        load_workbook(io.BytesIO(veto_year.content))["舆情事件"].iter_rows(values_only=True)
+    )
+    assert incidents[0][0] == "事件编号"
+    assert any(r[1] == "qh-syxx" and r[5] == "是" for r in incidents[1:])
+
+    csv_response = await bus.svc.client.get(
+        "/bulletins/month:2025-04.csv", params={"county": "lj"}, headers=READER
+    )
+    lines = csv_response.content.decode("utf-8-sig").splitlines()
+    assert lines[0].startswith("名次,评奖名次,单位代码")
+    assert lines[1].split(",")[2] == "lj-syxx"
+
+
+async def test_campaign_progress_counts_tagged_stories_and_photos_and_shows_shortfalls(
+    bus: Bus,
+) -> None:
+    code = f"c{uuid.uuid4().hex[:6]}"
+    await bus.send(*(photo("dh", f"2025-05-0{i}T09:00:00+08:00", code) for i in range(1, 4)))
+    body = {
+        "code": code, "name": "建设教育强市专题宣传", "period": "year:2025",
+        "tasks": [
+            {"code": "county-photos", "owner_type": "county", "what": "photos", "count": 3,
+             "deadline": "2025-05-31T23:59:59+08:00"},
+            {"code": "school-stories", "owner_type": "school", "what": "stories", "count": 2,
+             "deadline": "2025-06-30T23:59:59+08:00", "points": 8},
+        ],
+    }  # fmt: skip
+    assert (await bus.svc.client.post("/campaigns", json=body, headers=READER)).status_code == 403
+    created = await bus.svc.client.post("/campaigns", json=body, headers=ADMIN)
+    assert created.status_code == 201, created.text
+    assert created.json()["completed_tasks_awarded"] == 1  # dh had its photos already
+    again = await bus.svc.client.post("/campaigns", json=body, headers=ADMIN)
+    assert again.status_code == 409
+
+    await bus.send(
+        photo("xs", "2025-05-20T09:00:00+08:00", code),
+        photo("xs", "2025-06-02T09:00:00+08:00", code),  # after the deadline: late
+        submitted("dh-zyzx", "2025-06-01T09:00:00+08:00", campaign=code),
+        submitted("dh-zyzx", "2025-06-02T09:00:00+08:00", campaign=code),
+        submitted("dh-zxyey", "2025-06-03T09:00:00+08:00", campaign=code),
+    )
+    progress = await bus.get(f"/campaigns/{code}/progress")
+    photos = {u["unit"]: u for u in progress["tasks"][0]["units"]}
+    assert (photos["dh"]["delivered"], photos["dh"]["status"]) == (3, "done")
+    assert (photos["xs"]["delivered"], photos["xs"]["late"], photos["xs"]["shortfall"]) == (1, 1, 2)
+    assert photos["xs"]["status"] == "short"
+    stories = {u["unit"]: u for u in progress["tasks"][1]["units"]}
+    assert stories["dh-zyzx"]["status"] == "done"
+    assert stories["dh-zxyey"]["shortfall"] == 1
+    assert {(s["task"], s["unit"]) for s in progress["shortfalls"]} >= {
+        ("county-photos", "xs"),
+        ("school-stories", "dh-zxyey"),
+    }
+
+    may = await bus.get("/units/dh/ledger", period="month:2025-05")
+    assert [(e["kind"], e["points"]) for e in may["entries"]] == [("campaign_completed", 5)]
+    june = await bus.get("/units/dh-zyzx/ledger", period="month:2025-06")
+    assert ("campaign_completed", 8) in [(e["kind"], e["points"]) for e in june["entries"]]
+    assert (await bus.get("/units/xs/summary", period="2025-05"))["campaign_tasks_completed"] == 0
+
+
+async def test_duplicate_and_replayed_events_change_nothing(bus: Bus) -> None:
+    unit, story = "qs-syxx", story_id()
+    events = [
+        submitted(unit, "2025-07-03T09:00:00+08:00", story),
+        reviewed(unit, story, "2025-07-04T09:00:00+08:00", ev.Decision.APPROVED),
+        channel(unit, story, "2025-07-05T09:00:00+08:00", "website"),
+        adoption(
+            unit, story, "2025-07-06T09:00:00+08:00", ev.OutletLevel.CITY, "headline", "江城日报"
+        ),
+        flagged(unit, "2025-07-07T09:00:00+08:00", f"inc-{uuid.uuid4().hex[:6]}", ev.Severity.BLUE),
+    ]
+    await bus.send(*events)
+    before = await bus.get(f"/units/{unit}/ledger", period="month:2025-07")
+    ranking_before = await bus.get("/rankings", period="month:2025-07", county="qs")
+
+    await bus.redeliver(*events)
+    sentinel = adoption(
+        unit, story, "2025-07-08T09:00:00+08:00", ev.OutletLevel.CITY, "normal", "江城晚报"
+    )
+    await bus.send(sentinel)
+    replay = await apply_events(db=bus.svc.runtime.db, org=ORG, events=events, count_metrics=False)
+    assert replay.entries == 0 and replay.duplicates > 0
+
+    after = await bus.get(f"/units/{unit}/ledger", period="month:2025-07")
+    assert after["entries"][: len(before["entries"])] == before["entries"]
+    assert [e["kind"] for e in after["entries"][len(before["entries"]) :]] == ["adoption"]
+    assert after["entries"][-1]["points"] == 0  # city level already scored in full
+    assert after["points"] == before["points"]
+    ranking_after = await bus.get("/rankings", period="month:2025-07", county="qs")
+    row_after, row_before = row_of(ranking_after, unit), row_of(ranking_before, unit)
+    assert row_after["points"] == row_before["points"]
+    assert row_after["submitted"] == 1 and row_after["incidents"] == 1
+
+
+async def test_a_rebuild_from_the_topics_equals_the_live_rankings(bus: Bus) -> None:
+    settings = settings_for("scoring", mongo_database=DATABASE)
+    result = await rebuild(settings, f"{DATABASE}_rebuilt")
+    assert result["events"] > 0 and result["entries"] > 0, result
+    client = bus.svc.runtime.mongo
+    live, rebuilt = client[DATABASE], client[f"{DATABASE}_rebuilt"]
+    now = datetime.now(UTC)
+    checks = [
+        ("month:2025-01", "schools", "dh"), ("month:2023-07", "schools", "dh"),
+        ("year:2024", "schools", "qh"), ("quarter:2025-Q2", "schools", None),
+        ("half:2025-H1", "counties", None), ("month:2025-04", "schools", "lj"),
+        ("year:2025", "counties", None), ("month:2025-07", "schools", "qs"),
+    ]  # fmt: skip
+    for label, scope, county in checks:
+        period = parse_period(label)
+        expected = await rankings.ranking(
+            db=live,
+            org=ORG,
+            period=period,
+            scope=scope,
+            county=county,
+            now=now,  # type: ignore[arg-type]
+        )
+        actual = await rankings.ranking(
+            db=rebuilt,
+            org=ORG,
+            period=period,
+            scope=scope,
+            county=county,
+            now=now,  # type: ignore[arg-type]
+        )
+        assert actual == expected, label
