@@ -1,0 +1,170 @@
+"""HTTP routes: incidents, alerts and their procedure, ad-hoc analysis, screening results
+and the rules."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+
+from services.sentiment import service
+from services.sentiment.models import (
+    AlertAction,
+    AlertOut,
+    AlertState,
+    ClassifyRequest,
+    IncidentOut,
+    SentimentConfig,
+    Verdict,
+)
+from services.sentiment.service import AlertConflict, AlertNotFound, Sentiment
+from shared.auth import CurrentPrincipal, Role, require_role
+from shared.events import Severity
+
+router = APIRouter()
+
+
+def _sentiment(request: Request) -> Sentiment:
+    return request.app.state.sentiment
+
+
+@router.get("/incidents", response_model=list[IncidentOut])
+async def list_incidents(
+    request: Request,
+    principal: CurrentPrincipal,
+    severity: Severity | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[IncidentOut]:
+    """Incidents about my unit and the units below it, most recent first."""
+    require_role(principal, Role.OPINION_OFFICER)
+    docs = await service.list_incidents(
+        sentiment=_sentiment(request), principal=principal, severity=severity, limit=limit
+    )
+    return [IncidentOut.of(doc) for doc in docs]
+
+
+@router.get("/incidents/{incident_id}", response_model=IncidentOut)
+async def get_incident(
+    request: Request, principal: CurrentPrincipal, incident_id: str
+) -> IncidentOut:
+    """One incident with its items."""
+    require_role(principal, Role.OPINION_OFFICER)
+    found = await service.get_incident(
+        sentiment=_sentiment(request), principal=principal, incident_id=incident_id
+    )
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id!r} in your scope")
+    incident, items = found
+    return IncidentOut.of(incident, items)
+
+
+@router.get("/alerts", response_model=list[AlertOut])
+async def list_alerts(
+    request: Request,
+    principal: CurrentPrincipal,
+    state: AlertState | None = None,
+    severity: Severity | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[AlertOut]:
+    """Alerts about my unit and the units below it, most recently changed first."""
+    require_role(principal, Role.OPINION_OFFICER)
+    docs = await service.list_alerts(
+        sentiment=_sentiment(request),
+        principal=principal,
+        state=state,
+        severity=severity,
+        limit=limit,
+    )
+    return [AlertOut.of(doc) for doc in docs]
+
+
+@router.get("/alerts/{alert_id}", response_model=AlertOut)
+async def get_alert(request: Request, principal: CurrentPrincipal, alert_id: str) -> AlertOut:
+    require_role(principal, Role.OPINION_OFFICER)
+    alert = await service.get_alert(
+        sentiment=_sentiment(request), principal=principal, alert_id=alert_id
+    )
+    if alert is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id!r} in your scope")
+    return AlertOut.of(alert)
+
+
+@router.post("/alerts/{alert_id}/{action}", response_model=AlertOut)
+async def act_on_alert(
+    request: Request,
+    principal: CurrentPrincipal,
+    alert_id: str,
+    action: str,
+    body: AlertAction | None = None,
+) -> AlertOut:
+    """acknowledge, respond, close (with a comment) or comment."""
+    require_role(principal, Role.OPINION_OFFICER)
+    if action not in service.ACTIONS:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"unknown action {action!r}; one of {', '.join(service.ACTIONS)}",
+        )
+    try:
+        alert = await service.act_on_alert(
+            sentiment=_sentiment(request),
+            alert_id=alert_id,
+            action=action,
+            principal=principal,
+            comment=(body or AlertAction()).comment,
+        )
+    except AlertNotFound as exc:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"no alert {alert_id!r} in your scope"
+        ) from exc
+    except PermissionError as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
+    except AlertConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    return AlertOut.of(alert)
+
+
+@router.post("/classify", response_model=Verdict)
+async def classify(request: Request, principal: CurrentPrincipal, body: ClassifyRequest) -> Verdict:
+    """Analyse a text: negative or not, score, severity, topic and the terms that drove it."""
+    require_role(principal, Role.OPINION_OFFICER)
+    return await service.classify(sentiment=_sentiment(request), text=body.text, source=body.source)
+
+
+@router.get("/screenings/{story_id}")
+async def get_screening(
+    request: Request, principal: CurrentPrincipal, story_id: str
+) -> list[dict[str, Any]]:
+    """The screening result of each submitted version of a story."""
+    require_role(
+        principal,
+        Role.OPINION_OFFICER,
+        Role.REVIEWER_SCHOOL,
+        Role.REVIEWER_COUNTY,
+        Role.REVIEWER_CITY,
+        Role.LEADER,
+    )
+    sentiment = _sentiment(request)
+    docs = await service.get_screening(sentiment=sentiment, story_id=story_id)
+    visible = [doc for doc in docs if sentiment.org.contains(principal.unit, doc["unit"])]
+    if not visible:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"no screening of story {story_id!r} in your scope"
+        )
+    return [{("id" if k == "_id" else k): v for k, v in doc.items()} for doc in visible]
+
+
+@router.get("/config", response_model=SentimentConfig)
+async def get_config(request: Request, principal: CurrentPrincipal) -> SentimentConfig:
+    """The rules in force."""
+    require_role(principal, Role.OPINION_OFFICER)
+    return await service.reload_config(sentiment=_sentiment(request))
+
+
+@router.put("/config", response_model=SentimentConfig)
+async def replace_config(
+    request: Request, principal: CurrentPrincipal, body: SentimentConfig
+) -> SentimentConfig:
+    """Replace the rules (admin only); they apply at once."""
+    require_role(principal, Role.ADMIN)
+    await service.replace_config(sentiment=_sentiment(request), config=body, by=principal.sub)
+    return body

@@ -1,0 +1,180 @@
+"""The sentiment rules (config), stored documents as the API shows them, and requests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.events import Severity
+
+OwnerLevel = Literal["school", "county", "city"]
+AlertState = Literal["open", "acknowledged", "responding", "closed"]
+TOPICS = (
+    "safety",
+    "fees",
+    "food",
+    "teacher_conduct",
+    "bullying",
+    "admissions",
+    "facilities",
+    "other",
+)
+
+
+class Rules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ItemSeverityRules(Rules):
+    keywords: dict[Severity, list[str]] = Field(default_factory=dict)
+    sources: dict[Severity, list[str]] = Field(default_factory=dict)
+
+
+class VolumeRule(Rules):
+    severity: Severity
+    items: int = Field(ge=1)
+    hours: float = Field(gt=0)
+
+
+class VelocityRule(Rules):
+    severity: Severity
+    items: int = Field(ge=1)
+    minutes: float = Field(gt=0)
+
+
+class IncidentRules(Rules):
+    window_hours: float = Field(default=48, gt=0)
+    similarity: float = Field(default=0.2, ge=0, le=1)
+    volume: list[VolumeRule] = Field(default_factory=list)
+    velocity: list[VelocityRule] = Field(default_factory=list)
+
+
+class AlertRules(Rules):
+    min_severity: Severity = Severity.BLUE
+    min_items: int = Field(default=1, ge=1)
+    serious_from: Severity = Severity.ORANGE
+    deadline_seconds: dict[Severity, float]
+
+    @model_validator(mode="after")
+    def _every_severity_has_a_deadline(self) -> AlertRules:
+        missing = [s.value for s in Severity if s not in self.deadline_seconds]
+        if missing:
+            raise ValueError(f"deadline_seconds needs every severity; missing {missing}")
+        if any(value <= 0 for value in self.deadline_seconds.values()):
+            raise ValueError("deadline_seconds must be positive")
+        return self
+
+
+class SentimentConfig(Rules):
+    """Everything a bureau may tune, validated before it is stored."""
+
+    negative_threshold: float = Field(default=0.5, gt=0, lt=1)
+    sensitive_words: list[str] = Field(default_factory=list)
+    lexicon_weight: float = Field(default=0.3, ge=0)
+    topics: dict[str, list[str]]
+    item_severity: ItemSeverityRules = Field(default_factory=ItemSeverityRules)
+    incident: IncidentRules = Field(default_factory=IncidentRules)
+    alerts: AlertRules
+
+    @model_validator(mode="after")
+    def _known_topics(self) -> SentimentConfig:
+        unknown = sorted(set(self.topics) - set(TOPICS))
+        if unknown:
+            raise ValueError(f"unknown topics {unknown}; topics are {list(TOPICS)}")
+        return self
+
+
+class Verdict(BaseModel):
+    """The analysis of one text with the configured rules applied."""
+
+    negative: bool
+    score: float = Field(ge=0, le=1)
+    severity: Severity
+    topic: str
+    explanation: list[str]
+    sensitive_words: list[str] = Field(default_factory=list)
+    stage: Literal["linear", "embedding"]
+
+
+class ClassifyRequest(BaseModel):
+    text: str = Field(min_length=1, max_length=20_000)
+    source: str | None = Field(default=None, max_length=64)
+
+
+class AlertAction(BaseModel):
+    comment: str = Field(default="", max_length=2000)
+
+
+class HistoryEntry(BaseModel):
+    at: datetime
+    action: str
+    by: str
+    comment: str = ""
+    owner_level: OwnerLevel | None = None
+
+
+class AlertOut(BaseModel):
+    id: str
+    incident_id: str
+    county: str | None
+    school: str | None
+    owner_level: OwnerLevel
+    owner_unit: str
+    severity: Severity
+    serious: bool
+    state: AlertState
+    topic: str
+    item_count: int
+    deadline: datetime
+    created_at: datetime
+    updated_at: datetime
+    history: list[HistoryEntry]
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> AlertOut:
+        return cls(id=doc["_id"], **{k: v for k, v in doc.items() if k != "_id"})
+
+
+class ItemOut(BaseModel):
+    id: str
+    source: str
+    item_id: str
+    county: str
+    school: str | None
+    text: str
+    link: str | None
+    published_at: datetime
+    negative: bool
+    score: float
+    severity: Severity
+    topic: str
+    explanation: list[str]
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> ItemOut:
+        return cls(id=doc["_id"], **{k: v for k, v in doc.items() if k in cls.model_fields})
+
+
+class IncidentOut(BaseModel):
+    id: str
+    county: str
+    school: str | None
+    topic: str
+    severity: Severity
+    item_count: int
+    sources: list[str]
+    first_item_at: datetime
+    last_item_at: datetime
+    alert_id: str | None
+    items: list[ItemOut] | None = None
+
+    @classmethod
+    def of(cls, doc: dict[str, Any], items: list[dict[str, Any]] | None = None) -> IncidentOut:
+        fields = {k: v for k, v in doc.items() if k in cls.model_fields and k != "items"}
+        return cls(
+            id=doc["_id"],
+            **fields,
+            items=[ItemOut.of(item) for item in items] if items is not None else None,
+        )

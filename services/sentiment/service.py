@@ -1,0 +1,889 @@
+"""Sentiment: the model's analysis with the configured rules, opinion items grouped into
+incidents, alerts with an owner, a deadline and escalation, story screening, and signed
+webhook notifications."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from prometheus_client import Counter, Gauge, Histogram
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import DuplicateKeyError
+
+from services.sentiment.classifier import SentimentModel
+from services.sentiment.models import (
+    AlertState,
+    OwnerLevel,
+    SentimentConfig,
+    Verdict,
+)
+from services.sentiment.settings import SentimentSettings
+from shared import topics as tp
+from shared.auth import Principal
+from shared.events import (
+    FlagKind,
+    IntakeOpinionEvent,
+    OpinionFlagged,
+    OpinionFlaggedEvent,
+    Severity,
+    StorySubmittedEvent,
+)
+from shared.kafka import PermanentError
+from shared.mongo import in_transaction
+from shared.orgtree import OrgTree
+from shared.runtime import ServiceRuntime
+
+log = logging.getLogger(__name__)
+
+SERVICE = "sentiment"
+CONFIG_FILE = Path(__file__).parent / "config.yaml"
+CONFIG_ID = "sentiment"
+NEXT_LEVEL: dict[OwnerLevel, OwnerLevel] = {"school": "county", "county": "city"}
+
+ITEMS = Counter(
+    "citydesk_sentiment_items_total",
+    "Public-opinion items analysed, by county and verdict.",
+    ["county", "negative"],
+)
+ALERTS_OPEN = Gauge(
+    "citydesk_sentiment_alerts_open", "Alerts not yet closed, by severity.", ["severity"]
+)
+ALERTS_ESCALATED = Counter(
+    "citydesk_sentiment_alerts_escalated_total",
+    "Alerts handed one level up after their deadline passed unacknowledged.",
+    ["to_level"],
+)
+CLASSIFY_SECONDS = Histogram(
+    "citydesk_sentiment_classify_seconds",
+    "Time to analyse one text (both cascade stages when the second runs).",
+    buckets=(0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
+INCIDENTS = Counter(
+    "citydesk_sentiment_incidents_total", "Incidents opened, by county.", ["county"]
+)
+SCREENINGS = Counter(
+    "citydesk_sentiment_screenings_total",
+    "Submitted stories screened, by whether they were flagged.",
+    ["flagged"],
+)
+WEBHOOK_DELIVERIES = Counter(
+    "citydesk_sentiment_webhook_deliveries_total",
+    "Webhook notification attempts, by outcome (delivered, retry, failed).",
+    ["outcome"],
+)
+
+
+class AlertNotFound(Exception):
+    pass
+
+
+class AlertConflict(Exception):
+    """The action does not apply to the alert in its current state."""
+
+
+@dataclass
+class Sentiment:
+    """The model, the current rules and the runtime, shared by handlers, routes and jobs."""
+
+    runtime: ServiceRuntime
+    settings: SentimentSettings
+    model: SentimentModel
+    config: SentimentConfig
+
+    @property
+    def org(self) -> OrgTree:
+        return self.runtime.org
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def read_config_file(path: str | Path | None = None) -> SentimentConfig:
+    """The shipped rules, or a bureau's own file."""
+    source = Path(path) if path else CONFIG_FILE
+    return SentimentConfig.model_validate(yaml.safe_load(source.read_text(encoding="utf-8")))
+
+
+# ---- config ---------------------------------------------------------------------------
+async def seed_config(*, sentiment: Sentiment) -> None:
+    """Store the rules file's content unless rules are stored already, then load them."""
+    db = sentiment.runtime.db
+    seed = read_config_file(sentiment.settings.sentiment_config_file)
+    try:
+        await db.config.insert_one(
+            {
+                "_id": CONFIG_ID,
+                "rules": seed.model_dump(mode="json"),
+                "updated_at": now_utc(),
+                "updated_by": "seed",
+            }
+        )
+    except DuplicateKeyError:
+        pass
+    await reload_config(sentiment=sentiment)
+
+
+async def reload_config(*, sentiment: Sentiment) -> SentimentConfig:
+    """Read the stored rules (another replica may have replaced them)."""
+    doc = await sentiment.runtime.db.config.find_one({"_id": CONFIG_ID})
+    if doc is not None:
+        sentiment.config = SentimentConfig.model_validate(doc["rules"])
+    return sentiment.config
+
+
+async def replace_config(*, sentiment: Sentiment, config: SentimentConfig, by: str) -> None:
+    """Store new rules and use them at once."""
+    await sentiment.runtime.db.config.replace_one(
+        {"_id": CONFIG_ID},
+        {"rules": config.model_dump(mode="json"), "updated_at": now_utc(), "updated_by": by},
+        upsert=True,
+    )
+    sentiment.config = config
+
+
+async def ensure_indexes(*, sentiment: Sentiment) -> None:
+    db = sentiment.runtime.db
+    await db.incidents.create_index([("group", ASCENDING), ("last_item_at", DESCENDING)])
+    await db.incidents.create_index([("county", ASCENDING), ("last_item_at", DESCENDING)])
+    await db.items.create_index([("incident_id", ASCENDING), ("published_at", ASCENDING)])
+    await db.alerts.create_index([("state", ASCENDING), ("deadline", ASCENDING)])
+    await db.alerts.create_index([("county", ASCENDING), ("updated_at", DESCENDING)])
+    await db.notifications.create_index([("delivered_at", ASCENDING), ("next_at", ASCENDING)])
+
+
+# ---- analysis -------------------------------------------------------------------------
+def _max_severity(*severities: Severity) -> Severity:
+    return max(severities, key=lambda s: s.rank)
+
+
+def apply_rules(*, config: SentimentConfig, analysis: Any, source: str | None = None) -> Verdict:
+    """Threshold, severity keywords and sources, topic lexicon and sensitive words."""
+    text: str = analysis.text
+    negative = analysis.score >= config.negative_threshold
+    severity = Severity.BLUE
+    hits: list[str] = []
+    if negative:
+        for level, words in config.item_severity.keywords.items():
+            found = [word for word in words if word in text]
+            if found:
+                hits += found
+                severity = _max_severity(severity, level)
+        for level, sources in config.item_severity.sources.items():
+            if source in sources:
+                severity = _max_severity(severity, level)
+    topic_scores = dict(analysis.topic_scores)
+    for topic, words in config.topics.items():
+        matched = sum(word in text for word in words)
+        if matched:
+            topic_scores[topic] = topic_scores.get(topic, 0.0) + config.lexicon_weight * matched
+    topic = max(topic_scores, key=topic_scores.__getitem__)
+    explanation = list(analysis.terms)
+    explanation += [word for word in hits if word not in explanation]
+    return Verdict(
+        negative=negative,
+        score=round(min(1.0, max(0.0, analysis.score)), 4),
+        severity=severity,
+        topic=topic,
+        explanation=explanation,
+        sensitive_words=[word for word in config.sensitive_words if word in text],
+        stage=analysis.stage,
+    )
+
+
+async def classify(*, sentiment: Sentiment, text: str, source: str | None = None) -> Verdict:
+    """Analyse one text: the linear stage here, the embedding stage (when the text is in
+    the uncertain band) in a worker thread so the event loop keeps serving."""
+    started = time.perf_counter()
+    model = sentiment.model
+    analysis = model.linear(text)
+    if model.embedding is not None and model.uncertain(analysis.score):
+        await asyncio.to_thread(model.refine, [analysis], [text])
+    CLASSIFY_SECONDS.observe(time.perf_counter() - started)
+    return apply_rules(config=sentiment.config, analysis=analysis, source=source)
+
+
+# ---- intake ---------------------------------------------------------------------------
+def check_place(*, org: OrgTree, county: str, school: str | None) -> None:
+    """The county must exist and a named school must be in it."""
+    unit = org.get(county)
+    if unit is None or unit.type not in ("county", "city"):
+        raise PermanentError(f"unknown county {county!r}")
+    if school is None:
+        return
+    found = org.get(school)
+    if found is None or not found.is_school():
+        raise PermanentError(f"unknown school {school!r}")
+    expected = county if unit.type == "county" else None
+    if found.county != expected:
+        raise PermanentError(f"school {school!r} is not in county {county!r}")
+
+
+def _bigrams(text: str) -> set[str]:
+    return {text[i : i + 2] for i in range(len(text) - 1) if text[i : i + 2].isalnum()}
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+def _minute(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y%m%d%H%M")
+
+
+@dataclass
+class FoldResult:
+    new_incident: bool = False
+    flagged: bool = False
+
+
+async def record_opinion(*, sentiment: Sentiment, event: IntakeOpinionEvent) -> None:
+    """Analyse one intake item and fold a negative one into its incident, once per
+    (source, item id)."""
+    payload = event.payload
+    check_place(org=sentiment.org, county=event.county, school=payload.school)
+    runtime = sentiment.runtime
+    key = f"{payload.source}:{payload.item_id}"
+    if await runtime.db.items.find_one({"_id": key}, projection={"_id": 1}) is not None:
+        return
+    verdict = await classify(sentiment=sentiment, text=payload.text, source=payload.source)
+    published_at = payload.published_at
+    if published_at.tzinfo is None:
+        published_at = published_at.replace(tzinfo=UTC)
+    item = {
+        "_id": key,
+        "source": payload.source,
+        "item_id": payload.item_id,
+        "county": event.county,
+        "school": payload.school,
+        "text": payload.text,
+        "link": payload.link,
+        "published_at": published_at,
+        "received_at": now_utc(),
+        "event_id": str(event.event_id),
+        "incident_id": None,
+        **verdict.model_dump(
+            mode="json", include={"negative", "score", "severity", "topic", "explanation", "stage"}
+        ),
+    }
+    result = FoldResult()
+
+    async def effect(session: AsyncClientSession) -> None:
+        nonlocal result
+        result = FoldResult()
+        if verdict.negative:
+            result = await _fold_into_incident(
+                sentiment=sentiment, item=item, verdict=verdict, event=event, session=session
+            )
+        await runtime.db.items.insert_one(item, session=session)
+
+    try:
+        await in_transaction(runtime.mongo, effect)
+    except DuplicateKeyError:
+        return
+    ITEMS.labels(event.county, "true" if verdict.negative else "false").inc()
+    if result.new_incident:
+        INCIDENTS.labels(event.county).inc()
+    if result.flagged:
+        runtime.outbox_written()
+
+
+def _rule_severity(config: SentimentConfig, minutes: dict[str, int], latest: datetime) -> Severity:
+    severity = Severity.BLUE
+    for rule in config.incident.volume:
+        since = _minute(latest - timedelta(hours=rule.hours))
+        if sum(n for m, n in minutes.items() if m > since) >= rule.items:
+            severity = _max_severity(severity, rule.severity)
+    for velocity in config.incident.velocity:
+        since = _minute(latest - timedelta(minutes=velocity.minutes))
+        if sum(n for m, n in minutes.items() if m > since) >= velocity.items:
+            severity = _max_severity(severity, velocity.severity)
+    return severity
+
+
+def _horizon(config: SentimentConfig) -> timedelta:
+    hours = [rule.hours for rule in config.incident.volume]
+    hours += [rule.minutes / 60 for rule in config.incident.velocity]
+    return timedelta(hours=max(hours, default=1))
+
+
+async def _fold_into_incident(
+    *,
+    sentiment: Sentiment,
+    item: dict[str, Any],
+    verdict: Verdict,
+    event: IntakeOpinionEvent,
+    session: AsyncClientSession,
+) -> FoldResult:
+    """Join the incident this item belongs to (or open one), raise its severity, and
+    raise or escalate its alert."""
+    db = sentiment.runtime.db
+    config = sentiment.config
+    school, county = item["school"], item["county"]
+    group = school or f"county:{county}"
+    published_at: datetime = item["published_at"]
+    window = timedelta(hours=config.incident.window_hours)
+    signature = _bigrams(sentiment.model.features(item["text"])[0])
+    candidates = (
+        await db.incidents.find(
+            {"group": group, "last_item_at": {"$gte": published_at - window}}, session=session
+        )
+        .sort("last_item_at", DESCENDING)
+        .limit(20)
+        .to_list()
+    )
+    incident = next(
+        (
+            c
+            for c in candidates
+            if c["topic"] == verdict.topic
+            or _jaccard(set(c["signature"]), signature) >= config.incident.similarity
+        ),
+        None,
+    )
+    result = FoldResult()
+    if incident is None:
+        result.new_incident = True
+        incident = {
+            "_id": f"inc-{uuid.uuid4().hex[:16]}",
+            "group": group,
+            "county": county,
+            "school": school,
+            "topic": verdict.topic,
+            "severity": Severity.BLUE.value,
+            "item_count": 0,
+            "sources": [],
+            "signature": sorted(signature),
+            "first_item_at": published_at,
+            "last_item_at": published_at,
+            "minutes": {},
+            "alert_id": None,
+            "created_at": now_utc(),
+        }
+    previous = Severity(incident["severity"])
+    minutes: dict[str, int] = dict(incident["minutes"])
+    slot = _minute(published_at)
+    minutes[slot] = minutes.get(slot, 0) + 1
+    latest = max(incident["last_item_at"], published_at)
+    oldest = _minute(latest - _horizon(config))
+    minutes = {m: n for m, n in minutes.items() if m > oldest}
+    severity = _max_severity(
+        previous, Severity(verdict.severity), _rule_severity(config, minutes, latest)
+    )
+    incident.update(
+        severity=severity.value,
+        item_count=incident["item_count"] + 1,
+        sources=sorted({*incident["sources"], item["source"]}),
+        last_item_at=latest,
+        minutes=minutes,
+        updated_at=now_utc(),
+    )
+    item["incident_id"] = incident["_id"]
+    alerts = config.alerts
+    kind: FlagKind | None = None
+    if incident["alert_id"] is None:
+        if severity.rank >= alerts.min_severity.rank and incident["item_count"] >= alerts.min_items:
+            kind = FlagKind.ALERT
+            incident["alert_id"] = f"al-{incident['_id'][4:]}"
+    elif severity.rank > previous.rank:
+        kind = FlagKind.ESCALATION
+    await db.incidents.replace_one({"_id": incident["_id"]}, incident, upsert=True, session=session)
+    if kind is None:
+        return result
+    alert = await _raise_alert(sentiment=sentiment, incident=incident, kind=kind, session=session)
+    await _announce(
+        sentiment=sentiment,
+        alert=alert,
+        kind=kind,
+        score=verdict.score,
+        explanation=verdict.explanation,
+        correlation_id=event.correlation_id,
+        session=session,
+    )
+    result.flagged = True
+    return result
+
+
+def _deadline(config: SentimentConfig, severity: Severity, start: datetime) -> datetime:
+    return start + timedelta(seconds=config.alerts.deadline_seconds[severity])
+
+
+async def _raise_alert(
+    *,
+    sentiment: Sentiment,
+    incident: dict[str, Any],
+    kind: FlagKind,
+    session: AsyncClientSession,
+) -> dict[str, Any]:
+    """Open the incident's alert, or raise its severity."""
+    db = sentiment.runtime.db
+    config = sentiment.config
+    now = now_utc()
+    severity = Severity(incident["severity"])
+    serious = severity.rank >= config.alerts.serious_from.rank
+    common = {
+        "severity": severity.value,
+        "serious": serious,
+        "item_count": incident["item_count"],
+        "topic": incident["topic"],
+        "updated_at": now,
+    }
+    if kind == FlagKind.ALERT:
+        level: OwnerLevel = "school" if incident["school"] else "county"
+        alert = {
+            "_id": incident["alert_id"],
+            "incident_id": incident["_id"],
+            "county": incident["county"],
+            "school": incident["school"],
+            "owner_level": level,
+            "owner_unit": incident["school"] or incident["county"],
+            "state": "open",
+            "deadline": _deadline(config, severity, now),
+            "created_at": now,
+            "history": [
+                {"at": now, "action": "raised", "by": SERVICE, "comment": "", "owner_level": level}
+            ],
+            **common,
+        }
+        await db.alerts.insert_one(alert, session=session)
+        return alert
+    current = await db.alerts.find_one({"_id": incident["alert_id"]}, session=session)
+    if current is None:
+        raise AlertNotFound(incident["alert_id"])
+    update: dict[str, Any] = dict(common)
+    if current["state"] == "open":
+        update["deadline"] = min(current["deadline"], _deadline(config, severity, now))
+    entry = {
+        "at": now,
+        "action": f"severity raised to {severity.value}",
+        "by": SERVICE,
+        "comment": "",
+        "owner_level": current["owner_level"],
+    }
+    await db.alerts.update_one(
+        {"_id": current["_id"]}, {"$set": update, "$push": {"history": entry}}, session=session
+    )
+    return {**current, **update}
+
+
+async def _announce(
+    *,
+    sentiment: Sentiment,
+    alert: dict[str, Any],
+    kind: FlagKind,
+    score: float,
+    explanation: list[str],
+    correlation_id: str | None,
+    session: AsyncClientSession,
+) -> None:
+    """``opinion.flagged`` through the outbox, and a webhook notification when one is set."""
+    flagged = OpinionFlagged(
+        kind=kind,
+        incident_id=alert["incident_id"],
+        alert_id=alert["_id"],
+        county=alert["county"],
+        school=alert["school"],
+        owner_level=alert["owner_level"],
+        severity=Severity(alert["severity"]),
+        serious=alert["serious"],
+        negative=True,
+        score=score,
+        topic=alert["topic"],
+        explanation=explanation,
+        item_count=alert["item_count"],
+        flagged_at=now_utc(),
+    )
+    event = OpinionFlaggedEvent.build(
+        flagged,
+        producer=SERVICE,
+        county=alert["county"],
+        unit=alert["owner_unit"],
+        correlation_id=correlation_id,
+    )
+    await sentiment.runtime.emit(tp.OPINION_FLAGGED, event, session=session)
+    await _queue_notification(sentiment=sentiment, event=event, session=session)
+
+
+# ---- story screening ------------------------------------------------------------------
+async def screen_story(*, sentiment: Sentiment, event: StorySubmittedEvent) -> None:
+    """Screen a submitted story's own text once per version; flag it when negative or
+    sensitive so that review holds it."""
+    payload = event.payload
+    runtime = sentiment.runtime
+    key = f"{payload.story_id}:v{payload.version}"
+    if await runtime.db.screenings.find_one({"_id": key}, projection={"_id": 1}) is not None:
+        return
+    verdict = await classify(sentiment=sentiment, text=f"{payload.title}\n{payload.body}")
+    flagged = verdict.negative or bool(verdict.sensitive_words)
+    unit = sentiment.org.get(payload.unit_path.unit)
+    school = unit.code if unit is not None and unit.is_school() else None
+    county = payload.unit_path.county
+    doc = {
+        "_id": key,
+        "story_id": payload.story_id,
+        "version": payload.version,
+        "county": county,
+        "unit": payload.unit_path.unit,
+        "flagged": flagged,
+        "screened_at": now_utc(),
+        **verdict.model_dump(mode="json"),
+    }
+
+    async def effect(session: AsyncClientSession) -> None:
+        await runtime.db.screenings.insert_one(doc, session=session)
+        if not flagged:
+            return
+        explanation = verdict.explanation + [
+            word for word in verdict.sensitive_words if word not in verdict.explanation
+        ]
+        screening = OpinionFlagged(
+            kind=FlagKind.STORY_SCREENING,
+            story_id=payload.story_id,
+            story_version=payload.version,
+            county=county,
+            school=school,
+            severity=verdict.severity,
+            serious=verdict.severity.rank >= sentiment.config.alerts.serious_from.rank,
+            negative=verdict.negative,
+            score=verdict.score,
+            topic=verdict.topic,
+            explanation=explanation,
+            flagged_at=now_utc(),
+        )
+        await runtime.emit(
+            tp.OPINION_FLAGGED,
+            OpinionFlaggedEvent.build(
+                screening,
+                producer=SERVICE,
+                county=county,
+                unit=payload.unit_path.unit,
+                correlation_id=event.correlation_id,
+            ),
+            session=session,
+        )
+
+    try:
+        await in_transaction(runtime.mongo, effect)
+    except DuplicateKeyError:
+        return
+    SCREENINGS.labels("true" if flagged else "false").inc()
+    if flagged:
+        runtime.outbox_written()
+
+
+async def get_screening(*, sentiment: Sentiment, story_id: str) -> list[dict[str, Any]]:
+    """Every screened version of a story, newest first."""
+    return (
+        await sentiment.runtime.db.screenings.find({"story_id": story_id})
+        .sort("version", DESCENDING)
+        .to_list()
+    )
+
+
+# ---- alerts: people's actions and the deadline job ------------------------------------
+ACTIONS: dict[str, tuple[frozenset[str], AlertState | None]] = {
+    "acknowledge": (frozenset({"open"}), "acknowledged"),
+    "respond": (frozenset({"acknowledged", "responding"}), "responding"),
+    "close": (frozenset({"open", "acknowledged", "responding"}), "closed"),
+    "comment": (frozenset({"open", "acknowledged", "responding", "closed"}), None),
+}
+
+
+def can_act_on(*, org: OrgTree, principal: Principal, alert: dict[str, Any]) -> bool:
+    """The alert's current owner unit, or any unit above it, may act on it."""
+    return org.contains(principal.unit, alert["owner_unit"])
+
+
+async def act_on_alert(
+    *, sentiment: Sentiment, alert_id: str, action: str, principal: Principal, comment: str
+) -> dict[str, Any]:
+    """Move an alert along open → acknowledged → responding → closed, or comment on it."""
+    db = sentiment.runtime.db
+    alert = await db.alerts.find_one({"_id": alert_id})
+    if alert is None or not in_scope_of(org=sentiment.org, principal=principal, doc=alert):
+        raise AlertNotFound(alert_id)
+    if not can_act_on(org=sentiment.org, principal=principal, alert=alert):
+        raise PermissionError(
+            f"alert {alert_id} is now owned by {alert['owner_unit']!r} ({alert['owner_level']})"
+        )
+    allowed, target = ACTIONS[action]
+    if alert["state"] not in allowed:
+        raise AlertConflict(f"cannot {action} an alert that is {alert['state']}")
+    if action in ("close", "comment") and not comment.strip():
+        raise AlertConflict(f"to {action} an alert, say why in a comment")
+    now = now_utc()
+    entry = {
+        "at": now,
+        "action": action,
+        "by": principal.sub,
+        "comment": comment,
+        "owner_level": alert["owner_level"],
+    }
+    changes: dict[str, Any] = {"updated_at": now}
+    if target is not None:
+        changes["state"] = target
+    done = await db.alerts.find_one_and_update(
+        {"_id": alert_id, "state": alert["state"]},
+        {"$set": changes, "$push": {"history": entry}},
+        return_document=True,
+    )
+    if done is None:
+        raise AlertConflict("the alert changed meanwhile; reload it and try again")
+    return done
+
+
+async def escalate_overdue(*, sentiment: Sentiment) -> int:
+    """Hand each open alert past its deadline one level up, with a new deadline, and
+    announce it again."""
+    runtime = sentiment.runtime
+    db = runtime.db
+    config = sentiment.config
+    now = now_utc()
+    due = (
+        await db.alerts.find(
+            {"state": "open", "deadline": {"$lte": now}, "owner_level": {"$ne": "city"}}
+        )
+        .limit(200)
+        .to_list()
+    )
+    escalated = 0
+    for alert in due:
+        level: OwnerLevel = NEXT_LEVEL[alert["owner_level"]]
+        if level == "county" and not alert["county"]:
+            level = "city"
+        unit = alert["county"] if level == "county" else sentiment.org.city.code
+        severity = Severity(alert["severity"])
+        changes = {
+            "owner_level": level,
+            "owner_unit": unit,
+            "deadline": _deadline(config, severity, now),
+            "updated_at": now,
+        }
+        entry = {
+            "at": now,
+            "action": f"escalated to {level}",
+            "by": SERVICE,
+            "comment": f"not acknowledged by {alert['owner_unit']} before the deadline",
+            "owner_level": level,
+        }
+        moved = False
+
+        async def effect(
+            session: AsyncClientSession,
+            alert: dict[str, Any] = alert,
+            changes: dict[str, Any] = changes,
+            entry: dict[str, Any] = entry,
+        ) -> None:
+            nonlocal moved
+            done = await db.alerts.update_one(
+                {"_id": alert["_id"], "state": "open", "owner_level": alert["owner_level"]},
+                {"$set": changes, "$push": {"history": entry}},
+                session=session,
+            )
+            moved = done.modified_count == 1
+            if moved:
+                await _announce(
+                    sentiment=sentiment,
+                    alert={**alert, **changes},
+                    kind=FlagKind.ESCALATION,
+                    score=1.0,
+                    explanation=[entry["comment"]],
+                    correlation_id=None,
+                    session=session,
+                )
+
+        await in_transaction(runtime.mongo, effect)
+        if moved:
+            escalated += 1
+            ALERTS_ESCALATED.labels(level).inc()
+    if escalated:
+        runtime.outbox_written()
+    return escalated
+
+
+async def refresh_gauges(*, sentiment: Sentiment) -> None:
+    """Open alerts per severity, counted from the database."""
+    counts = {s.value: 0 for s in Severity}
+    async for row in await sentiment.runtime.db.alerts.aggregate(
+        [
+            {"$match": {"state": {"$ne": "closed"}}},
+            {"$group": {"_id": "$severity", "n": {"$sum": 1}}},
+        ]
+    ):
+        counts[row["_id"]] = row["n"]
+    for severity, count in counts.items():
+        ALERTS_OPEN.labels(severity).set(count)
+
+
+# ---- queries --------------------------------------------------------------------------
+def scope_filter(*, org: OrgTree, principal: Principal) -> dict[str, Any]:
+    """Incidents and alerts about the principal's unit and the units below it."""
+    if principal.unit == org.city.code:
+        return {}
+    codes = [unit.code for unit in org.below(principal.unit)]
+    return {"$or": [{"county": {"$in": codes}}, {"school": {"$in": codes}}]}
+
+
+def in_scope_of(*, org: OrgTree, principal: Principal, doc: dict[str, Any]) -> bool:
+    if principal.unit == org.city.code:
+        return True
+    return any(
+        code and org.contains(principal.unit, code)
+        for code in (doc.get("school"), doc.get("county"))
+    )
+
+
+async def list_incidents(
+    *, sentiment: Sentiment, principal: Principal, severity: Severity | None, limit: int
+) -> list[dict[str, Any]]:
+    query = scope_filter(org=sentiment.org, principal=principal)
+    if severity is not None:
+        query["severity"] = severity.value
+    cursor = sentiment.runtime.db.incidents.find(query).sort("last_item_at", DESCENDING)
+    return await cursor.limit(limit).to_list()
+
+
+async def get_incident(
+    *, sentiment: Sentiment, principal: Principal, incident_id: str, item_limit: int = 500
+) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """An incident in scope with its items, oldest first."""
+    db = sentiment.runtime.db
+    incident = await db.incidents.find_one({"_id": incident_id})
+    if incident is None or not in_scope_of(org=sentiment.org, principal=principal, doc=incident):
+        return None
+    items = (
+        await db.items.find({"incident_id": incident_id})
+        .sort("published_at", ASCENDING)
+        .limit(item_limit)
+        .to_list()
+    )
+    return incident, items
+
+
+async def list_alerts(
+    *,
+    sentiment: Sentiment,
+    principal: Principal,
+    state: AlertState | None,
+    severity: Severity | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    query = scope_filter(org=sentiment.org, principal=principal)
+    if state is not None:
+        query["state"] = state
+    if severity is not None:
+        query["severity"] = severity.value
+    cursor = sentiment.runtime.db.alerts.find(query).sort("updated_at", DESCENDING)
+    return await cursor.limit(limit).to_list()
+
+
+async def get_alert(
+    *, sentiment: Sentiment, principal: Principal, alert_id: str
+) -> dict[str, Any] | None:
+    alert = await sentiment.runtime.db.alerts.find_one({"_id": alert_id})
+    if alert is None or not in_scope_of(org=sentiment.org, principal=principal, doc=alert):
+        return None
+    return alert
+
+
+# ---- webhook notifications ------------------------------------------------------------
+async def _queue_notification(
+    *, sentiment: Sentiment, event: OpinionFlaggedEvent, session: AsyncClientSession
+) -> None:
+    """Keep the notification in the same transaction as the alert change; the delivery
+    job sends it (with retries) when a webhook is configured."""
+    if not sentiment.settings.sentiment_webhook_url:
+        return
+    await sentiment.runtime.db.notifications.insert_one(
+        {
+            "_id": str(event.event_id),
+            "body": event.model_dump_json(),
+            "attempts": 0,
+            "next_at": now_utc(),
+            "delivered_at": None,
+            "failed_at": None,
+            "last_error": None,
+        },
+        session=session,
+    )
+
+
+def sign(*, secret: str, timestamp: str, body: str) -> str:
+    """HMAC-SHA256 over ``<timestamp>.<body>``, hex, as sent in ``X-CityDesk-Signature``."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256)
+    return "sha256=" + digest.hexdigest()
+
+
+async def deliver_notifications(*, sentiment: Sentiment, client: httpx.AsyncClient) -> int:
+    """POST pending notifications; back off exponentially on failure, give up after the
+    configured number of attempts. Returns how many were delivered."""
+    settings = sentiment.settings
+    url = settings.sentiment_webhook_url
+    if not url:
+        return 0
+    secret = (
+        settings.sentiment_webhook_secret.get_secret_value()
+        if settings.sentiment_webhook_secret
+        else ""
+    )
+    db = sentiment.runtime.db
+    now = now_utc()
+    pending = (
+        await db.notifications.find(
+            {"delivered_at": None, "failed_at": None, "next_at": {"$lte": now}}
+        )
+        .sort("next_at", ASCENDING)
+        .limit(50)
+        .to_list()
+    )
+    delivered = 0
+    for note in pending:
+        timestamp = str(int(time.time()))
+        headers = {
+            "content-type": "application/json",
+            "x-citydesk-event-id": note["_id"],
+            "x-citydesk-timestamp": timestamp,
+            "x-citydesk-signature": sign(secret=secret, timestamp=timestamp, body=note["body"]),
+        }
+        error: str | None = None
+        try:
+            response = await client.post(url, content=note["body"].encode(), headers=headers)
+            if response.status_code >= 300:
+                error = f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            error = f"{exc.__class__.__name__}: {exc}"
+        attempts = note["attempts"] + 1
+        if error is None:
+            await db.notifications.update_one(
+                {"_id": note["_id"]}, {"$set": {"delivered_at": now_utc(), "attempts": attempts}}
+            )
+            WEBHOOK_DELIVERIES.labels("delivered").inc()
+            delivered += 1
+            continue
+        gave_up = attempts >= settings.sentiment_webhook_max_attempts
+        await db.notifications.update_one(
+            {"_id": note["_id"]},
+            {
+                "$set": {
+                    "attempts": attempts,
+                    "last_error": error,
+                    "next_at": now_utc() + timedelta(seconds=min(300, 2**attempts)),
+                    "failed_at": now_utc() if gave_up else None,
+                }
+            },
+        )
+        WEBHOOK_DELIVERIES.labels("failed" if gave_up else "retry").inc()
+        log.warning("webhook delivery failed: %s", error, extra={"event_id": note["_id"]})
+    return delivered

@@ -1,0 +1,410 @@
+"""The sentiment service over the real local stack: analysis, incidents and alerts,
+escalation, scope, story screening, dead letters and signed webhooks."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaProducer
+from pydantic import SecretStr
+
+from citydesk.stack import free_port
+from shared import events as ev
+from shared.auth import Role
+from tests.support import RunningService, auth, eventually, header, read_topic, run_service
+
+pytestmark = pytest.mark.usefixtures("stack_env")
+
+OFFICER = Role.OPINION_OFFICER
+CITY_OFFICER = auth("jc", OFFICER)
+WEBHOOK_SECRET = "test-webhook-secret"
+
+
+class WebhookReceiver:
+    """A local endpoint that refuses the first delivery, then records what it gets."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.refused = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                if receiver.refused == 0:
+                    receiver.refused += 1
+                    self.send_response(503)
+                else:
+                    receiver.received.append(
+                        ({k.lower(): v for k, v in self.headers.items()}, body)
+                    )
+                    self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def webhook() -> Any:
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.server.shutdown()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def sentiment(webhook: WebhookReceiver) -> AsyncIterator[RunningService]:
+    async with run_service(
+        "sentiment",
+        mongo_database=f"sentiment_test_{uuid.uuid4().hex[:8]}",
+        sentiment_escalation_poll_seconds=0.3,
+        sentiment_gauge_refresh_seconds=0.5,
+        sentiment_webhook_url=webhook.url,
+        sentiment_webhook_secret=SecretStr(WEBHOOK_SECRET),
+        sentiment_webhook_poll_seconds=0.2,
+    ) as running:
+        yield running
+
+
+def opinion(
+    county: str, school: str | None, text: str, *, source: str = "weibo", item_id: str | None = None
+) -> ev.IntakeOpinionEvent:
+    return ev.IntakeOpinionEvent.build(
+        ev.IntakeOpinion(
+            item_id=item_id or uuid.uuid4().hex,
+            source=source,
+            school=school,
+            text=text,
+            published_at=ev.utcnow(),
+        ),
+        producer=f"county-{county}",
+        county=county,
+    )
+
+
+async def send(topic: str, *events: ev.Envelope) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=_bootstrap(), acks="all")
+    await producer.start()
+    try:
+        for event in events:
+            await producer.send_and_wait(
+                topic, event.model_dump_json().encode(), key=(event.county or "x").encode()
+            )
+    finally:
+        await producer.stop()
+
+
+def _bootstrap() -> str:
+    import os
+
+    return os.environ["CITYDESK_KAFKA_BOOTSTRAP"]
+
+
+def flags(records: list[Any], **wanted: Any) -> list[dict[str, Any]]:
+    found = []
+    for record in records:
+        try:
+            payload = json.loads(record.value)["payload"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if all(payload.get(k) == v for k, v in wanted.items()):
+            found.append(payload)
+    return found
+
+
+async def incident_of(service: RunningService, school: str) -> dict[str, Any] | None:
+    response = await service.client.get("/incidents", headers=CITY_OFFICER)
+    return next((i for i in response.json() if i["school"] == school), None)
+
+
+async def test_simplified_and_traditional_complaints_are_flagged_with_their_topic(
+    sentiment: RunningService,
+) -> None:
+    cases = {
+        "城南小学十几名学生在食堂吃完午饭后上吐下泻，家长怀疑食物中毒。": "food",
+        "學校老師上課打學生耳光，孩子臉都腫了，家長要求嚴肅處理。": "teacher_conduct",
+        "学校以资料费名义每人收800元，不给收据，这就是乱收费！": "fees",
+        "我儿子在宿舍被几个高年级同学围殴、勒索零花钱，学校说是开玩笑。": "bullying",
+        "兩名初二學生放學後到水庫游泳溺水身亡，家屬質疑學校安全教育不到位。": "safety",
+        "教学楼墙体开裂，天花板掉下来砸伤了学生，学校还让在危房里上课。": "facilities",
+        "学区内的孩子上不了学，有关系的外区孩子却能入学，招生暗箱操作。": "admissions",
+    }
+    for text, topic in cases.items():
+        response = await sentiment.client.post(
+            "/classify", json={"text": text}, headers=CITY_OFFICER
+        )
+        assert response.status_code == 200, response.text
+        verdict = response.json()
+        assert verdict["negative"], text
+        assert verdict["topic"] == topic, (text, verdict)
+        assert verdict["explanation"], text
+    drowning = (
+        await sentiment.client.post(
+            "/classify",
+            json={"text": next(iter(k for k, v in cases.items() if v == "safety"))},
+            headers=CITY_OFFICER,
+        )
+    ).json()
+    assert drowning["severity"] == "orange"  # a death raises the item's severity
+
+
+async def test_ordinary_school_news_is_not_flagged_even_when_it_names_a_risk(
+    sentiment: RunningService,
+) -> None:
+    news = [
+        "北川县第二小学举办预防校园欺凌专题讲座，法治副校长教学生识别和应对欺凌。",
+        "暑假来临，学校给孩子们上了一节防溺水安全教育课，提醒不私自下河游泳。",
+        "区市场监管局检查学校食堂，对食品安全管理工作给予充分肯定。",
+        "学校开展消防应急疏散演练，全校师生三分钟内有序撤离。",
+        "學校舉行秋季運動會，同學們奮力拼搏，賽出風格。",
+        "县教育局发布今年义务教育招生政策，坚持免试就近入学。",
+    ]
+    for text in news:
+        response = await sentiment.client.post(
+            "/classify", json={"text": text}, headers=CITY_OFFICER
+        )
+        assert response.status_code == 200
+        assert not response.json()["negative"], (text, response.json())
+
+
+async def test_classify_needs_an_opinion_officer(sentiment: RunningService) -> None:
+    response = await sentiment.client.post(
+        "/classify", json={"text": "测试"}, headers=auth("dh-syxx", Role.CORRESPONDENT)
+    )
+    assert response.status_code == 403
+    response = await sentiment.client.post("/classify", json={"text": ""}, headers=CITY_OFFICER)
+    assert response.status_code == 422
+
+
+async def test_ten_posts_about_one_incident_make_one_incident_one_alert_and_signed_webhooks(
+    sentiment: RunningService, webhook: WebhookReceiver
+) -> None:
+    school = "dh-dyxx"
+    texts = [
+        "东湖区第一小学食堂饭菜发霉，孩子吃完肚子疼，学校管不管？",
+        "#东湖一小食物中毒# 我家孩子中午吃完饭就开始呕吐腹泻",
+        "东湖区第一小学好多学生午饭后上吐下泻，已经送医院了",
+        "家长群都炸了，一小食堂的菜是馊的，孩子们集体拉肚子",
+        "投诉：东湖区第一小学食堂使用过期食材，学生吃坏了肚子",
+        "一小今天又有学生呕吐，食堂到底有没有人监管",
+        "孩子说食堂的肉有异味，吃了以后肚子痛到哭",
+        "东湖一小食物中毒的事学校至今没有说法，家长很愤怒",
+        "听说一小有十几个孩子因为吃了食堂的饭住院了",
+        "強烈要求徹查東湖區第一小學食堂，孩子們吃了飯菜後腹瀉嘔吐",
+    ]
+    posts = [opinion("dh", school, text) for text in texts]
+    duplicate = opinion("dh", school, texts[0], item_id=posts[0].payload.item_id)
+    await send("intake.opinions", *posts, duplicate)
+
+    async def ten_items() -> dict[str, Any] | None:
+        found = await incident_of(sentiment, school)
+        return found if found and found["item_count"] == 10 else None
+
+    incident = await eventually(ten_items, what="one incident with ten items")
+    detail = (
+        await sentiment.client.get(f"/incidents/{incident['id']}", headers=CITY_OFFICER)
+    ).json()
+    assert len(detail["items"]) == 10
+    assert {i["item_id"] for i in detail["items"]} == {p.payload.item_id for p in posts}
+    assert detail["topic"] == "food"
+
+    # a media enquiry about the same incident raises it to orange: one escalation, serious
+    await send(
+        "intake.opinions",
+        opinion(
+            "dh",
+            school,
+            "记者来电：东湖区第一小学食堂学生集体腹泻一事，请教育局回应。",
+            source="media_enquiry",
+        ),
+    )
+
+    def alert_and_escalation(records: list[Any]) -> bool:
+        return bool(flags(records, incident_id=incident["id"], severity="orange"))
+
+    records = await read_topic("opinion.flagged", until=alert_and_escalation)
+    alerts = flags(records, incident_id=incident["id"], kind="alert")
+    assert len(alerts) == 1
+    assert alerts[0]["owner_level"] == "school" and alerts[0]["school"] == school
+    escalation = flags(records, incident_id=incident["id"], severity="orange")[0]
+    assert escalation["kind"] == "escalation"
+    assert escalation["severity"] == "orange" and escalation["serious"] is True
+    assert escalation["item_count"] == 11
+
+    def delivered() -> list[dict[str, Any]]:
+        return [
+            json.loads(body)["payload"]
+            for _, body in webhook.received
+            if json.loads(body)["payload"].get("incident_id") == incident["id"]
+        ]
+
+    announced = len(flags(records, incident_id=incident["id"]))
+    await eventually(lambda: len(delivered()) == announced, timeout=30, what="every notification")
+    assert webhook.refused == 1  # the first attempt was refused and retried
+    headers, body = next((h, b) for h, b in webhook.received if incident["id"] in b.decode())
+    expected = hmac.new(
+        WEBHOOK_SECRET.encode(),
+        f"{headers['x-citydesk-timestamp']}.".encode() + body,
+        hashlib.sha256,
+    ).hexdigest()
+    assert headers["x-citydesk-signature"] == f"sha256={expected}"
+
+
+async def test_an_unacknowledged_alert_escalates_from_school_to_county_to_city(
+    sentiment: RunningService,
+) -> None:
+    admin = auth("jc", Role.ADMIN)
+    config = (await sentiment.client.get("/config", headers=admin)).json()
+    quick = json.loads(json.dumps(config))
+    quick["alerts"]["deadline_seconds"] = {"blue": 1, "yellow": 1, "orange": 1, "red": 1}
+    assert (await sentiment.client.put("/config", json=quick, headers=admin)).status_code == 200
+    try:
+        school = "xs-dyzx"
+        await send(
+            "intake.opinions",
+            opinion("xs", school, "西山区第一中学宿舍漏雨一个月没人修，孩子被子都是湿的"),
+        )
+        incident = await eventually(lambda: incident_of(sentiment, school), what="the incident")
+
+        def escalated_to_city(records: list[Any]) -> bool:
+            return bool(flags(records, incident_id=incident["id"], owner_level="city"))
+
+        records = await read_topic("opinion.flagged", until=escalated_to_city)
+        levels = [f["owner_level"] for f in flags(records, incident_id=incident["id"])]
+        assert levels == ["school", "county", "city"]
+        alert = (
+            await sentiment.client.get(f"/alerts/{incident['alert_id']}", headers=CITY_OFFICER)
+        ).json()
+        assert alert["owner_level"] == "city" and alert["owner_unit"] == "jc"
+        assert [h["action"] for h in alert["history"]] == [
+            "raised",
+            "escalated to county",
+            "escalated to city",
+        ]
+    finally:
+        await sentiment.client.put("/config", json=config, headers=admin)
+
+
+async def test_officers_see_only_their_own_units_and_follow_the_alert_procedure(
+    sentiment: RunningService,
+) -> None:
+    await send(
+        "intake.opinions",
+        opinion("nl", "nl-dyxx", "南岭一小的班主任当着全班辱骂学生是废物，孩子不敢去上学"),
+        opinion("dh", "dh-dezx", "东湖区第二小学门口接送车辆乱停，一个孩子被车撞伤了"),
+    )
+    nl_incident = await eventually(lambda: incident_of(sentiment, "nl-dyxx"), what="nl incident")
+    await eventually(lambda: incident_of(sentiment, "dh-dezx"), what="dh incident")
+
+    county_officer = auth("nl", OFFICER)
+    seen = (await sentiment.client.get("/alerts", headers=county_officer)).json()
+    assert seen and {a["county"] for a in seen} == {"nl"}
+    incidents = (await sentiment.client.get("/incidents", headers=county_officer)).json()
+    assert {i["county"] for i in incidents} == {"nl"}
+    other = (await sentiment.client.get("/alerts", headers=auth("dh-dezx", OFFICER))).json()
+    assert {a["school"] for a in other} == {"dh-dezx"}
+    alert_id = nl_incident["alert_id"]
+    assert (
+        await sentiment.client.get(f"/alerts/{alert_id}", headers=auth("dh", OFFICER))
+    ).status_code == 404
+    assert (
+        await sentiment.client.get("/alerts", headers=auth("nl", Role.CORRESPONDENT))
+    ).status_code == 403
+
+    school_officer = auth("nl-dyxx", OFFICER)
+    close_early = await sentiment.client.post(
+        f"/alerts/{alert_id}/close", json={}, headers=school_officer
+    )
+    assert close_early.status_code == 409
+    for action, state in (
+        ("acknowledge", "acknowledged"),
+        ("respond", "responding"),
+        ("close", "closed"),
+    ):
+        response = await sentiment.client.post(
+            f"/alerts/{alert_id}/{action}",
+            json={"comment": f"{action}: 已核实并处理"},
+            headers=school_officer,
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["state"] == state
+    again = await sentiment.client.post(
+        f"/alerts/{alert_id}/acknowledge", json={}, headers=school_officer
+    )
+    assert again.status_code == 409
+    closed = (await sentiment.client.get("/alerts?state=closed", headers=county_officer)).json()
+    assert alert_id in {a["id"] for a in closed}
+
+
+def story(story_id: str, title: str, body: str) -> ev.StorySubmittedEvent:
+    return ev.StorySubmittedEvent.build(
+        ev.StorySubmitted(
+            story_id=story_id,
+            version=1,
+            unit_path=ev.UnitPath(city="jc", county="dh", unit="dh-syxx"),
+            title=title,
+            body=body,
+            category="工作动态",
+            event_date=date.today() - timedelta(days=1),
+            submitted_at=ev.utcnow(),
+            author="corr-1",
+        ),
+        producer="submission",
+        county="dh",
+        unit="dh-syxx",
+    )
+
+
+async def test_a_negative_story_is_flagged_for_review_and_ordinary_news_is_not(
+    sentiment: RunningService,
+) -> None:
+    bad, good = f"st-{uuid.uuid4().hex[:8]}", f"st-{uuid.uuid4().hex[:8]}"
+    await send(
+        "story.submitted",
+        story(bad, "我校学生食物中毒事件", "昨天中午多名学生在食堂就餐后呕吐腹泻，被送往医院。"),
+        story(good, "我校举行秋季运动会", "同学们在运动会上奋力拼搏，展现了良好的精神风貌。"),
+    )
+    records = await read_topic("opinion.flagged", until=lambda rs: bool(flags(rs, story_id=bad)))
+    flagged = flags(records, story_id=bad)[0]
+    assert flagged["kind"] == "story_screening" and flagged["story_version"] == 1
+    assert flagged["negative"] and flagged["topic"] == "food"
+    reviewer = auth("dh", Role.REVIEWER_COUNTY)
+
+    async def screened() -> Any:
+        response = await sentiment.client.get(f"/screenings/{good}", headers=reviewer)
+        return response.json() if response.status_code == 200 else None
+
+    result = await eventually(screened, what="the ordinary story screened")
+    assert result[0]["flagged"] is False
+    assert not flags(records, story_id=good)
+
+
+async def test_bad_intake_goes_to_the_dead_letter_topic_with_its_reason(
+    sentiment: RunningService,
+) -> None:
+    wrong_county = opinion("xs", "dh-syxx", "东湖区实验小学乱收费")
+    unknown = opinion("zz", None, "某校乱收费")
+    await send("intake.opinions", wrong_county, unknown)
+
+    def both(records: list[Any]) -> bool:
+        ids = {json.loads(r.value).get("event_id") for r in records}
+        return {str(wrong_county.event_id), str(unknown.event_id)} <= ids
+
+    records = await read_topic("intake.opinions.dlq", until=both)
+    reasons = {json.loads(r.value)["event_id"]: header(r, "dlq-reason") for r in records}
+    assert "not in county 'xs'" in reasons[str(wrong_county.event_id)]
+    assert "unknown county 'zz'" in reasons[str(unknown.event_id)]
