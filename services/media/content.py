@@ -305,30 +305,33 @@ class InspectedVideo:
 async def inspect_video(path: Path, *, timeout: float) -> InspectedVideo:
     """Dimensions and a poster frame via ffprobe/ffmpeg when installed; without them the
     video is stored all the same, marked as having no poster."""
-    ffmpeg = shutil.which("ffmpeg")
+    ffmpeg, ffprobe = shutil.which("ffmpeg"), shutil.which("ffprobe")
     if ffmpeg is None:
         return InspectedVideo()
     video = InspectedVideo(poster="failed")
-    ffprobe = shutil.which("ffprobe")
+    # a frame one second in avoids the black first frame; shorter clips use their middle
+    offset = 0.0
     if ffprobe is not None:
         probe = await _run(
             [ffprobe, "-v", "error", "-select_streams", "v:0",
-             "-show_entries", "stream=width,height", "-of", "json", str(path)],
+             "-show_entries", "stream=width,height:format=duration", "-of", "json", str(path)],
             timeout=timeout,
         )  # fmt: skip
-        with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
-            stream = json.loads(probe or b"{}")["streams"][0]
+        try:
+            found = json.loads(probe or b"{}")
+            stream = found["streams"][0]
             video.width, video.height = int(stream["width"]), int(stream["height"])
-    # a frame one second in avoids the black first frame; short clips fall back to 0
-    for offset in ("1", "0"):
-        frame = await _run(
-            [ffmpeg, "-v", "error", "-nostdin", "-ss", offset, "-i", str(path),
-             "-frames:v", "1", "-f", "image2", "-c:v", "mjpeg", "pipe:1"],
-            timeout=timeout,
-        )  # fmt: skip
-        if frame:
-            video.poster, video.poster_frame = "stored", frame
-            break
+        except (ValueError, KeyError, IndexError, TypeError):
+            return video  # no readable video stream: no frame to take either
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            offset = min(1.0, float(found["format"]["duration"]) / 2)
+    frame = await _run(
+        [ffmpeg, "-v", "error", "-nostdin", "-ss", f"{offset:.3f}", "-i", str(path),
+         "-frames:v", "1", "-f", "image2", "-c:v", "mjpeg", "pipe:1"],
+        timeout=timeout,
+    )  # fmt: skip
+    if frame:
+        video.poster, video.poster_frame = "stored", frame
     return video
 
 

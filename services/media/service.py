@@ -12,7 +12,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -134,7 +134,8 @@ class MediaContext:
     runtime: ServiceRuntime
     settings: MediaSettings
     store: ObjectStore
-    decoding: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
+    # images decoded at once in this process (bounds memory)
+    decoding: asyncio.Semaphore
 
     @property
     def rendition_sizes(self) -> dict[str, int]:
@@ -255,10 +256,7 @@ async def store_upload(
     campaign = form.fields.get("campaign", "").strip() or None
     if campaign is not None and not CODE.match(campaign):
         raise UploadProblem(422, "campaign must be a code of letters, digits, '_', '.', '-'")
-    try:
-        real = content.confirm_type(spooled.head, spooled.claimed)
-    except content.WrongType as exc:
-        raise UploadProblem(415, str(exc), kind=kind.value) from exc
+    real = spooled.real
 
     existing = await context.runtime.db[MEDIA].find_one({"unit": unit, "sha256": spooled.sha256})
     if existing is not None:

@@ -20,7 +20,7 @@ from typing import BinaryIO, ClassVar
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from services.media.content import SNIFF_BYTES, MediaType
+from services.media.content import SNIFF_BYTES, MediaType, WrongType, confirm_type
 
 FLUSH_BYTES = 1024 * 1024
 MAX_FIELD_BYTES = 4096
@@ -61,9 +61,9 @@ class SpooledFile:
     filename: str | None
     content_type: str | None
     claimed: MediaType
+    real: MediaType
     size: int
     sha256: str
-    head: bytes
 
 
 @dataclass
@@ -100,6 +100,7 @@ class _Spooler:
         self.filename: str | None = None
         self.content_type: str | None = None
         self.admission: FileAdmission | None = None
+        self.real: MediaType | None = None
         self.hasher = hashlib.sha256()
         self.size = 0
         self.head = b""
@@ -163,14 +164,30 @@ class _Spooler:
             )
         if len(self.head) < SNIFF_BYTES:
             self.head += chunk[: SNIFF_BYTES - len(self.head)]
+            if len(self.head) == SNIFF_BYTES:
+                self._confirm_type()
         self.pending.append(chunk)
         self.pending_bytes += len(chunk)
 
     def on_part_end(self) -> None:
         if self.part.is_file:
+            if self.size == 0:
+                raise UploadProblem(422, "the file is empty")
+            if self.real is None:
+                self._confirm_type()
             self.file_done = True
         else:
             self.fields[self.part.name] = self.part.data.decode("utf-8", "replace")
+
+    def _confirm_type(self) -> None:
+        """The real type is known from the first bytes: a file that is not what it claims
+        is refused before the rest of it is read."""
+        assert self.admission is not None
+        claimed = self.admission.claimed
+        try:
+            self.real = confirm_type(self.head, claimed)
+        except WrongType as exc:
+            raise UploadProblem(415, str(exc), kind=claimed.kind.value) from exc
 
     # ---- file writes, in a worker thread ---------------------------------------------
     def _write_pending(self, chunks: list[bytes]) -> None:
@@ -242,12 +259,9 @@ async def read_upload(
     spooler.close()
     if spooler.admission is None or spooler.path is None:
         raise UploadProblem(422, f"the form has no {file_field!r} part")
-    if not spooler.file_done:
+    if not spooler.file_done or spooler.real is None:
         spooler.discard()
         raise UploadProblem(422, "the upload ended before the file was complete")
-    if spooler.size == 0:
-        spooler.discard()
-        raise UploadProblem(422, "the file is empty", kind=spooler.admission.claimed.kind.value)
     return UploadForm(
         fields=spooler.fields,
         file=SpooledFile(
@@ -255,8 +269,8 @@ async def read_upload(
             filename=spooler.filename,
             content_type=spooler.content_type,
             claimed=spooler.admission.claimed,
+            real=spooler.real,
             size=spooler.size,
             sha256=spooler.hasher.hexdigest(),
-            head=spooler.head,
         ),
     )

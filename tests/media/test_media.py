@@ -190,7 +190,7 @@ async def test_each_accepted_video_type_is_stored_and_says_when_it_has_no_poster
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
-async def test_a_video_gets_a_poster_frame_when_ffmpeg_is_installed(
+async def test_a_video_gets_a_poster_frame_when_ffmpeg_is_installed_and_one_can_be_read(
     media: RunningService, tmp_path: Path
 ) -> None:
     clip = tmp_path / "clip.mp4"
@@ -206,19 +206,20 @@ async def test_a_video_gets_a_poster_frame_when_ffmpeg_is_installed(
     assert body["poster"] == "stored" and (body["width"], body["height"]) == (320, 240)
     assert body["thumbnails"]["small"] == {"width": 160, "height": 120}
     redirect = await media.client.get(f"/media/{body['id']}/thumbnail", headers=CORRESPONDENT)
-    assert (
-        Image.open(io.BytesIO(await asyncio.to_thread(fetch, redirect.headers["location"]))).width
-        == 160
-    )
+    thumbnail = await asyncio.to_thread(fetch, redirect.headers["location"])
+    assert Image.open(io.BytesIO(thumbnail)).width == 160
+    # a video ffmpeg cannot read is stored all the same, without a poster
+    unreadable = await upload(media, iso_video(b"isom"), "broken.mp4", "video/mp4")
+    assert unreadable.status_code == 201 and unreadable.json()["poster"] == "failed"
 
 
 async def test_a_renamed_executable_is_refused_as_the_wrong_type(media: RunningService) -> None:
-    before = uploads_metric("unknown", "wrong_type")
+    before = uploads_metric("photo", "wrong_type")
     elf = b"\x7fELF\x02\x01\x01\x00" + os.urandom(2048)
     response = await upload(media, elf, "photo.jpg", "image/jpeg")
     assert response.status_code == 415
     assert "not any accepted type" in response.json()["detail"]
-    assert uploads_metric("photo", "wrong_type") + uploads_metric("unknown", "wrong_type") > before
+    assert uploads_metric("photo", "wrong_type") == before + 1
     # a real PNG sent as a JPEG is refused too
     mislabelled = await upload(media, photo("PNG"), "photo.jpg", "image/jpeg")
     assert mislabelled.status_code == 415
@@ -227,6 +228,24 @@ async def test_a_renamed_executable_is_refused_as_the_wrong_type(media: RunningS
     assert unaccepted.status_code == 415
     sha = hashlib.sha256(elf).hexdigest()
     assert await media.runtime.db.media.count_documents({"sha256": sha}) == 0
+
+
+async def test_a_malformed_upload_is_answered_with_a_clear_422(media: RunningService) -> None:
+    no_unit = await media.client.post(
+        "/media", files={"file": ("a.jpg", photo(), "image/jpeg")}, headers=CORRESPONDENT
+    )
+    assert no_unit.status_code == 422 and "'unit' field" in no_unit.json()["detail"]
+    empty = await upload(media, b"", "a.jpg", "image/jpeg")
+    assert empty.status_code == 422 and "empty" in empty.json()["detail"]
+    unknown_unit = await upload(media, photo(), "a.jpg", "image/jpeg", unit="nowhere")
+    assert unknown_unit.status_code == 404
+    not_a_form = await media.client.post(
+        "/media", content=b"{}", headers=CORRESPONDENT | {"content-type": "application/json"}
+    )
+    assert not_a_form.status_code == 422 and "multipart" in not_a_form.json()["detail"]
+    opinion_officer = auth(SCHOOL, Role.OPINION_OFFICER)
+    refused = await upload(media, photo(), "a.jpg", "image/jpeg", headers=opinion_officer)
+    assert refused.status_code == 403
 
 
 async def test_a_file_over_the_limit_is_refused_with_413(strict_media: RunningService) -> None:
