@@ -1,0 +1,55 @@
+"""The review and publish service: three-level review (三审制), its audit trail, and
+publication on the bureau's feed and webhook channels."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fastapi import FastAPI
+
+from services.review import api, publishing, service
+from services.review.handlers import register_handlers
+from services.review.publishing import PublishQueue
+from services.review.settings import review_settings
+from shared import topics as tp
+from shared.runtime import ServiceRuntime, build_service
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the review service; consumers only when ``run_consumers`` is set."""
+    config = review_settings(settings)
+    app, runtime = build_service(
+        service.SERVICE,
+        title="CityDesk review and publish",
+        description="Three-level review of submitted stories with an audit trail, the "
+        "screening hold, and publication on the bureau's feed and signed webhooks.",
+        publishes=(tp.STORY_REVIEWED, tp.STORY_PUBLISHED),
+        settings=config,
+    )
+    app.include_router(api.router)
+    app.add_exception_handler(service.Refused, api.refusal_response)
+    queue = PublishQueue()
+    app.state.publish_queue = queue
+    if config.run_consumers:
+        register_handlers(runtime)
+    runtime.on_startup += [service.ensure_indexes, publishing.ensure_indexes, service.seed_config]
+
+    async def watch_cases(runtime: ServiceRuntime) -> None:
+        """Flag overdue cases and refresh the case gauges from the database."""
+        while True:
+            try:
+                await service.flag_overdue_cases(runtime=runtime)
+                await service.refresh_gauges(runtime=runtime)
+            except Exception:
+                log.exception("overdue check failed; retrying")
+            await asyncio.sleep(config.overdue_check_seconds)
+
+    async def publish(runtime: ServiceRuntime) -> None:
+        await publishing.run_publish_workers(runtime, queue)
+
+    runtime.background += [watch_cases, publish]
+    return app

@@ -1,0 +1,24 @@
+"""Kafka subscribers: submitted stories open review cases; story screenings feed the hold."""
+
+from __future__ import annotations
+
+from services.review import service
+from shared import events as ev
+from shared import topics as tp
+from shared.kafka import consumer
+from shared.runtime import ServiceRuntime
+
+
+def register_handlers(runtime: ServiceRuntime) -> None:
+    """Subscribe the review service (consumer group ``review``) to its topics."""
+    broker, settings = runtime.broker, runtime.settings
+
+    @consumer(broker, tp.STORY_SUBMITTED, group=service.SERVICE, settings=settings)
+    async def open_review_case(event: ev.StorySubmittedEvent) -> None:
+        """Open a review case for each submitted version of a story."""
+        await service.open_case(runtime=runtime, event=event)
+
+    @consumer(broker, tp.OPINION_FLAGGED, group=service.SERVICE, settings=settings)
+    async def record_story_screening(event: ev.OpinionFlaggedEvent) -> None:
+        """Keep story screening results: a high severity holds final approval."""
+        await service.record_screening(runtime=runtime, event=event)

@@ -1,0 +1,589 @@
+"""The review and publish service over the real local stack: routes through the three
+levels, decisions and their guards, the screening hold, publication on the feed and
+signed webhooks, adoption, withdrawal and the audit trail."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from xml.etree import ElementTree as ET
+
+import httpx
+import pytest
+import pytest_asyncio
+from prometheus_client import REGISTRY
+
+from shared import events as ev
+from shared.mongo import make_client
+from shared.orgtree import example_city
+from tests.support import (
+    RunningService,
+    auth,
+    eventually,
+    produce,
+    read_topic,
+    run_service,
+    settings_for,
+)
+
+pytestmark = pytest.mark.usefixtures("stack_env")
+
+ORG = example_city()
+SCHOOL = auth("dh-syxx", "reviewer_school", sub="head-dh-syxx")
+COUNTY = auth("dh", "reviewer_county", sub="reviewer-dh")
+OTHER_COUNTY = auth("xs", "reviewer_county", sub="reviewer-xs")
+CITY = auth("jc", "reviewer_city", sub="reviewer-jc")
+LEADER = auth("jc", "leader", sub="leader-jc")
+ADMIN = auth("jc", "admin", sub="admin-jc")
+
+
+@pytest_asyncio.fixture(scope="module")
+async def review() -> AsyncIterator[RunningService]:
+    database = f"review_test_{uuid.uuid4().hex[:8]}"
+    async with run_service(
+        "review", mongo_database=database, overdue_check_seconds=0.3, publish_poll_seconds=0.2
+    ) as running:
+        yield running
+    client = make_client(settings_for("review"))
+    await client.drop_database(database)
+    await client.close()
+
+
+def story_event(
+    unit: str,
+    *,
+    story_id: str | None = None,
+    version: int = 1,
+    major: bool = False,
+    title: str = "春季运动会圆满举行",
+) -> ev.StorySubmittedEvent:
+    path = ORG.path(unit)
+    return ev.StorySubmittedEvent.build(
+        ev.StorySubmitted(
+            story_id=story_id or uuid.uuid4().hex, version=version, unit_path=path,
+            title=f"{title} v{version}", body="第一段。\n第二段。", category="work_news",
+            major=major, event_date=date.today(), submitted_at=ev.utcnow(),
+            media_ids=["m-photo-1"], photo_count=1, author=f"writer-{unit}", late=True,
+            late_days=20,
+        ),
+        producer="submission", county=path.county, unit=path.unit,
+    )  # fmt: skip
+
+
+async def submit(event: ev.StorySubmittedEvent) -> str:
+    await produce(
+        "story.submitted", event.model_dump_json().encode(), key=event.payload.story_id.encode()
+    )
+    return event.payload.story_id
+
+
+async def waiting_case(
+    client: httpx.AsyncClient, headers: dict[str, str], story_id: str, version: int = 1
+) -> dict[str, Any]:
+    """The case of a story version once it waits in the queue of ``headers``' reviewer."""
+
+    async def find() -> dict[str, Any] | None:
+        response = await client.get("/queue", headers=headers, params={"limit": 200})
+        assert response.status_code == 200, response.text
+        return next(
+            (c for c in response.json() if c["story_id"] == story_id and c["version"] == version),
+            None,
+        )
+
+    return await eventually(find, what=f"story {story_id} v{version} in the queue")
+
+
+async def decide(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    case: dict[str, Any],
+    decision: str = "approve",
+    **extra: Any,
+) -> httpx.Response:
+    body = {"version": case["version"], "decision": decision, **extra}
+    return await client.post(f"/cases/{case['case_id']}/decisions", json=body, headers=headers)
+
+
+async def approve(
+    client: httpx.AsyncClient, headers: dict[str, str], case: dict[str, Any]
+) -> dict[str, Any]:
+    response = await decide(client, headers, case)
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def events_for(topic: str, story_id: str, count: int) -> list[dict[str, Any]]:
+    """The payloads of ``topic`` about one story, once at least ``count`` are there."""
+
+    def ours(records: list[Any]) -> list[dict[str, Any]]:
+        found = []
+        for record in records:
+            with contextlib.suppress(ValueError, AttributeError):
+                data = json.loads(record.value)
+                if data.get("payload", {}).get("story_id") == story_id:
+                    found.append(data["payload"])
+        return found
+
+    records = await read_topic(topic, until=lambda rs: len(ours(rs)) >= count)
+    return ours(records)
+
+
+async def in_feed(client: httpx.AsyncClient, story_id: str, state: str = "published") -> bool:
+    response = await client.get("/feed", params={"state": state})
+    return any(item["story_id"] == story_id for item in response.json()["items"])
+
+
+# ---- routes -------------------------------------------------------------------------
+async def test_a_schools_story_goes_through_school_county_and_city_and_is_published(
+    review: RunningService,
+) -> None:
+    client = review.client
+    story_id = await submit(story_event("dh-syxx"))
+    case = await waiting_case(client, SCHOOL, story_id)
+    assert case["route"] == ["school", "county", "city"]
+    assert case["late"] is True and case["late_days"] == 20
+    assert case["media"][0]["thumbnail"].endswith("/media/m-photo-1/thumbnail?size=small")
+    assert case["title"].startswith("春季运动会") and case["body"]
+
+    first = await approve(client, SCHOOL, case)
+    assert (first["level"], first["final"]) == ("county", False)
+    second = await approve(client, COUNTY, await waiting_case(client, COUNTY, story_id))
+    assert (second["level"], second["final"]) == ("city", False)
+    last = await approve(client, CITY, await waiting_case(client, CITY, story_id))
+    assert (last["state"], last["final"]) == ("approved", True)
+
+    reviewed = await events_for("story.reviewed", story_id, 3)
+    assert [(e["level"], e["decision"], e["final"]) for e in reviewed] == [
+        ("school", "approved", False),
+        ("county", "approved", False),
+        ("city", "approved", True),
+    ]
+    await eventually(lambda: in_feed(client, story_id), what="the story in the feed")
+    published = await events_for("story.published", story_id, 1)
+    assert published[0]["kind"] == "channel" and published[0]["channel"] == "feed"
+    assert published[0]["outlet_level"] == "bureau"
+
+
+async def test_a_county_bureaus_own_story_starts_at_the_county(review: RunningService) -> None:
+    client = review.client
+    story_id = await submit(story_event("dh"))
+    case = await waiting_case(client, COUNTY, story_id)
+    assert case["route"] == ["county", "city"] and case["level"] == "county"
+    assert (await approve(client, COUNTY, case))["level"] == "city"
+    await waiting_case(client, CITY, story_id)
+
+
+async def test_a_directly_run_units_story_skips_the_county(review: RunningService) -> None:
+    client = review.client
+    story_id = await submit(story_event("jc-yz"))
+    case = await waiting_case(client, auth("jc-yz", "reviewer_school"), story_id)
+    assert case["route"] == ["school", "city"]
+    assert (await approve(client, auth("jc-yz", "reviewer_school"), case))["level"] == "city"
+    await waiting_case(client, CITY, story_id)
+
+
+async def test_a_redelivered_submission_opens_one_case(review: RunningService) -> None:
+    event = story_event("dh-syxx")
+    await submit(event)
+    await submit(event)
+    await waiting_case(review.client, SCHOOL, event.payload.story_id)
+    await asyncio.sleep(1)
+    count = await review.runtime.db.cases.count_documents({"story_id": event.payload.story_id})
+    assert count == 1
+
+
+# ---- decisions ----------------------------------------------------------------------
+async def test_a_returned_story_is_resubmitted_as_a_new_version_and_approved(
+    review: RunningService,
+) -> None:
+    client = review.client
+    story_id = await submit(story_event("dh-syxx"))
+    case = await waiting_case(client, SCHOOL, story_id)
+    missing = await decide(client, SCHOOL, case, "return")
+    assert missing.status_code == 422 and "comment is required" in missing.json()["detail"]
+    returned = await decide(client, SCHOOL, case, "return", comment="请补充活动时间和人数")
+    assert returned.json()["state"] == "returned"
+
+    await submit(story_event("dh-syxx", story_id=story_id, version=2))
+    second = await waiting_case(client, SCHOOL, story_id, version=2)
+    old = await client.get(f"/cases/{case['case_id']}", headers=SCHOOL)
+    assert old.json()["state"] == "superseded"
+    assert second["level"] == "school"
+    await approve(client, SCHOOL, second)
+    await approve(client, COUNTY, await waiting_case(client, COUNTY, story_id, version=2))
+    final = await approve(client, CITY, await waiting_case(client, CITY, story_id, version=2))
+    assert final["final"] is True and final["version"] == 2
+
+
+async def test_a_rejection_needs_a_reason_and_ends_the_review(review: RunningService) -> None:
+    client = review.client
+    story_id = await submit(story_event("dh-syxx"))
+    case = await waiting_case(client, SCHOOL, story_id)
+    assert (await decide(client, SCHOOL, case, "reject")).status_code == 422
+    rejected = await decide(client, SCHOOL, case, "reject", reason="内容与事实不符")
+    assert rejected.status_code == 200 and rejected.json()["state"] == "rejected"
+    again = await decide(client, SCHOOL, case)
+    assert again.status_code == 409
+    reviewed = await events_for("story.reviewed", story_id, 1)
+    assert (reviewed[0]["decision"], reviewed[0]["final"]) == ("rejected", False)
+    assert reviewed[0]["comment"] == "内容与事实不符"
+
+
+async def test_a_major_story_needs_the_leaders_sign_off(review: RunningService) -> None:
+    client = review.client
+    story_id = await submit(story_event("dh", major=True))
+    case = await waiting_case(client, COUNTY, story_id)
+    assert case["route"] == ["county", "city", "leader"]
+    await approve(client, COUNTY, case)
+    city = await approve(client, CITY, await waiting_case(client, CITY, story_id))
+    assert (city["level"], city["final"]) == ("leader", False)
+    at_leader = await waiting_case(client, LEADER, story_id)
+    assert (await decide(client, CITY, at_leader)).status_code == 403
+    signed = await approve(client, LEADER, at_leader)
+    assert (signed["state"], signed["final"]) == ("approved", True)
+
+
+async def test_a_decision_on_a_stale_version_is_refused(review: RunningService) -> None:
+    client = review.client
+    story_id = await submit(story_event("dh-syxx"))
+    case = await waiting_case(client, SCHOOL, story_id)
+    stale = await decide(client, SCHOOL, {**case, "version": 2})
+    assert stale.status_code == 409 and "stale version" in stale.json()["detail"]
+
+
+async def test_two_reviewers_deciding_at_once_only_one_wins(review: RunningService) -> None:
+    client = review.client
+    story_id = await submit(story_event("dh-syxx"))
+    case = await waiting_case(client, SCHOOL, story_id)
+    other = auth("dh-syxx", "reviewer_school", sub="deputy-dh-syxx")
+    answers = await asyncio.gather(
+        decide(client, SCHOOL, case), decide(client, other, case, "return", comment="重写")
+    )
+    assert sorted(a.status_code for a in answers) == [200, 409]
+    trail = (await client.get(f"/stories/{story_id}/audit", headers=CITY)).json()
+    assert len([e for e in trail if e["level"] == "school"]) == 1
+
+
+async def test_a_county_reviewer_cannot_see_or_decide_another_countys_case(
+    review: RunningService,
+) -> None:
+    client = review.client
+    story_id = await submit(story_event("dh-syxx"))
+    await approve(client, SCHOOL, await waiting_case(client, SCHOOL, story_id))
+    case = await waiting_case(client, COUNTY, story_id)
+    queue = (await client.get("/queue", headers=OTHER_COUNTY, params={"limit": 200})).json()
+    assert all(c["story_id"] != story_id for c in queue)
+    refused = await decide(client, OTHER_COUNTY, case)
+    assert refused.status_code == 403
+    assert (await client.get(f"/cases/{case['case_id']}", headers=OTHER_COUNTY)).status_code == 403
+    assert (await decide(client, SCHOOL, case)).status_code == 403  # not the school's level
+
+
+# ---- screening hold -----------------------------------------------------------------
+async def test_a_screening_hold_blocks_final_approval_until_a_city_reviewer_overrides(
+    review: RunningService,
+) -> None:
+    client = review.client
+    story_id = await submit(story_event("dh"))
+    await approve(client, COUNTY, await waiting_case(client, COUNTY, story_id))
+    flag = ev.OpinionFlaggedEvent.build(
+        ev.OpinionFlagged(
+            kind=ev.FlagKind.STORY_SCREENING, story_id=story_id, story_version=1, county="dh",
+            severity=ev.Severity.ORANGE, score=0.8, topic="safety",
+            explanation=["踩踏"], flagged_at=ev.utcnow(),
+        ),
+        producer="sentiment", county="dh",
+    )  # fmt: skip
+    await produce("opinion.flagged", flag.model_dump_json().encode(), key=story_id.encode())
+
+    async def held() -> dict[str, Any] | None:
+        case = await waiting_case(client, CITY, story_id)
+        screening = case["screening"]
+        return case if screening and screening["holds_final_approval"] else None
+
+    case = await eventually(held, what="the screening hold")
+    assert case["screening"]["severity"] == "orange"
+    blocked = await decide(client, CITY, case)
+    assert blocked.status_code == 409 and "held" in blocked.json()["detail"]
+    reason = {"reason": "已核实，报道内容准确，无负面影响"}
+    assert (await client.post(f"/cases/{case['case_id']}/override", json=reason,
+                              headers=COUNTY)).status_code == 403  # fmt: skip
+    lifted = await client.post(f"/cases/{case['case_id']}/override", json=reason, headers=CITY)
+    assert lifted.status_code == 200 and lifted.json()["hold_overridden"] is True
+    assert (await approve(client, CITY, case))["final"] is True
+    reviewed = await events_for("story.reviewed", story_id, 3)
+    assert [e["decision"] for e in reviewed] == ["approved", "overridden", "approved"]
+
+
+# ---- publication --------------------------------------------------------------------
+async def test_a_scheduled_story_appears_in_the_feed_after_its_time(review: RunningService) -> None:
+    client = review.client
+    story_id = await submit(story_event("dh", title="校园开放日"))
+    await approve(client, COUNTY, await waiting_case(client, COUNTY, story_id))
+    case = await waiting_case(client, CITY, story_id)
+    publish_at = datetime.now(UTC) + timedelta(seconds=2)
+    assert (await decide(client, COUNTY, case, publish_at=publish_at.isoformat())).status_code in (
+        403,
+        422,
+    )
+    response = await decide(client, CITY, case, publish_at=publish_at.isoformat())
+    assert response.status_code == 200
+    assert not await in_feed(client, story_id)
+    await eventually(lambda: in_feed(client, story_id), what="the scheduled story in the feed")
+    assert datetime.now(UTC) >= publish_at
+
+    rss = ET.fromstring((await client.get("/feed.rss")).content)
+    titles = [item.findtext("title") for item in rss.iter("item")]
+    assert "校园开放日 v1" in titles
+    atom = ET.fromstring((await client.get("/feed.atom")).content)
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    entry = next(
+        e
+        for e in atom.findall("a:entry", ns)
+        if e.findtext("a:title", namespaces=ns) == "校园开放日 v1"
+    )
+    links = [link.get("href") for link in entry.findall("a:link", ns)]
+    assert any(str(href).endswith("/media/m-photo-1") for href in links)
+
+
+class FlakyReceiver:
+    """A tiny HTTP endpoint that refuses its first ``failures`` requests, then accepts."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.requests: list[tuple[dict[str, str], bytes, int]] = []
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> FlakyReceiver:
+        self.server = await asyncio.start_server(self._answer, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/hook"
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        headers = {}
+        for line in head.split("\r\n")[1:]:
+            if ":" in line:
+                name, value = line.split(":", 1)
+                headers[name.strip().lower()] = value.strip()
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        status = 503 if len(self.requests) < self.failures else 200
+        self.requests.append((headers, body, status))
+        reason = "OK" if status == 200 else "Service Unavailable"
+        writer.write(
+            f"HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
+        )
+        await writer.drain()
+        writer.close()
+
+
+async def replace_config(client: httpx.AsyncClient, change: dict[str, Any]) -> dict[str, Any]:
+    current = (await client.get("/config", headers=ADMIN)).json()
+    previous = json.loads(json.dumps(current))
+    for hook in previous["publication"]["webhooks"]:
+        hook.pop("secret")
+    for key, value in change.items():
+        current[key] = value if not isinstance(value, dict) else {**current[key], **value}
+    response = await client.put("/config", json=current, headers=ADMIN)
+    assert response.status_code == 200, response.text
+    return previous
+
+
+async def test_webhooks_are_signed_retried_with_backoff_and_failures_are_listed(
+    review: RunningService,
+) -> None:
+    client = review.client
+    secret = "a-long-shared-webhook-secret"
+    async with FlakyReceiver(failures=2) as receiver:
+        previous = await replace_config(client, {"publication": {
+            "webhooks": [
+                {"name": "wechat", "url": receiver.url, "secret": secret},
+                {"name": "portal", "url": "http://127.0.0.1:9/closed", "secret": secret},
+            ],
+            "max_attempts": 3, "backoff_seconds": 0.2, "backoff_max_seconds": 1,
+        }})  # fmt: skip
+        try:
+            story_id = await submit(story_event("dh"))
+            await approve(client, COUNTY, await waiting_case(client, COUNTY, story_id))
+            await approve(client, CITY, await waiting_case(client, CITY, story_id))
+            await eventually(lambda: len(receiver.requests) >= 3, what="three deliveries")
+            failed = await eventually(
+                lambda: _publications(client, story_id, "failed"), what="the portal failing"
+            )
+        finally:
+            await client.put("/config", json=previous, headers=ADMIN)
+    assert [status for _, _, status in receiver.requests[:3]] == [503, 503, 200]
+    headers, body, _ = receiver.requests[2]
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    assert headers["x-citydesk-signature"] == f"sha256={expected}"
+    assert headers["x-citydesk-timestamp"].isdigit()
+    sent = json.loads(body)
+    assert sent["story_id"] == story_id and sent["media"][0]["thumbnail"]
+
+    delivered = await eventually(lambda: _publications(client, story_id, "success"))
+    wechat = next(p for p in delivered if p["channel"] == "wechat")
+    assert wechat["attempts"] == 3
+    assert [p["channel"] for p in failed] == ["portal"] and failed[0]["attempts"] == 3
+    published = await events_for("story.published", story_id, 2)
+    assert {p["channel"] for p in published} == {"feed", "wechat"}
+
+    resent = await client.post(f"/publications/{failed[0]['publication_id']}/resend", headers=CITY)
+    assert resent.status_code == 200 and resent.json()["state"] == "pending"
+    cancelled = await client.post(f"/publications/{wechat['publication_id']}/cancel", headers=CITY)
+    assert cancelled.status_code == 409  # already delivered
+
+
+async def _publications(client: httpx.AsyncClient, story_id: str, state: str) -> list[Any]:
+    params = {"state": state, "story_id": story_id}
+    return (await client.get("/publications", params=params, headers=CITY)).json()  # type: ignore[no-any-return]
+
+
+async def test_an_outside_adoption_counts_once_per_outlet(review: RunningService) -> None:
+    client = review.client
+    story_id = await submit(story_event("dh"))
+    adoption = {
+        "outlet": "中国教育报", "level": "national", "placement": "headline",
+        "date": date.today().isoformat(), "link": "https://example.org/jyb/1",
+        "leader_instruction": True,
+    }  # fmt: skip
+    early = await client.post(f"/stories/{story_id}/adoptions", json=adoption, headers=CITY)
+    assert early.status_code in (404, 409)  # not approved (or not even opened) yet
+    await approve(client, COUNTY, await waiting_case(client, COUNTY, story_id))
+    await approve(client, CITY, await waiting_case(client, CITY, story_id))
+    assert (await client.post(f"/stories/{story_id}/adoptions", json=adoption,
+                              headers=COUNTY)).status_code == 403  # fmt: skip
+    first = await client.post(f"/stories/{story_id}/adoptions", json=adoption, headers=CITY)
+    assert first.status_code == 201, first.text
+    again = {**adoption, "outlet": " 中国教育报 ", "placement": "normal"}
+    second = await client.post(f"/stories/{story_id}/adoptions", json=again, headers=CITY)
+    assert second.status_code == 409 and "already recorded" in second.json()["detail"]
+    listed = (await client.get(f"/stories/{story_id}/adoptions", headers=CITY)).json()
+    assert len(listed) == 1
+    published = await events_for("story.published", story_id, 2)
+    adopted = [p for p in published if p["kind"] == "adoption"]
+    assert len(adopted) == 1
+    assert (adopted[0]["outlet"], adopted[0]["outlet_level"], adopted[0]["placement"]) == (
+        "中国教育报", "national", "headline",
+    )  # fmt: skip
+    assert adopted[0]["leader_instruction"] is True
+
+
+async def test_cases_waiting_too_long_are_flagged_overdue(review: RunningService) -> None:
+    client = review.client
+    previous = await replace_config(client, {"overdue_hours": {"school": 0.0003}})
+    try:
+        story_id = await submit(story_event("dh-syxx"))
+        await waiting_case(client, SCHOOL, story_id)
+
+        async def listed() -> bool:
+            overdue = (await client.get("/cases/overdue", headers=COUNTY)).json()
+            return any(c["story_id"] == story_id for c in overdue)
+
+        await eventually(listed, what="the case flagged overdue")
+
+        def gauge() -> float:
+            return (
+                REGISTRY.get_sample_value("citydesk_review_cases_overdue", {"level": "school"}) or 0
+            )
+
+        await eventually(lambda: gauge() >= 1, what="the overdue gauge")
+    finally:
+        await client.put("/config", json=previous, headers=ADMIN)
+    other = (await client.get("/cases/overdue", headers=OTHER_COUNTY)).json()
+    assert all(c["story_id"] != story_id for c in other)
+
+
+# ---- the whole life of a story ------------------------------------------------------
+async def test_the_audit_trail_keeps_every_step_of_a_story(review: RunningService) -> None:
+    client = review.client
+    story_id = await submit(story_event("dh-syxx", major=True))
+    first = await waiting_case(client, SCHOOL, story_id)
+    await decide(client, SCHOOL, first, "return", comment="标题太长")
+    await submit(story_event("dh-syxx", story_id=story_id, version=2, major=True))
+    await approve(client, SCHOOL, await waiting_case(client, SCHOOL, story_id, 2))
+    await approve(client, COUNTY, await waiting_case(client, COUNTY, story_id, 2))
+    flag = ev.OpinionFlaggedEvent.build(
+        ev.OpinionFlagged(
+            kind=ev.FlagKind.STORY_SCREENING, story_id=story_id, severity=ev.Severity.YELLOW,
+            score=0.6, topic="fees", flagged_at=ev.utcnow(),
+        ),
+        producer="sentiment", county="dh",
+    )  # fmt: skip
+    await produce("opinion.flagged", flag.model_dump_json().encode(), key=story_id.encode())
+
+    async def held() -> dict[str, Any] | None:
+        case = await waiting_case(client, CITY, story_id, 2)
+        return case if case["screening"] else None
+
+    case = await eventually(held, what="the screening result")
+    lifted = await client.post(
+        f"/cases/{case['case_id']}/override",
+        json={"reason": "收费标准经物价部门核准"},
+        headers=CITY,
+    )
+    assert lifted.status_code == 200
+    await approve(client, CITY, case)
+    later = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    scheduled = await client.post(
+        f"/stories/{story_id}/schedule", json={"publish_at": later}, headers=CITY
+    )
+    assert scheduled.status_code == 200, scheduled.text
+    await approve(client, LEADER, await waiting_case(client, LEADER, story_id, 2))
+    await eventually(lambda: in_feed(client, story_id), what="publication")
+    adoption = {"outlet": "江城日报", "level": "city", "date": date.today().isoformat(),
+                "link": "https://example.org/jcrb/7"}  # fmt: skip
+    assert (await client.post(f"/stories/{story_id}/adoptions", json=adoption,
+                              headers=CITY)).status_code == 201  # fmt: skip
+    withdrawn = await client.post(
+        f"/stories/{story_id}/withdraw", json={"reason": "数据有误，撤稿更正"}, headers=CITY
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert not await in_feed(client, story_id)
+    assert await in_feed(client, story_id, state="withdrawn")
+
+    trail = (await client.get(f"/stories/{story_id}/audit", headers=SCHOOL)).json()
+    steps = [(e["version"], e["decision"], e["level"]) for e in trail]
+    assert steps == [
+        (1, "submitted", None),
+        (1, "returned", "school"),
+        (1, "superseded", "school"),
+        (2, "submitted", None),
+        (2, "approved", "school"),
+        (2, "approved", "county"),
+        (2, "overridden", "city"),
+        (2, "approved", "city"),
+        (2, "scheduled", None),
+        (2, "approved", "leader"),
+        (2, "published", None),
+        (2, "adopted", None),
+        (2, "withdrawn", None),
+    ]
+    returned = trail[1]
+    assert (returned["who"], returned["role"], returned["unit"]) == (
+        "head-dh-syxx", "reviewer_school", "dh-syxx",
+    )  # fmt: skip
+    assert returned["comment"] == "标题太长" and returned["at"]
+    assert trail[-1]["comment"] == "数据有误，撤稿更正"
+    published = await events_for("story.published", story_id, 3)
+    assert [p["kind"] for p in published] == ["channel", "adoption", "withdrawal"]
+    assert published[-1]["reason"] == "数据有误，撤稿更正"
+    again = await client.post(
+        f"/stories/{story_id}/withdraw", json={"reason": "再次撤稿，重复操作"}, headers=CITY
+    )
+    assert again.status_code == 409
