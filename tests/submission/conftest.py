@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import json
 import random
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest_asyncio
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from prometheus_client import REGISTRY
 
 from shared import events as ev
 from shared import topics as tp
-from tests.support import RunningService, produce, read_topic, run_service
+from shared.settings import load_settings
+from tests.support import RunningService, produce, run_service
 
 # common characters: random texts from them share almost no 3-grams, so tests never
 # flag each other's stories as copies
@@ -83,8 +87,36 @@ async def submitted_events(story_id: str, count: int = 1) -> list[dict[str, Any]
                 found.append(data)
         return found
 
-    records = await read_topic("story.submitted", until=lambda rs: len(ours(rs)) >= count)
+    records = await read_all("story.submitted", until=lambda rs: len(ours(rs)) >= count)
     return sorted(ours(records), key=lambda data: data["payload"]["version"])
+
+
+async def read_all(
+    topic: str, *, until: Callable[[list[ConsumerRecord[bytes, bytes]]], bool], timeout: float = 30
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read every partition of ``topic`` from the start until ``until(records)``; without a
+    consumer group, so there is no group join to wait for."""
+    settings = load_settings("tests")
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )  # fmt: skip
+    await reader.start()
+    try:
+        await reader.topics()  # loads the cluster metadata
+        partitions = reader.partitions_for_topic(topic) or set()
+        reader.assign([TopicPartition(topic, partition) for partition in partitions])
+        await reader.seek_to_beginning()
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for batch in (await reader.getmany(timeout_ms=200)).values():
+                records.extend(batch)
+            if until(records):
+                return records
+        raise AssertionError(f"timed out reading {topic}: {len(records)} records seen")
+    finally:
+        await reader.stop()
 
 
 def metric(name: str, **labels: str) -> float:
