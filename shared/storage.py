@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import asyncio
 
+import urllib3
 from minio import Minio
 
 from shared.settings import Settings
 
 
 def make_minio(settings: Settings) -> Minio:
+    # The client's defaults wait five minutes to connect and retry for seconds: an S3
+    # outage must answer 503 quickly instead of holding the request.
+    http = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=3.0, read=120.0),
+        retries=urllib3.Retry(total=2, backoff_factor=0.1, status_forcelist=(500, 502, 503, 504)),
+        maxsize=16,
+    )
     return Minio(
         settings.s3_endpoint,
         access_key=settings.s3_access_key,
         secret_key=settings.s3_secret_key.get_secret_value(),
         secure=settings.s3_secure,
         region=settings.s3_region,
+        http_client=http,
     )
 
 
