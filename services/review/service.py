@@ -248,43 +248,43 @@ async def open_case(*, runtime: ServiceRuntime, event: ev.StorySubmittedEvent) -
 
     async def effect(session: AsyncClientSession) -> None:
         key = {"story_id": story.story_id, "version": story.version}
-        if await db[CASES].find_one(key, projection={"_id": 1}, session=session):
-            return
-        newer = await db[CASES].find_one(
-            {"story_id": story.story_id, "version": {"$gt": story.version}},
-            projection={"_id": 1},
-            session=session,
+        versions = (
+            await db[CASES]
+            .find(
+                {"story_id": story.story_id},
+                projection={"version": 1, "state": 1, "level": 1, "revision": 1},
+                session=session,
+            )
+            .to_list()
         )
+        if any(old["version"] == story.version for old in versions):
+            return
+        newer = any(old["version"] > story.version for old in versions)
         case_id = uuid.uuid4().hex
         system = Actor("system", "CityDesk", "system", runtime.org.city.code)
-        if newer is None:
-            older = db[CASES].find(
+        replaced = [
+            old
+            for old in versions
+            if not newer and old["state"] in (CaseState.OPEN, CaseState.RETURNED)
+        ]
+        for old in replaced:
+            await db[CASES].update_one(
+                {"_id": old["_id"], "revision": old["revision"]},
                 {
-                    "story_id": story.story_id,
-                    "version": {"$lt": story.version},
-                    "state": {"$in": [CaseState.OPEN, CaseState.RETURNED]},
+                    "$set": {
+                        "state": CaseState.SUPERSEDED,
+                        "superseded_by": case_id,
+                        "closed_at": now,
+                    },
+                    "$inc": {"revision": 1},
                 },
                 session=session,
             )
-            async for old in older:
-                await db[CASES].update_one(
-                    {"_id": old["_id"], "revision": old["revision"]},
-                    {
-                        "$set": {
-                            "state": CaseState.SUPERSEDED,
-                            "superseded_by": case_id,
-                            "closed_at": now,
-                        },
-                        "$inc": {"revision": 1},
-                    },
-                    session=session,
-                )
-                await write_audit(
-                    db, session=session, story_id=story.story_id, case_id=old["_id"],
-                    version=old["version"], actor=system, level=old["level"],
-                    decision="superseded", comment=f"version {story.version} was submitted",
-                    at=now,
-                )  # fmt: skip
+            await write_audit(
+                db, session=session, story_id=story.story_id, case_id=old["_id"],
+                version=old["version"], actor=system, level=old["level"],
+                decision="superseded", comment=f"version {story.version} was submitted", at=now,
+            )  # fmt: skip
         await db[CASES].insert_one(
             {
                 "_id": case_id,
