@@ -1,0 +1,411 @@
+"""The Helm chart: lint, render with each values file, schema-valid Kubernetes objects,
+and the promises the chart makes (secrets by reference, probes, network reach, scraping)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from shared.settings import Settings
+from tests.deploy.conftest import (
+    CHART,
+    VALUE_SETS,
+    chart_path,
+    documents,
+    helm_template,
+)
+from tests.deploy.tools import KUBERNETES_VERSION, REPO, DeployTools
+
+SERVICES = ("submission", "media", "review", "scoring", "sentiment")
+PORTS = {"submission": 8101, "media": 8102, "review": 8103, "scoring": 8104, "sentiment": 8105}
+
+
+def _kinds(manifest: str, kind: str) -> list[dict[str, Any]]:
+    return [doc for doc in documents(manifest) if doc["kind"] == kind]
+
+
+def _containers(manifest: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    return [
+        (deployment, container)
+        for deployment in _kinds(manifest, "Deployment")
+        for container in deployment["spec"]["template"]["spec"]["containers"]
+    ]
+
+
+def _env(container: dict[str, Any]) -> dict[str, Any]:
+    return {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a mapping with the same key twice (Kubernetes would
+    silently keep one of them)."""
+
+
+def _no_duplicate_keys(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    keys = [loader.construct_object(key, deep=True) for key, _ in node.value]
+    duplicates = {key for key in keys if keys.count(key) > 1}
+    if duplicates:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"duplicate keys {sorted(duplicates)}", node.start_mark
+        )
+    return loader.construct_mapping(node, deep=True)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_chart_passes_helm_lint_strict(tools: DeployTools, values: str) -> None:
+    path = VALUE_SETS[values]
+    result = subprocess.run(
+        [
+            str(tools.helm),
+            "lint",
+            "--strict",
+            str(CHART),
+            "--kube-version",
+            KUBERNETES_VERSION,
+            *(["--values", str(path)] if path else []),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_rendered_manifests_are_valid_kubernetes_objects(
+    tools: DeployTools, rendered: dict[str, str], values: str, tmp_path: Path
+) -> None:
+    manifest = rendered[values]
+    list(yaml.load_all(manifest, Loader=_UniqueKeyLoader))
+    target = tmp_path / f"{values}.yaml"
+    target.write_text(manifest)
+    result = subprocess.run(
+        [
+            str(tools.kubernetes_validate),
+            "--strict",
+            "--kubernetes-version",
+            KUBERNETES_VERSION,
+            "--quiet",
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    # only the Prometheus operator's kinds have no schema here; they are checked below
+    unknown = [line for line in output.splitlines() if "Couldn't find schema" in line]
+    assert all("monitoring.coreos.com/v1" in line for line in unknown), output
+
+
+def test_default_values_render_every_object_the_operators_need(rendered: dict[str, str]) -> None:
+    manifest = rendered["default"]
+    kinds = [doc["kind"] for doc in documents(manifest)]
+    for kind in (
+        "Deployment",
+        "Service",
+        "ConfigMap",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "ServiceAccount",
+        "NetworkPolicy",
+        "ServiceMonitor",
+        "PrometheusRule",
+    ):
+        assert kind in kinds, kind
+    services = {
+        doc["metadata"]["labels"]["citydesk.io/service"] for doc in _kinds(manifest, "Service")
+    }
+    assert services == set(SERVICES)
+    assert {doc["metadata"]["name"] for doc in _kinds(manifest, "ServiceMonitor")} == {
+        f"citydesk-{name}" for name in SERVICES
+    }
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("kafka.securityProtocol=SASL_SCRAM", "kafka.securityProtocol must be one of"),
+        ("kafka.saslMechanism=SCRAM-SHA-1", "kafka.saslMechanism must be one of"),
+        ("kafka.sasl.existingSecret=", "kafka.sasl.existingSecret"),
+        ("kafka.bootstrap=kafka", "kafka.bootstrap: Does not match pattern"),
+        ("mongodb.existingSecret=", "mongodb.existingSecret"),
+        ("s3.endpoint=https://minio:9000", "s3.endpoint: Does not match pattern"),
+        ("auth.jwksUrl=", "auth.jwksUrl"),
+        ("services.review.port=eighty", "services.review.port: Invalid type"),
+        ("services.media.api.replicas=-1", "services.media.api.replicas"),
+    ],
+)
+def test_a_wrong_value_fails_at_install_with_a_clear_message(
+    tools: DeployTools, setting: str, message: str
+) -> None:
+    result = helm_template(tools, "--set", setting)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+
+
+def test_chart_copy_of_the_org_tree_equals_the_example_city() -> None:
+    copy = chart_path("files", "city.yaml").read_text()
+    assert copy == (REPO / "shared" / "data" / "city.yaml").read_text(), (
+        "deploy/helm/citydesk/files/city.yaml differs from shared/data/city.yaml: "
+        "cp shared/data/city.yaml deploy/helm/citydesk/files/city.yaml"
+    )
+
+
+def test_chart_copy_of_the_scoring_rules_equals_the_services_seed() -> None:
+    copy = chart_path("files", "scoring-config.yaml").read_text()
+    assert copy == (REPO / "services" / "scoring" / "rules.yaml").read_text(), (
+        "deploy/helm/citydesk/files/scoring-config.yaml differs from "
+        "services/scoring/rules.yaml: cp services/scoring/rules.yaml "
+        "deploy/helm/citydesk/files/scoring-config.yaml"
+    )
+
+
+def test_org_tree_and_scoring_rules_reach_the_pods_as_config_maps(
+    rendered: dict[str, str],
+) -> None:
+    manifest = rendered["production"]
+    maps = {doc["metadata"]["name"]: doc for doc in _kinds(manifest, "ConfigMap")}
+    assert yaml.safe_load(maps["citydesk-org"]["data"]["city.yaml"]) == yaml.safe_load(
+        (REPO / "shared" / "data" / "city.yaml").read_text()
+    )
+    assert yaml.safe_load(maps["citydesk-scoring-config"]["data"]["config.yaml"]) == (
+        yaml.safe_load((REPO / "services" / "scoring" / "rules.yaml").read_text())
+    )
+    for deployment, container in _containers(manifest):
+        assert _env(container)["CITYDESK_ORG_FILE"] == "/etc/citydesk/org/city.yaml"
+        mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+        assert mounts["org"] == "/etc/citydesk/org"
+        if container["name"] == "scoring":
+            assert mounts["config"] == "/etc/citydesk/scoring"
+            volumes = deployment["spec"]["template"]["spec"]["volumes"]
+            assert {"name": "config", "configMap": {"name": "citydesk-scoring-config"}} in volumes
+
+
+def test_a_services_seed_config_from_values_reaches_the_setting_that_reads_it(
+    tools: DeployTools,
+) -> None:
+    result = helm_template(tools, "--set", "services.review.config.content=routes: []")
+    assert result.returncode == 0, result.stderr
+    maps = {doc["metadata"]["name"]: doc for doc in _kinds(result.stdout, "ConfigMap")}
+    assert maps["citydesk-review-config"]["data"] == {"config.yaml": "routes: []"}
+    for _, container in _containers(result.stdout):
+        if container["name"] == "review":
+            assert _env(container)["CITYDESK_REVIEW_CONFIG_FILE"] == (
+                "/etc/citydesk/review/config.yaml"
+            )
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_secrets_are_referenced_by_name_never_embedded(
+    rendered: dict[str, str], values: str
+) -> None:
+    manifest = rendered[values]
+    assert not _kinds(manifest, "Secret")
+    for _, container in _containers(manifest):
+        env = _env(container)
+        for name in (
+            "CITYDESK_MONGO_URI",
+            "CITYDESK_KAFKA_SASL_PASSWORD",
+            "CITYDESK_S3_ACCESS_KEY",
+            "CITYDESK_S3_SECRET_KEY",
+        ):
+            if name in env:
+                assert set(env[name]) == {"secretKeyRef"}, (container["name"], name)
+
+
+def test_production_reaches_kafka_with_scram_over_tls(rendered: dict[str, str]) -> None:
+    for _, container in _containers(rendered["production"]):
+        env = _env(container)
+        assert env["CITYDESK_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert env["CITYDESK_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+        assert env["CITYDESK_KAFKA_CA_FILE"] == "/etc/citydesk/kafka-ca/ca.crt"
+        mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+        assert mounts["kafka-ca"] == "/etc/citydesk/kafka-ca"
+        assert env["CITYDESK_ENVIRONMENT"] == "production"
+        assert "CITYDESK_JWT_JWKS_URL" in env
+
+
+def test_api_replicas_leave_the_consumers_to_worker_replicas(rendered: dict[str, str]) -> None:
+    run_consumers = {
+        deployment["metadata"]["name"]: _env(container)["CITYDESK_RUN_CONSUMERS"]
+        for deployment, container in _containers(rendered["default"])
+    }
+    assert run_consumers["citydesk-review-api"] == "false"
+    assert run_consumers["citydesk-review-worker"] == "true"
+    # media has no worker Deployment by default: its API replicas consume
+    assert run_consumers["citydesk-media-api"] == "true"
+    single = {
+        deployment["metadata"]["name"]: _env(container)["CITYDESK_RUN_CONSUMERS"]
+        for deployment, container in _containers(rendered["single-node"])
+    }
+    assert single == {f"citydesk-{name}-api": "true" for name in SERVICES}
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_every_pod_has_probes_limits_and_runs_as_non_root(
+    rendered: dict[str, str], values: str
+) -> None:
+    for deployment, container in _containers(rendered[values]):
+        name = container["name"]
+        pod = deployment["spec"]["template"]["spec"]
+        assert container["command"] == [
+            "citydesk",
+            "serve",
+            name,
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(PORTS[name]),
+        ]
+        assert container["ports"] == [
+            {"name": "http", "containerPort": PORTS[name], "protocol": "TCP"}
+        ]
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        assert set(container["resources"]) == {"requests", "limits"}
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert pod["serviceAccountName"] == "citydesk"
+
+
+def test_media_alone_gets_the_s3_settings(rendered: dict[str, str]) -> None:
+    for _, container in _containers(rendered["production"]):
+        env = _env(container)
+        assert ("CITYDESK_S3_ENDPOINT" in env) == (container["name"] == "media")
+
+
+def _egress_ports(policy: dict[str, Any]) -> set[int]:
+    return {port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]}
+
+
+def test_network_policy_lets_services_reach_only_their_dependencies(
+    rendered: dict[str, str],
+) -> None:
+    policies = {
+        doc["metadata"]["labels"]["citydesk.io/service"]: doc
+        for doc in _kinds(rendered["production"], "NetworkPolicy")
+    }
+    assert set(policies) == set(SERVICES)
+    http_ports = set(PORTS.values())
+    for name, policy in policies.items():
+        # DNS, Kafka's TLS listener, MongoDB, the JWKS endpoint, each other's HTTP ports
+        expected = {53, 9093, 27017, 443} | http_ports
+        if name == "media":
+            expected.add(9000)
+        assert _egress_ports(policy) == expected, name
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        assert policy["spec"]["podSelector"]["matchLabels"]["citydesk.io/service"] == name
+        for rule in policy["spec"]["egress"]:
+            assert rule.get("to"), f"{name}: an egress rule open to any address: {rule}"
+        assert [rule["ports"] for rule in policy["spec"]["ingress"]] == [
+            [{"port": "http", "protocol": "TCP"}]
+        ]
+
+
+def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+@pytest.mark.parametrize("values", ["default", "production"])
+def test_every_service_monitor_scrapes_the_http_port_of_api_and_worker_pods(
+    rendered: dict[str, str], values: str
+) -> None:
+    manifest = rendered[values]
+    services = _kinds(manifest, "Service")
+    deployments = _kinds(manifest, "Deployment")
+    for monitor in _kinds(manifest, "ServiceMonitor"):
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        chosen = [svc for svc in services if _selects(selector, svc["metadata"]["labels"])]
+        assert chosen, monitor["metadata"]["name"]
+        endpoint = monitor["spec"]["endpoints"][0]
+        assert endpoint["path"] == "/metrics" and endpoint["honorLabels"] is True
+        for svc in chosen:
+            assert endpoint["port"] in {port["name"] for port in svc["spec"]["ports"]}
+        # every pod of the service sits behind one of the chosen Services
+        name = selector["citydesk.io/service"]
+        for deployment in deployments:
+            labels = deployment["spec"]["template"]["metadata"]["labels"]
+            if labels["citydesk.io/service"] == name:
+                assert any(_selects(svc["spec"]["selector"], labels) for svc in chosen)
+
+
+def test_prometheus_rule_carries_the_checked_rule_file(rendered: dict[str, str]) -> None:
+    (rule,) = _kinds(rendered["production"], "PrometheusRule")
+    assert rule["spec"] == yaml.safe_load(chart_path("rules", "citydesk.rules.yaml").read_text())
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
+def test_dashboards_ship_as_config_maps_for_the_grafana_sidecar(rendered: dict[str, str]) -> None:
+    maps = [
+        doc
+        for doc in _kinds(rendered["production"], "ConfigMap")
+        if doc["metadata"]["labels"].get("grafana_dashboard") == "1"
+    ]
+    shipped = {key: json.loads(value) for doc in maps for key, value in doc["data"].items()}
+    files = {
+        f"citydesk-{path.stem}.json": json.loads(path.read_text())
+        for path in chart_path("dashboards").glob("*.json")
+    }
+    assert shipped == files and len(files) == 2
+    assert all(doc["metadata"]["namespace"] == "monitoring" for doc in maps)
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_autoscalers_and_disruption_budgets_point_at_rendered_deployments(
+    rendered: dict[str, str], values: str
+) -> None:
+    manifest = rendered[values]
+    deployments = {doc["metadata"]["name"]: doc for doc in _kinds(manifest, "Deployment")}
+    for hpa in _kinds(manifest, "HorizontalPodAutoscaler"):
+        target = deployments[hpa["spec"]["scaleTargetRef"]["name"]]
+        assert "replicas" not in target["spec"], "an HPA-managed Deployment pins replicas"
+    for pdb in _kinds(manifest, "PodDisruptionBudget"):
+        selector = pdb["spec"]["selector"]["matchLabels"]
+        assert any(
+            _selects(selector, doc["spec"]["template"]["metadata"]["labels"])
+            for doc in deployments.values()
+        ), pdb["metadata"]["name"]
+
+
+def _service_settings_fields(name: str) -> set[str]:
+    """Setting names (CITYDESK_*) a service reads: the shared ones and its own class's."""
+    fields = set(Settings.model_fields)
+    settings_module = REPO / "services" / name / "settings.py"
+    if settings_module.exists():
+        import importlib
+
+        module = importlib.import_module(f"services.{name}.settings")
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, Settings):
+                fields |= set(value.model_fields)
+    return {f"CITYDESK_{field.upper()}" for field in fields}
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_setting_the_chart_passes_is_one_the_service_reads(
+    tools: DeployTools, name: str
+) -> None:
+    if not (REPO / "services" / name / "app.py").exists():
+        pytest.skip(f"services/{name}/app.py is not written yet")
+    overrides = ["--values", str(VALUE_SETS["production"])]
+    chart_values = yaml.safe_load(chart_path("values.yaml").read_text())
+    if chart_values["services"][name]["config"]["env"]:
+        overrides += ["--set", f"services.{name}.config.content=seed: 1"]
+    result = helm_template(tools, *overrides)
+    assert result.returncode == 0, result.stderr
+    known = _service_settings_fields(name)
+    for _, container in _containers(result.stdout):
+        if container["name"] == name:
+            unknown = {env for env in _env(container) if env.startswith("CITYDESK_")} - known
+            assert not unknown, f"{name} ignores {sorted(unknown)}"

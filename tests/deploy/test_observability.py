@@ -1,0 +1,205 @@
+"""Alert rules and Grafana dashboards: promtool accepts them, the alerts fire on the
+situations they describe, and every metric they read exists on the running services."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client.metrics import MetricWrapperBase
+
+from shared import observability
+from tests.deploy.conftest import chart_path
+from tests.deploy.promql import (
+    SYNTHETIC,
+    dashboard_expressions,
+    dashboard_variable_metrics,
+    exposed_series,
+    metric_names,
+    rule_expressions,
+)
+from tests.deploy.tools import REPO, DeployTools
+
+SERVICES = ("submission", "media", "review", "scoring", "sentiment")
+RULES = chart_path("rules", "citydesk.rules.yaml")
+DASHBOARDS = sorted(chart_path("dashboards").glob("*.json"))
+
+
+def _promtool(tools: DeployTools) -> Path:
+    if tools.promtool is None:
+        pytest.skip(f"promtool unavailable: {tools.promtool_missing_reason}")
+    return tools.promtool
+
+
+def _used_metrics() -> dict[str, set[str]]:
+    """Each metric name read by an alert or a dashboard, with where it is read."""
+    used: dict[str, set[str]] = {}
+    for expr in rule_expressions(yaml.safe_load(RULES.read_text())):
+        for name in metric_names(expr):
+            used.setdefault(name, set()).add(RULES.name)
+    for path in DASHBOARDS:
+        names = dashboard_variable_metrics(path)
+        for expr in dashboard_expressions(path):
+            names |= metric_names(expr)
+        for name in names:
+            used.setdefault(name, set()).add(path.name)
+    return used
+
+
+def _shared_series() -> set[str]:
+    """Series names of the metrics every service has (shared/observability.py)."""
+    lines = []
+    for metric in vars(observability).values():
+        if isinstance(metric, MetricWrapperBase):
+            for family in metric.describe():
+                name = family.name + ("_total" if family.type == "counter" else "")
+                lines.append(f"# TYPE {name} {family.type}")
+    return exposed_series("\n".join(lines))
+
+
+def _owner(name: str) -> str | None:
+    """The service whose own metric ``name`` is (``citydesk_<service>_...``)."""
+    return next((svc for svc in SERVICES if name.startswith(f"citydesk_{svc}_")), None)
+
+
+def test_metric_names_are_read_from_promql_and_not_from_labels_or_functions() -> None:
+    expr = (
+        "topk(5, histogram_quantile(0.95, sum by (le, service) (rate("
+        'citydesk_http_request_duration_seconds_bucket{service=~"$service", route="/x"}'
+        "[$__rate_interval])))) > bool 0.5 and on (service) citydesk_ready offset 5m"
+    )
+    assert metric_names(expr) == {"citydesk_http_request_duration_seconds_bucket", "citydesk_ready"}
+
+
+def test_alert_rules_pass_promtool_check(tools: DeployTools) -> None:
+    result = subprocess.run(
+        [str(_promtool(tools)), "check", "rules", str(RULES)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alerts_fire_on_the_situations_they_describe(tools: DeployTools) -> None:
+    result = subprocess.run(
+        [str(_promtool(tools)), "test", "rules", "alerts.test.yaml"],
+        cwd=Path(__file__).parent / "data",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_says_what_to_do_and_how_bad_it_is() -> None:
+    rules = yaml.safe_load(RULES.read_text())
+    alerts = [rule for group in rules["groups"] for rule in group["rules"]]
+    names = {rule["alert"] for rule in alerts}
+    for wanted in (
+        "CitydeskConsumerLagGrowing",
+        "CitydeskDeadLetters",
+        "CitydeskHandlerErrorRate",
+        "CitydeskHttp5xxRate",
+        "CitydeskReviewCasesOverdue",
+        "CitydeskOpinionAlertEscalated",
+        "CitydeskServiceNotReady",
+    ):
+        assert wanted in names
+    for rule in alerts:
+        assert rule["labels"]["severity"] in {"warning", "critical"}, rule["alert"]
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=[path.stem for path in DASHBOARDS])
+def test_dashboard_is_valid_json_with_unique_panels(path: Path) -> None:
+    dashboard = json.loads(path.read_text())
+    assert dashboard["uid"] and dashboard["title"]
+    panels = dashboard["panels"]
+    ids = [panel["id"] for panel in panels]
+    assert len(ids) == len(set(ids))
+    for panel in panels:
+        if panel["type"] != "row":
+            assert panel["targets"], panel["title"]
+            assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+
+
+def test_dashboard_queries_are_valid_promql(tools: DeployTools, tmp_path: Path) -> None:
+    # promtool parses recording rules, so each dashboard query becomes one
+    rules = []
+    for path in DASHBOARDS:
+        for index, expr in enumerate(dashboard_expressions(path)):
+            concrete = expr.replace("$__rate_interval", "5m").replace('=~"$', '=~"x')
+            rules.append({"record": f"dashboard:{path.stem}:{index}", "expr": concrete})
+    rule_file = tmp_path / "dashboards.rules.yaml"
+    rule_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
+    result = subprocess.run(
+        [str(_promtool(tools)), "check", "rules", str(rule_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_operations_and_business_dashboards_show_what_was_asked() -> None:
+    ops = _used_metrics_of(chart_path("dashboards", "operations.json"))
+    assert {
+        "citydesk_events_handled_total",
+        "citydesk_consumer_lag",
+        "citydesk_dlq_messages_total",
+        "citydesk_handler_duration_seconds_bucket",
+        "citydesk_http_request_duration_seconds_bucket",
+        "citydesk_events_failed_total",
+        "citydesk_ready",
+    } <= ops
+    business = _used_metrics_of(chart_path("dashboards", "business.json"))
+    assert {
+        "citydesk_submission_stories_submitted_total",
+        "citydesk_review_queue_oldest_seconds",
+        "citydesk_review_publications_total",
+        "citydesk_review_adoptions_total",
+        "citydesk_sentiment_alerts_open",
+    } <= business
+
+
+def _used_metrics_of(path: Path) -> set[str]:
+    names = set()
+    for expr in dashboard_expressions(path):
+        names |= metric_names(expr)
+    return names
+
+
+def test_every_metric_read_is_a_shared_metric_or_a_services_own() -> None:
+    shared = _shared_series()
+    for name, where in _used_metrics().items():
+        assert name in shared or name in SYNTHETIC or _owner(name), (
+            f"{name} (read in {sorted(where)}) is neither a shared metric nor a service's own"
+        )
+
+
+@pytest.mark.usefixtures("stack_env")
+@pytest.mark.parametrize("service", SERVICES)
+async def test_every_metric_read_exists_on_the_running_service(service: str) -> None:
+    if not (REPO / "services" / service / "app.py").exists():
+        pytest.skip(f"services/{service}/app.py is not written yet")
+    from tests.support import run_service
+
+    wanted = {
+        name: where
+        for name, where in _used_metrics().items()
+        if _owner(name) == service or name in _shared_series()
+    }
+    async with run_service(
+        service, mongo_database=f"citydesk_deploy_check_{service}", run_consumers=False
+    ) as running:
+        assert (await running.client.get("/healthz")).status_code == 200
+        assert (await running.client.get("/readyz")).status_code == 200
+        response = await running.client.get("/metrics")
+    assert response.status_code == 200
+    offered = exposed_series(response.text)
+    missing = {name: sorted(where) for name, where in wanted.items() if name not in offered}
+    assert not missing, f"{service}'s /metrics lacks series read by alerts or dashboards: {missing}"
