@@ -42,8 +42,8 @@ from services.review.service import (
     Conflict,
     NotFound,
     OnFinal,
-    _commit,
-    _guarded_update,
+    commit_change,
+    guarded_update,
     load_config,
     media_links,
     require_city_office,
@@ -295,7 +295,7 @@ async def _publish_to_feed(
         )
         await _record_delivery(runtime, row, case, now, session)
 
-    await _commit(runtime, write)
+    await commit_change(runtime, write)
     runtime.outbox_written()
     PUBLICATIONS_TOTAL.labels(FEED_CHANNEL, "success").inc()
 
@@ -308,7 +308,7 @@ async def _mark_delivered(
     async def write(session: AsyncClientSession) -> None:
         await _record_delivery(runtime, row, case, now, session)
 
-    await _commit(runtime, write)
+    await commit_change(runtime, write)
     runtime.outbox_written()
     PUBLICATIONS_TOTAL.labels(row["channel"], "success").inc()
 
@@ -469,7 +469,7 @@ async def schedule_story(
     async def write(session: AsyncClientSession) -> None:
         nonlocal moved
         if case["state"] == CaseState.OPEN and case["level"] in CITY_LEVELS:
-            await _guarded_update(runtime, case, {"publish_at": publish_at}, session)
+            await guarded_update(runtime, case, {"publish_at": publish_at}, session)
         elif case["state"] == CaseState.APPROVED and not case.get("withdrawn"):
             result = await db[PUBLICATIONS].update_many(
                 {
@@ -495,7 +495,7 @@ async def schedule_story(
             decision="scheduled", comment=publish_at.isoformat(), at=now,
         )  # fmt: skip
 
-    await _commit(runtime, write)
+    await commit_change(runtime, write)
     return {"story_id": story_id, "version": case["version"], "publish_at": publish_at,
             "publications": moved}  # fmt: skip
 
@@ -546,7 +546,7 @@ async def record_adoption(
         await runtime.emit(tp.STORY_PUBLISHED, event, session=session)
 
     try:
-        await _commit(runtime, write)
+        await commit_change(runtime, write)
     except DuplicateKeyError as exc:
         raise Conflict(f"the adoption of this story by {outlet!r} is already recorded") from exc
     runtime.outbox_written()
@@ -593,7 +593,7 @@ async def withdraw_story(
     actor = Actor.of(principal, role)
 
     async def write(session: AsyncClientSession) -> None:
-        await _guarded_update(
+        await guarded_update(
             runtime, case, {"withdrawn": True, "withdrawn_at": now, "withdraw_reason": reason},
             session,
         )  # fmt: skip
@@ -620,7 +620,7 @@ async def withdraw_story(
         event = published_event(case, kind=ev.PublicationKind.WITHDRAWAL, reason=reason, at=now)
         await runtime.emit(tp.STORY_PUBLISHED, event, session=session)
 
-    await _commit(runtime, write)
+    await commit_change(runtime, write)
     runtime.outbox_written()
     return {"story_id": story_id, "version": case["version"], "withdrawn_at": now,
             "channels": served}  # fmt: skip

@@ -566,7 +566,7 @@ def reviewed_event(
     )  # fmt: skip
 
 
-async def _guarded_update(
+async def guarded_update(
     runtime: ServiceRuntime,
     case: dict[str, Any],
     change: dict[str, Any],
@@ -587,7 +587,7 @@ async def _guarded_update(
         raise Conflict("someone else changed this case at the same moment; reload it")
 
 
-async def _commit(runtime: ServiceRuntime, write: Any) -> None:
+async def commit_change(runtime: ServiceRuntime, write: Any) -> None:
     try:
         await in_transaction(runtime.mongo, write)
     except OperationFailure as exc:
@@ -623,8 +623,7 @@ async def decide(
     approve = request.decision == "approve"
     if approve and level in CITY_LEVELS and case.get("override") is None:
         screening = (await screenings_of(db, [case])).get(case["_id"])
-        if holds(screening, config):
-            assert screening is not None
+        if screening is not None and holds(screening, config):
             raise Conflict(
                 f"final approval is held: the story's screening is {screening['severity']} "
                 f"({screening['topic']}); a city reviewer must override it with a reason first"
@@ -649,7 +648,7 @@ async def decide(
     actor = Actor.of(principal, role)
 
     async def write(session: AsyncClientSession) -> None:
-        await _guarded_update(runtime, case, change, session)
+        await guarded_update(runtime, case, change, session)
         await write_audit(
             db, session=session, story_id=case["story_id"], case_id=case["_id"],
             version=case["version"], actor=actor, level=level, decision=decision,
@@ -662,7 +661,7 @@ async def decide(
         if final:
             await on_final(case, publish_at or now, session)
 
-    await _commit(runtime, write)
+    await commit_change(runtime, write)
     runtime.outbox_written()
     DECISIONS.labels(level, decision).inc()
     new = {**case, **change}
@@ -692,7 +691,7 @@ async def override_hold(
     override = {"by": principal.sub, "name": principal.name, "reason": request.reason, "at": now}
 
     async def write(session: AsyncClientSession) -> None:
-        await _guarded_update(runtime, case, {"override": override}, session)
+        await guarded_update(runtime, case, {"override": override}, session)
         await write_audit(
             db, session=session, story_id=case["story_id"], case_id=case["_id"],
             version=case["version"], actor=actor, level=ev.ReviewLevel.CITY,
@@ -704,7 +703,7 @@ async def override_hold(
         )  # fmt: skip
         await runtime.emit(tp.STORY_REVIEWED, event, session=session)
 
-    await _commit(runtime, write)
+    await commit_change(runtime, write)
     runtime.outbox_written()
     DECISIONS.labels(ev.ReviewLevel.CITY, ev.Decision.OVERRIDDEN).inc()
     return await get_case(runtime=runtime, principal=principal, case_id=case_id)
