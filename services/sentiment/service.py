@@ -282,15 +282,18 @@ async def record_opinion(*, sentiment: Sentiment, event: IntakeOpinionEvent) -> 
 
     async def effect(session: AsyncClientSession) -> None:
         nonlocal result
-        result = FoldResult()
-        if verdict.negative:
-            result = await _fold_into_incident(
-                sentiment=sentiment, item=item, verdict=verdict, event=event, session=session
-            )
+        result = await _fold_into_incident(
+            sentiment=sentiment, item=item, verdict=verdict, event=event, session=session
+        )
         await runtime.db.items.insert_one(item, session=session)
 
     try:
-        await in_transaction(runtime.mongo, effect)
+        if verdict.negative:
+            await in_transaction(runtime.mongo, effect)
+        else:
+            # one document and nothing else changes: a plain insert by the natural key is
+            # atomic and idempotent, without a transaction's round trips
+            await runtime.db.items.insert_one(item)
     except DuplicateKeyError:
         return
     ITEMS.labels(event.county, "true" if verdict.negative else "false").inc()
