@@ -63,5 +63,16 @@ async def replace_rules(*, db: AsyncDatabase[dict[str, Any]], rules: Rules) -> R
     return rules
 
 
+async def get_config(*, db: AsyncDatabase[dict[str, Any]]) -> tuple[CategoryList, Rules]:
+    """Categories and rules in one read (every submission checks both)."""
+    docs = {
+        doc.pop("_id"): doc
+        async for doc in db[CONFIG].find({"_id": {"$in": ["categories", "rules"]}})
+    }
+    categories = CategoryList(**docs["categories"]) if "categories" in docs else read_seed()[0]
+    rules = Rules(**docs["rules"]) if "rules" in docs else read_seed()[1]
+    return categories, rules
+
+
 def category_names(categories: CategoryList) -> set[str]:
     return {category.name for category in categories.categories}

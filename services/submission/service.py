@@ -12,11 +12,11 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from prometheus_client import Counter
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from services.submission import copies
-from services.submission.config import category_names, get_categories, get_rules
+from services.submission.config import category_names, get_config
 from services.submission.models import (
     EDITABLE,
     DraftCreate,
@@ -111,7 +111,7 @@ async def check_content(
     runtime: ServiceRuntime, *, content: StoryContent, unit: str
 ) -> CheckedContent:
     """Apply the configured rules; raises :class:`InvalidStory` with the reason."""
-    rules = await get_rules(db=runtime.db)
+    categories, rules = await get_config(db=runtime.db)
     title, body = content.title.strip(), content.body.strip()
     if not rules.title_min_chars <= len(title) <= rules.title_max_chars:
         raise InvalidStory(
@@ -123,7 +123,7 @@ async def check_content(
             f"body has {len(body)} characters; it needs "
             f"{rules.body_min_chars} to {rules.body_max_chars}"
         )
-    known = category_names(await get_categories(db=runtime.db))
+    known = category_names(categories)
     if content.category not in known:
         raise InvalidStory(
             f"unknown category {content.category!r}; one of: {', '.join(sorted(known))}"
@@ -353,15 +353,16 @@ async def _submit_version(
         },
     }
 
-    async def write(session: AsyncClientSession) -> None:
+    async def write(session: AsyncClientSession) -> dict[str, Any]:
         if is_new:
             await db[STORIES].insert_one(story, session=session)
-        result = await db[STORIES].update_one(
+        stored = await db[STORIES].find_one_and_update(
             {"_id": story["_id"], "version": version - 1, "status": {"$in": list(EDITABLE)}},
             change,
+            return_document=ReturnDocument.AFTER,
             session=session,
         )
-        if result.matched_count == 0:
+        if stored is None:
             raise StoryConflict(f"story {story['_id']} was submitted or changed meanwhile")
         await db[copies.VERSIONS].insert_one(version_doc, session=session)
         if fingerprint is not None:
@@ -371,16 +372,15 @@ async def _submit_version(
                 session=session,
             )  # fmt: skip
         await runtime.emit(tp.STORY_SUBMITTED, event, session=session)
+        return stored
 
-    await in_transaction(runtime.mongo, write)
+    stored: dict[str, Any] = await in_transaction(runtime.mongo, write)
     runtime.outbox_written()
     STORIES_SUBMITTED.labels(unit_path.county or "city", source).inc()
     if flags.late:
         FLAGS.labels("late").inc()
     if match is not None:
         FLAGS.labels("possible_copy").inc()
-    stored = await db[STORIES].find_one({"_id": story["_id"]})
-    assert stored is not None
     return stored
 
 

@@ -400,3 +400,9 @@ async def test_an_admin_replaces_the_categories_and_rules(submission: RunningSer
         assert story["flags"] == {"late": True, "late_days": 1, "possible_copy": None}
     finally:
         await submission.client.put("/config/rules", json=rules, headers=admin)
+
+
+async def test_the_api_is_documented_at_docs(submission: RunningService) -> None:
+    assert (await submission.client.get("/docs")).status_code == 200
+    paths = (await submission.client.get("/openapi.json")).json()["paths"]
+    assert {"/stories", "/stories/{story_id}/submit", "/config/categories"} <= set(paths)
