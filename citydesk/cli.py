@@ -17,12 +17,14 @@ app = typer.Typer(help="CityDesk: the education bureau's publicity desk.", no_ar
 stack_app = typer.Typer(help="The embedded local stack (Kafka, MongoDB and S3 on loopback).")
 contracts_app = typer.Typer(help="Event contracts: JSON Schema and AsyncAPI.")
 dlq_app = typer.Typer(help="Dead-letter topics.")
+demo_app = typer.Typer(help="The demo city: stack, services and a month of work.")
 app.add_typer(stack_app, name="stack")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(demo_app, name="demo")
 
 StackDir = Annotated[Path, typer.Option("--dir", help="Where the stack keeps its data.")]
-SERVICES = ("submission", "media", "review", "scoring", "sentiment")
+SERVICES = ("submission", "media", "review", "scoring", "sentiment", "console")
 
 
 def _stack(root: Path) -> Stack:
@@ -191,6 +193,30 @@ def serve(
     uvicorn.run(
         f"services.{service}.app:create_app", factory=True, host=host, port=port, log_config=None
     )
+
+
+@demo_app.command("run")
+def demo_run(
+    root: StackDir = Path(".stack"),
+    console: Annotated[bool, typer.Option(help="Also start the web console.")] = True,
+) -> None:
+    """Start the stack and every service, simulate a month of work, print the results."""
+    from citydesk.demo import run_demo
+
+    try:
+        run_demo(root, with_console=console)
+    except StackError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from exc
+
+
+@demo_app.command("stop")
+def demo_stop(root: StackDir = Path(".stack")) -> None:
+    """Stop every service and the stack (data stays; `citydesk stack reset` removes it)."""
+    from citydesk.demo import stop_demo
+
+    stop_demo(root)
+    typer.echo("stopped the services and the stack")
 
 
 def main() -> None:
