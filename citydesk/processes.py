@@ -21,8 +21,10 @@ PORTS: dict[str, int] = {
     "review": 8103,
     "scoring": 8104,
     "sentiment": 8105,
+    "console": 8100,
 }
-SERVICES: tuple[str, ...] = tuple(PORTS)
+# the five services that own data; the console runs over them and is started by name
+SERVICES: tuple[str, ...] = ("submission", "media", "review", "scoring", "sentiment")
 
 
 class ServiceError(RuntimeError):

@@ -1,0 +1,116 @@
+"""The web console: server-rendered pages over the five services' APIs. It owns no data
+and needs no broker; it signs people in with the bureau's tokens and calls each service
+with the person's own token."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.console import api
+from services.console.models import alert_step, label, local_time
+from services.console.service import UPSTREAMS, Upstream, UpstreamError, Upstreams
+from services.console.settings import ConsoleSettings, console_settings
+from shared.observability import configure_logging, install_http_observability
+from shared.orgtree import load_org
+from shared.settings import Settings
+
+HERE = Path(__file__).parent
+
+
+def _templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.filters["label"] = label
+    templates.env.filters["local_time"] = local_time
+    templates.env.filters["alert_step"] = alert_step
+    return templates
+
+
+def _health_check(app: FastAPI, upstream: Upstream) -> Callable[[], Awaitable[None]]:
+    async def check() -> None:
+        upstreams: Upstreams = app.state.upstreams
+        response = await upstreams.client.get(f"{upstreams.url(upstream)}/healthz", timeout=2.0)
+        response.raise_for_status()
+
+    return check
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The console app; uvicorn runs it with ``citydesk serve console``."""
+    config: ConsoleSettings = console_settings(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging("console", config.log_level)
+        async with httpx.AsyncClient(timeout=config.console_timeout_seconds) as client:
+            app.state.upstreams = Upstreams(client=client, settings=config)
+            yield
+
+    app = FastAPI(
+        title="CityDesk console",
+        description="Pages for correspondents, reviewers, the city office and opinion officers.",
+        version="1.0.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = config
+    app.state.org = load_org(config.org_file)
+    app.state.templates = _templates()
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    install_http_observability(
+        app, service="console", checks={name: _health_check(app, name) for name in UPSTREAMS}
+    )
+
+    @app.exception_handler(api.SignInNeeded)
+    async def _sign_in(request: Request, _: Exception) -> RedirectResponse:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={target}", status_code=303)
+
+    @app.exception_handler(UpstreamError)
+    async def _upstream_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, UpstreamError)
+        if exc.status == 401:
+            return RedirectResponse("/login", status_code=303)
+        me = _me_or_none(request)
+        return api.render(
+            request, me, "error.html", exc.status, status=exc.status, detail=exc.detail
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_form(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        fields = "、".join(str(err["loc"][-1]) for err in exc.errors()[:5])
+        detail = f"请检查这些项目：{fields}"
+        return api.render(
+            request, _me_or_none(request), "error.html", 422, status=422, detail=detail
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if not request.url.path.startswith("/static") and exc.status_code in (404, 405):
+            return api.render(
+                request, _me_or_none(request), "error.html", exc.status_code,
+                status=exc.status_code, detail=str(exc.detail),
+            )  # fmt: skip
+        return HTMLResponse(str(exc.detail), exc.status_code)
+
+    app.include_router(api.router)
+    return app
+
+
+def _me_or_none(request: Request) -> api.Me | None:
+    try:
+        return api.signed_in(request)
+    except api.SignInNeeded:
+        return None

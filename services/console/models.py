@@ -1,0 +1,180 @@
+"""What the console shows: the Chinese names of states, levels and roles, the menus each
+role sees, and the periods a ranking can cover."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from shared.auth import Principal, Role
+from shared.orgtree import OrgTree
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+COOKIE = "citydesk_token"
+
+LABELS: dict[str, dict[str, str]] = {
+    "role": {
+        "correspondent": "通讯员",
+        "reviewer_school": "学校审核员（初审）",
+        "reviewer_county": "区县审核员（复审）",
+        "reviewer_city": "市局审核员（终审）",
+        "leader": "分管领导",
+        "opinion_officer": "舆情管理员",
+        "admin": "系统管理员",
+    },
+    "status": {
+        "draft": "草稿",
+        "submitted": "已报送",
+        "in_review": "审核中",
+        "returned": "退回修改",
+        "rejected": "不予采用",
+        "approved": "审核通过",
+        "published": "已发布",
+        "withdrawn": "已撤稿",
+    },
+    "level": {
+        "school": "初审（学校）",
+        "county": "复审（区县）",
+        "city": "终审（市局）",
+        "leader": "分管领导审签",
+    },
+    "decision": {
+        "approve": "通过",
+        "approved": "通过",
+        "return": "退回修改",
+        "returned": "退回修改",
+        "reject": "不予采用",
+        "rejected": "不予采用",
+        "submitted": "报送",
+        "created": "创建草稿",
+        "reviewed": "审核",
+        "published": "发布",
+        "adopted": "外部采用",
+        "withdrawn": "撤稿",
+        "held": "舆情暂缓",
+        "overridden": "解除舆情暂缓",
+        "superseded": "已被新版本取代",
+        "scheduled": "定时发布",
+        "publication_failed": "发布失败",
+    },
+    "severity": {
+        "blue": "蓝色 IV级",
+        "yellow": "黄色 III级",
+        "orange": "橙色 II级",
+        "red": "红色 I级",
+    },
+    "alert_state": {
+        "open": "待签收",
+        "acknowledged": "已签收",
+        "responding": "处置中",
+        "closed": "已办结",
+    },
+    "alert_action": {
+        "acknowledge": "签收",
+        "respond": "处置",
+        "close": "办结",
+        "comment": "批注",
+        "raised": "生成预警",
+    },
+    "owner_level": {"school": "学校", "county": "区县", "city": "市局"},
+    "topic": {
+        "safety": "校园安全",
+        "fees": "收费",
+        "food": "食品安全",
+        "teacher_conduct": "师德师风",
+        "bullying": "学生欺凌",
+        "admissions": "招生入学",
+        "facilities": "校舍设施",
+        "other": "其他",
+    },
+    "outlet_level": {
+        "national": "国家级",
+        "provincial": "省级",
+        "city": "市级",
+        "county": "县级",
+        "bureau": "本局平台",
+    },
+    "placement": {"headline": "头版头条", "in_depth": "深度报道", "normal": "一般刊发"},
+    "publication_state": {
+        "pending": "待发布",
+        "in_progress": "发布中",
+        "retrying": "重试中",
+        "success": "已发布",
+        "failed": "失败",
+        "cancelled": "已取消",
+    },
+    "period_kind": {"month": "月度", "quarter": "季度", "half": "半年", "year": "年度"},
+    "campaign_status": {"done": "已完成", "short": "未完成", "in_progress": "进行中"},
+    "what": {"stories": "稿件", "photos": "图片", "videos": "视频", "highlight": "亮点"},
+    "unit_type": {"county": "区县", "school": "学校", "direct": "直属单位", "city": "市局"},
+}
+SEVERITY_ORDER = {"red": 0, "orange": 1, "yellow": 2, "blue": 3}
+REVIEW_ROLES = (Role.REVIEWER_SCHOOL, Role.REVIEWER_COUNTY, Role.REVIEWER_CITY, Role.LEADER)
+
+
+def label(value: object, kind: str) -> str:
+    """The Chinese name of ``value`` among ``kind`` (a Jinja filter: ``x|label('status')``),
+    or the value itself when none is known."""
+    if value is None:
+        return ""
+    text = str(value)
+    return LABELS.get(kind, {}).get(text, text)
+
+
+def alert_step(action: str) -> str:
+    """An alert history entry in Chinese, including the service's own steps."""
+    owner = LABELS["owner_level"]
+    if action.startswith("escalated to "):
+        return f"超时未签收，升级至{owner.get(action.removeprefix('escalated to '), '上级')}"
+    if action.startswith("severity raised to "):
+        return f"等级升至{label(action.removeprefix('severity raised to '), 'severity')}"
+    return label(action, "alert_action")
+
+
+def local_time(value: str | datetime | None) -> str:
+    """A UTC time as the bureau reads it: Asia/Shanghai, to the minute."""
+    if value is None or value == "":
+        return ""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+
+
+@dataclass(frozen=True)
+class MenuItem:
+    path: str
+    title: str
+
+
+def is_city_office(principal: Principal, org: OrgTree) -> bool:
+    return principal.unit == org.city.code and principal.has(Role.REVIEWER_CITY, Role.ADMIN)
+
+
+def menu_for(principal: Principal, org: OrgTree) -> list[MenuItem]:
+    """The pages a person's roles open, in the order of the day's work."""
+    items: list[MenuItem] = []
+    if principal.has(Role.CORRESPONDENT):
+        items += [MenuItem("/stories/new", "写稿报送"), MenuItem("/stories", "本单位稿件")]
+    if principal.has(*REVIEW_ROLES):
+        items.append(MenuItem("/review", "审核队列"))
+    if is_city_office(principal, org):
+        items += [MenuItem("/office", "发布与采用"), MenuItem("/campaigns", "专项任务")]
+    items.append(MenuItem("/rankings", "积分排行"))
+    if principal.has(Role.OPINION_OFFICER):
+        items.append(MenuItem("/opinion", "舆情预警"))
+    return items
+
+
+def current_period(kind: str, today: date) -> str:
+    """The label of the period of ``kind`` that holds ``today`` (e.g. ``quarter:2026-Q4``)."""
+    if kind == "month":
+        return f"month:{today:%Y-%m}"
+    if kind == "quarter":
+        return f"quarter:{today.year}-Q{(today.month - 1) // 3 + 1}"
+    if kind == "half":
+        return f"half:{today.year}-H{1 if today.month <= 6 else 2}"
+    return f"year:{today.year}"
+
+
+def today_in_shanghai() -> date:
+    return datetime.now(SHANGHAI).date()

@@ -1,0 +1,316 @@
+"""Calls to the five services on behalf of the signed-in person, with their own token:
+the console keeps no data and has no other way in."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+
+from services.console.settings import ConsoleSettings
+
+Upstream = Literal["submission", "media", "review", "scoring", "sentiment"]
+UPSTREAMS: tuple[Upstream, ...] = ("submission", "media", "review", "scoring", "sentiment")
+
+
+class UpstreamError(Exception):
+    """A service refused or could not answer; ``status`` is what the page answers with."""
+
+    def __init__(self, status: int, detail: str, upstream: str) -> None:
+        super().__init__(f"{upstream}: {status} {detail}")
+        self.status = status
+        self.detail = detail
+        self.upstream = upstream
+
+
+@dataclass
+class Upstreams:
+    """One HTTP client for every service the console shows."""
+
+    client: httpx.AsyncClient
+    settings: ConsoleSettings
+
+    def url(self, upstream: Upstream) -> str:
+        base: str = getattr(self.settings, f"console_{upstream}_url")
+        return base.rstrip("/")
+
+    async def send(
+        self,
+        upstream: Upstream,
+        method: str,
+        path: str,
+        *,
+        token: str,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        expect_redirect: bool = False,
+    ) -> httpx.Response:
+        """One request with the caller's bearer token; a 4xx/5xx raises UpstreamError."""
+        try:
+            response = await self.client.request(
+                method,
+                f"{self.url(upstream)}{path}",
+                params={k: v for k, v in (params or {}).items() if v not in (None, "")},
+                json=json,
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        except httpx.HTTPError as exc:
+            raise UpstreamError(
+                503, f"服务暂时无法访问（{exc.__class__.__name__}）", upstream
+            ) from exc
+        if response.status_code >= 400 or (response.is_redirect and not expect_redirect):
+            raise UpstreamError(response.status_code, error_detail(response), upstream)
+        return response
+
+    async def json(
+        self,
+        upstream: Upstream,
+        method: str,
+        path: str,
+        *,
+        token: str,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+    ) -> Any:
+        response = await self.send(upstream, method, path, token=token, params=params, json=json)
+        return response.json()
+
+
+def error_detail(response: httpx.Response) -> str:
+    """The ``detail`` a service gave, as one line of text."""
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        return response.text[:300] or response.reason_phrase
+    if isinstance(detail, list):
+        return "; ".join(str(item.get("msg", item)) for item in detail)
+    return str(detail)
+
+
+# ---- correspondents -------------------------------------------------------------------
+async def unit_stories(
+    *, upstreams: Upstreams, token: str, status: str | None, page: int
+) -> dict[str, Any]:
+    """The stories of my unit and the units below it, newest change first."""
+    params = {"status": status, "page": page, "page_size": 30}
+    return await upstreams.json("submission", "GET", "/stories", token=token, params=params)
+
+
+async def story(*, upstreams: Upstreams, token: str, story_id: str) -> dict[str, Any]:
+    """One story with its versions and history."""
+    return await upstreams.json("submission", "GET", f"/stories/{story_id}", token=token)
+
+
+async def categories(*, upstreams: Upstreams, token: str) -> list[dict[str, Any]]:
+    """The categories a story may be filed under."""
+    found = await upstreams.json("submission", "GET", "/config/categories", token=token)
+    return found["categories"]
+
+
+async def _until_media_known(upstreams: Upstreams, attempt: Any) -> dict[str, Any]:
+    """Retry while the submission service has not yet heard of a just-uploaded photo."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + upstreams.settings.console_media_wait_seconds
+    while True:
+        try:
+            return await attempt()
+        except UpstreamError as exc:
+            if exc.status != 422 or "not yet known" not in exc.detail or loop.time() > deadline:
+                raise
+        await asyncio.sleep(0.3)
+
+
+async def submit_new_story(
+    *, upstreams: Upstreams, token: str, content: dict[str, Any]
+) -> dict[str, Any]:
+    """Save a draft and submit it as version 1."""
+
+    async def create() -> dict[str, Any]:
+        return await upstreams.json("submission", "POST", "/stories", token=token, json=content)
+
+    draft = await _until_media_known(upstreams, create)
+    path = f"/stories/{draft['id']}/submit"
+    return await upstreams.json("submission", "POST", path, token=token)
+
+
+async def revise_story(
+    *, upstreams: Upstreams, token: str, story_id: str, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Change a returned story and submit it as the next version."""
+
+    async def patch() -> dict[str, Any]:
+        path = f"/stories/{story_id}"
+        return await upstreams.json("submission", "PATCH", path, token=token, json=changes)
+
+    await _until_media_known(upstreams, patch)
+    path = f"/stories/{story_id}/submit"
+    return await upstreams.json("submission", "POST", path, token=token)
+
+
+async def upload_media(
+    *,
+    upstreams: Upstreams,
+    token: str,
+    content_type: str,
+    content_length: str | None,
+    body: AsyncIterator[bytes],
+) -> httpx.Response:
+    """Stream a multipart upload through to the media service as it arrives."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": content_type}
+    if content_length:
+        headers["Content-Length"] = content_length
+    try:
+        return await upstreams.client.post(
+            f"{upstreams.url('media')}/media",
+            content=body,
+            headers=headers,
+            timeout=upstreams.settings.console_upload_timeout_seconds,
+        )
+    except httpx.HTTPError as exc:
+        raise UpstreamError(
+            503, f"媒体服务暂时无法访问（{exc.__class__.__name__}）", "media"
+        ) from exc
+
+
+async def thumbnail_link(*, upstreams: Upstreams, token: str, media_id: str, size: str) -> str:
+    """The short-lived link the media service hands out for a thumbnail."""
+    response = await upstreams.send(
+        "media", "GET", f"/media/{media_id}/thumbnail", token=token,
+        params={"size": size}, expect_redirect=True,
+    )  # fmt: skip
+    return response.headers["location"]
+
+
+# ---- reviewers ------------------------------------------------------------------------
+async def review_queue(*, upstreams: Upstreams, token: str) -> list[dict[str, Any]]:
+    """Cases waiting at my levels in my scope, oldest first."""
+    return await upstreams.json("review", "GET", "/queue", token=token, params={"limit": 100})
+
+
+async def review_case(*, upstreams: Upstreams, token: str, case_id: str) -> dict[str, Any]:
+    """One review case with the story as judged and its flags."""
+    return await upstreams.json("review", "GET", f"/cases/{case_id}", token=token)
+
+
+async def decide(
+    *, upstreams: Upstreams, token: str, case_id: str, decision: dict[str, Any]
+) -> dict[str, Any]:
+    """Approve, return or reject the version judged."""
+    path = f"/cases/{case_id}/decisions"
+    return await upstreams.json("review", "POST", path, token=token, json=decision)
+
+
+async def audit_trail(*, upstreams: Upstreams, token: str, story_id: str) -> list[dict[str, Any]]:
+    """Every step of a story, oldest first."""
+    path = f"/stories/{story_id}/audit"
+    return await upstreams.json("review", "GET", path, token=token)
+
+
+async def copy_source(*, upstreams: Upstreams, token: str, story_id: str) -> dict[str, Any] | None:
+    """The other story a possible copy resembles, when my scope lets me read it."""
+    try:
+        return await story(upstreams=upstreams, token=token, story_id=story_id)
+    except UpstreamError as exc:
+        if exc.status in (403, 404):
+            return None
+        raise
+
+
+async def screening(*, upstreams: Upstreams, token: str, story_id: str) -> list[dict[str, Any]]:
+    """The sentiment screening of each version of a story (empty when there is none)."""
+    try:
+        path = f"/screenings/{story_id}"
+        return await upstreams.json("sentiment", "GET", path, token=token)
+    except UpstreamError as exc:
+        if exc.status in (403, 404):
+            return []
+        raise
+
+
+# ---- the city office ------------------------------------------------------------------
+async def schedule(
+    *, upstreams: Upstreams, token: str, story_id: str, publish_at: str
+) -> dict[str, Any]:
+    """Publish a story at a set time, or at once when that time has passed."""
+    path = f"/stories/{story_id}/schedule"
+    return await upstreams.json(
+        "review", "POST", path, token=token, json={"publish_at": publish_at}
+    )
+
+
+async def record_adoption(
+    *, upstreams: Upstreams, token: str, story_id: str, adoption: dict[str, Any]
+) -> dict[str, Any]:
+    """Record that an outside outlet ran a story."""
+    path = f"/stories/{story_id}/adoptions"
+    return await upstreams.json("review", "POST", path, token=token, json=adoption)
+
+
+async def publications(*, upstreams: Upstreams, token: str) -> list[dict[str, Any]]:
+    """The publish queue per channel, newest first."""
+    return await upstreams.json(
+        "review", "GET", "/publications", token=token, params={"limit": 200}
+    )
+
+
+async def ranking(
+    *, upstreams: Upstreams, token: str, period: str, scope: str, county: str | None
+) -> dict[str, Any]:
+    """The ranking of schools or counties for a period, with zero-submission and veto flags."""
+    params = {"period": period, "scope": scope, "county": county}
+    return await upstreams.json("scoring", "GET", "/rankings", token=token, params=params)
+
+
+async def bulletin(
+    *, upstreams: Upstreams, token: str, period: str, scope: str, county: str | None
+) -> httpx.Response:
+    """The XLSX bulletin as the scoring service renders it."""
+    params = {"scope": scope, "county": county}
+    path = f"/bulletins/{period}.xlsx"
+    return await upstreams.send("scoring", "GET", path, token=token, params=params)
+
+
+async def campaigns(*, upstreams: Upstreams, token: str) -> list[dict[str, Any]]:
+    """Every campaign, newest first."""
+    return await upstreams.json("scoring", "GET", "/campaigns", token=token)
+
+
+async def campaign_progress(*, upstreams: Upstreams, token: str, code: str) -> dict[str, Any]:
+    """Progress per task and owner unit."""
+    path = f"/campaigns/{code}/progress"
+    return await upstreams.json("scoring", "GET", path, token=token)
+
+
+# ---- opinion officers -----------------------------------------------------------------
+async def alerts(*, upstreams: Upstreams, token: str, state: str | None) -> list[dict[str, Any]]:
+    """Alerts in my scope, most recently changed first."""
+    params = {"state": state, "limit": 200}
+    return await upstreams.json("sentiment", "GET", "/alerts", token=token, params=params)
+
+
+async def incidents(*, upstreams: Upstreams, token: str) -> list[dict[str, Any]]:
+    """Incidents in my scope, most recent first."""
+    params = {"limit": 200}
+    return await upstreams.json("sentiment", "GET", "/incidents", token=token, params=params)
+
+
+async def alert(*, upstreams: Upstreams, token: str, alert_id: str) -> dict[str, Any]:
+    """One alert with its history."""
+    return await upstreams.json("sentiment", "GET", f"/alerts/{alert_id}", token=token)
+
+
+async def incident(*, upstreams: Upstreams, token: str, incident_id: str) -> dict[str, Any]:
+    """One incident with the items behind it."""
+    path = f"/incidents/{incident_id}"
+    return await upstreams.json("sentiment", "GET", path, token=token)
+
+
+async def act_on_alert(
+    *, upstreams: Upstreams, token: str, alert_id: str, action: str, comment: str
+) -> dict[str, Any]:
+    """Acknowledge, respond, close or comment on an alert."""
+    path = f"/alerts/{alert_id}/{action}"
+    return await upstreams.json("sentiment", "POST", path, token=token, json={"comment": comment})

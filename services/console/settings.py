@@ -1,0 +1,33 @@
+"""Settings of the console (prefix ``CITYDESK_CONSOLE_``): where the five services answer
+and how the sign-in cookie is set."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.settings import Settings
+
+
+class ConsoleSettings(Settings):
+    service_name: str = "console"
+    console_submission_url: str = "http://127.0.0.1:8101"
+    console_media_url: str = "http://127.0.0.1:8102"
+    console_review_url: str = "http://127.0.0.1:8103"
+    console_scoring_url: str = "http://127.0.0.1:8104"
+    console_sentiment_url: str = "http://127.0.0.1:8105"
+    console_timeout_seconds: float = Field(default=15.0, gt=0)
+    # uploads stream through to the media service; videos may take a while
+    console_upload_timeout_seconds: float = Field(default=300.0, gt=0)
+    # how long a new story waits for the media service to announce its photos
+    console_media_wait_seconds: float = Field(default=10.0, ge=0)
+    # set behind HTTPS so the token cookie never travels in clear text
+    console_cookie_secure: bool = False
+
+
+def console_settings(settings: Settings | None) -> ConsoleSettings:
+    """Console settings from the environment, keeping every value ``settings`` holds."""
+    if isinstance(settings, ConsoleSettings):
+        return settings
+    if settings is None:
+        return ConsoleSettings()
+    return ConsoleSettings(**dict(vars(settings)))

@@ -1,0 +1,122 @@
+"""The five services and the console as processes over the test stack, and a headless
+Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, Page, async_playwright
+
+from citydesk.processes import SERVICES, ServiceProcesses
+from citydesk.stack import free_port
+from tests.support import token_for
+
+CHROMIUM = "/usr/bin/chromium"
+# a Chinese font, so that screenshots show the pages as people see them
+CJK_FONT = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+NAMES = (*SERVICES, "console")
+
+
+def _install_chromium() -> str | None:
+    """Debian's chromium and a Chinese font: installed here when missing (CI machines
+    start fresh)."""
+    missing = not Path(CHROMIUM).exists() or not Path(CJK_FONT).exists()
+    if missing and shutil.which("apt-get"):
+        subprocess.run(
+            "apt-get update && apt-get install -y chromium fonts-wqy-zenhei",
+            shell=True,
+            check=False,
+            capture_output=True,
+            timeout=900,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+    if Path(CHROMIUM).exists():
+        return None
+    return "Debian's chromium is missing and `apt-get install -y chromium` did not install it"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    problem = _install_chromium()
+    if problem:
+        pytest.skip(problem)
+    return CHROMIUM
+
+
+@dataclass
+class Console:
+    url: str
+    processes: ServiceProcesses
+    screenshots: Path
+
+
+@pytest.fixture(scope="module")
+def console(
+    stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Console]:
+    """Every service and the console on free ports, as `citydesk serve` runs them."""
+    ports = {name: free_port() for name in NAMES}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    env = {
+        **stack_env,
+        "CITYDESK_ENVIRONMENT": "test",
+        "CITYDESK_MEDIA_PUBLIC_URL": urls["media"],
+        **{f"CITYDESK_CONSOLE_{name.upper()}_URL": urls[name] for name in SERVICES},
+    }
+    processes = ServiceProcesses(tmp_path_factory.mktemp("console-services"), env, ports=ports)
+    screenshots = tmp_path_factory.mktemp("console-screenshots")
+    try:
+        processes.start_all(NAMES, timeout=180)
+        yield Console(url=urls["console"], processes=processes, screenshots=screenshots)
+    finally:
+        processes.stop_all()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def browser(chromium: str) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=CHROMIUM_ARGS
+        )
+        yield launched
+        await launched.close()
+
+
+@dataclass
+class SignIn:
+    browser: Browser
+    console: Console
+
+    async def __call__(self, unit: str, *roles: str, sub: str | None = None) -> Page:
+        """A fresh browser session signed in through the sign-in page."""
+        context = await self.browser.new_context(
+            base_url=self.console.url, locale="zh-CN", viewport={"width": 1280, "height": 900}
+        )
+        page = await context.new_page()
+        await page.goto("/")
+        await page.fill("#token", token_for(unit, *roles, sub=sub))
+        await page.click("form[action='/login'] button[type=submit]")
+        await page.wait_for_url(f"{self.console.url}/")
+        return page
+
+
+@pytest.fixture(scope="module")
+def sign_in(browser: Browser, console: Console) -> SignIn:
+    return SignIn(browser, console)
