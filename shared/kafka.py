@@ -20,6 +20,7 @@ import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -200,6 +201,144 @@ def _validation_reason(error: ValidationError) -> str:
     return "invalid event: " + "; ".join(parts)
 
 
+def is_transient(exc: BaseException) -> bool:
+    """An outage of a dependency (MongoDB, S3, the broker), not a fault of the event:
+    retried until it passes rather than dead-lettered."""
+    from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError
+    from pymongo.errors import ConnectionFailure, PyMongoError
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    if isinstance(exc, ConnectionFailure | KafkaConnectionError | KafkaTimeoutError):
+        return True
+    if isinstance(exc, NodeNotReadyError | Urllib3Error | ConnectionError | TimeoutError):
+        return True
+    return isinstance(exc, PyMongoError) and (
+        exc.has_error_label("TransientTransactionError")
+        or exc.has_error_label("RetryableWriteError")
+    )
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One record as it came off the topic, kept for its dead letter."""
+
+    raw: bytes
+    key: bytes | None
+    headers: dict[str, str]
+    partition: int
+    offset: int
+
+    @classmethod
+    def of(cls, record: Any) -> Delivery:
+        return cls(
+            raw=record.value or b"",
+            key=record.key,
+            headers={k: v.decode(errors="replace") for k, v in (record.headers or ())},
+            partition=record.partition,
+            offset=record.offset,
+        )
+
+
+class _Subscription:
+    """What the single and batch consumers share: parsing, retries, dead letters."""
+
+    def __init__(self, broker: KafkaBroker, topic: tp.Topic, settings: Settings, name: str):
+        self.broker = broker
+        self.topic = topic
+        self.settings = settings
+        self.service = settings.service_name
+        self.name = name
+
+    def count(self, outcome: str, n: int = 1) -> None:
+        EVENTS_HANDLED.labels(self.service, self.topic.name, self.name, outcome).inc(n)
+
+    async def dead_letter(self, delivery: Delivery, *, reason: str, kind: str, county: str) -> None:
+        await dead_letter(
+            self.broker, topic=self.topic.name, service=self.service, raw=delivery.raw,
+            key=delivery.key, headers=delivery.headers, reason=reason, reason_kind=kind,
+            county=county, partition=delivery.partition, offset=delivery.offset,
+        )  # fmt: skip
+        self.count("dead_lettered")
+
+    async def parse(self, delivery: Delivery) -> Envelope | None:
+        """The event, or None once an invalid message is dead-lettered."""
+        try:
+            return self.topic.model.model_validate_json(delivery.raw)
+        except ValidationError as exc:
+            reason = _validation_reason(exc)
+            await self.dead_letter(
+                delivery, reason=reason, kind="invalid", county=_county_hint(delivery.raw)
+            )
+            return None
+
+    async def attempt(
+        self, apply: Callable[[], Awaitable[None]], label: str
+    ) -> BaseException | None:
+        """Run ``apply`` until it succeeds, retrying outages without limit and other
+        failures a bounded number of times; returns the last failure, or None."""
+        failures = 0
+        outage = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                await apply()
+            except PermanentError:
+                raise
+            except Exception as exc:
+                EVENTS_FAILED.labels(self.service, self.topic.name, self.name).inc()
+                if is_transient(exc):
+                    outage += 1
+                    log.warning(
+                        "handler %s waits for a dependency (%s): %r", self.name, label, exc,
+                        extra={"topic": self.topic.name},
+                    )  # fmt: skip
+                    await asyncio.sleep(min(10.0, 0.5 * 2 ** min(outage, 5)))
+                    continue
+                failures += 1
+                log.warning(
+                    "handler %s failed (%s, attempt %d/%d): %r", self.name, label, failures,
+                    self.settings.kafka_handler_retries + 1, exc, extra={"topic": self.topic.name},
+                )  # fmt: skip
+                if failures > self.settings.kafka_handler_retries:
+                    return exc
+                await asyncio.sleep(self.settings.kafka_retry_backoff_seconds * 2 ** (failures - 1))
+                continue
+            HANDLER_SECONDS.labels(self.service, self.topic.name, self.name).observe(
+                time.perf_counter() - started
+            )
+            return None
+
+    async def apply_one(
+        self, handler: Callable[[Any], Awaitable[None]], event: Envelope, delivery: Delivery
+    ) -> None:
+        token = correlation_id.set(event.correlation_id)
+        try:
+            failure = await self.attempt(lambda: handler(event), str(event.event_id))
+        except PermanentError as exc:
+            await self.dead_letter(
+                delivery, reason=str(exc), kind="rejected", county=event.county or "unknown"
+            )
+            return
+        finally:
+            correlation_id.reset(token)
+        if failure is None:
+            self.count("applied")
+            return
+        await self.dead_letter(
+            delivery,
+            reason=f"handler {self.name} failed {self.settings.kafka_handler_retries + 1} "
+            f"times: {failure!r}",
+            kind="handler_error",
+            county=event.county or "unknown",
+        )
+
+
+def _group_id(group: str, topic: tp.Topic) -> str:
+    # one group per (service, topic): Tansu holds every JoinGroup for ~5 s, so groups with
+    # one member each join side by side instead of rebalancing in turn
+    return f"{group}.{topic.name}"
+
+
 def consumer(
     broker: KafkaBroker,
     topic: tp.Topic,
@@ -212,92 +351,99 @@ def consumer(
 
     The handler must be idempotent: it records the event id in the same write as its
     effect (see :mod:`shared.mongo`). Raise :class:`PermanentError` for an event that can
-    never be applied; any other exception is retried, then dead-lettered.
+    never be applied; an outage of MongoDB, S3 or the broker is retried until it passes;
+    any other exception is retried a bounded number of times, then dead-lettered.
     """
-    service = settings.service_name
 
     def register(handler: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
-        name = handler_name or handler.__name__
+        subscription = _Subscription(broker, topic, settings, handler_name or handler.__name__)
 
         async def on_message(msg: KafkaMessage) -> None:
-            record = msg.raw_message
-            raw: bytes = record.value or b""  # type: ignore[union-attr]
-            key: bytes | None = record.key  # type: ignore[union-attr]
-            headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}  # type: ignore[union-attr]
-            where = {"partition": record.partition, "offset": record.offset}  # type: ignore[union-attr]
-            try:
-                event = topic.model.model_validate_json(raw)
-            except ValidationError as exc:
-                await dead_letter(
-                    broker, topic=topic.name, service=service, raw=raw, key=key,
-                    headers=headers, reason=_validation_reason(exc), reason_kind="invalid",
-                    county=_county_hint(raw), **where,
-                )  # fmt: skip
-                EVENTS_HANDLED.labels(service, topic.name, name, "dead_lettered").inc()
-                return
-            token = correlation_id.set(event.correlation_id)
-            try:
-                await _apply_with_retries(handler, event, raw, key, headers, where, name)
-            finally:
-                correlation_id.reset(token)
+            delivery = Delivery.of(msg.raw_message)
+            event = await subscription.parse(delivery)
+            if event is not None:
+                await subscription.apply_one(handler, event, delivery)
 
-        async def _apply_with_retries(
-            handler: Callable[[Any], Awaitable[None]],
-            event: Envelope,
-            raw: bytes,
-            key: bytes | None,
-            headers: dict[str, str],
-            where: dict[str, int],
-            name: str,
-        ) -> None:
-            attempts = settings.kafka_handler_retries + 1
-            last: BaseException | None = None
-            for attempt in range(attempts):
-                started = time.perf_counter()
-                try:
-                    await handler(event)
-                except PermanentError as exc:
-                    await dead_letter(
-                        broker, topic=topic.name, service=service, raw=raw, key=key,
-                        headers=headers, reason=str(exc), reason_kind="rejected",
-                        county=event.county or "unknown", **where,
-                    )  # fmt: skip
-                    EVENTS_HANDLED.labels(service, topic.name, name, "dead_lettered").inc()
-                    return
-                except Exception as exc:
-                    last = exc
-                    EVENTS_FAILED.labels(service, topic.name, name).inc()
-                    log.warning(
-                        "handler %s failed (attempt %d/%d): %r",
-                        name, attempt + 1, attempts, exc,
-                        extra={"topic": topic.name, "event_id": str(event.event_id)},
-                    )  # fmt: skip
-                    await asyncio.sleep(settings.kafka_retry_backoff_seconds * (2**attempt))
-                    continue
-                HANDLER_SECONDS.labels(service, topic.name, name).observe(
-                    time.perf_counter() - started
-                )
-                EVENTS_HANDLED.labels(service, topic.name, name, "applied").inc()
-                return
-            await dead_letter(
-                broker, topic=topic.name, service=service, raw=raw, key=key, headers=headers,
-                reason=f"handler {name} failed {attempts} times: {last!r}",
-                reason_kind="handler_error", county=event.county or "unknown", **where,
-            )  # fmt: skip
-            EVENTS_HANDLED.labels(service, topic.name, name, "dead_lettered").inc()
-
-        on_message.__name__ = name
+        on_message.__name__ = subscription.name
         on_message.__doc__ = handler.__doc__
         broker.subscriber(
             topic.name,
-            # one group per (service, topic): Tansu holds every JoinGroup for ~5 s, so
-            # groups with one member each join side by side instead of rebalancing in turn
-            group_id=f"{group}.{topic.name}",
+            group_id=_group_id(group, topic),
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
-            title=f"{group}:{topic.name}:{name}",
+            title=f"{group}:{topic.name}:{subscription.name}",
             description=handler.__doc__ or topic.description,
         )(on_message)
+        return handler
+
+    return register
+
+
+def batch_consumer(
+    broker: KafkaBroker,
+    topic: tp.Topic,
+    *,
+    group: str,
+    settings: Settings,
+    max_records: int = 500,
+    handler_name: str | None = None,
+) -> Callable[[Callable[[list[Any]], Awaitable[None]]], Callable[[list[Any]], Awaitable[None]]]:
+    """Register ``handler(events)`` for high-volume topics: up to ``max_records`` valid
+    events at a time, so the handler can classify and write in bulk.
+
+    The same promises as :func:`consumer`: invalid messages are dead-lettered one by one,
+    outages are retried until they pass, and the offsets of the whole batch are committed
+    only after the handler returns. When a batch keeps failing, its events are applied one
+    at a time so that only the event at fault is dead-lettered.
+    """
+
+    def register(
+        handler: Callable[[list[Any]], Awaitable[None]],
+    ) -> Callable[[list[Any]], Awaitable[None]]:
+        subscription = _Subscription(broker, topic, settings, handler_name or handler.__name__)
+
+        async def single(event: Any) -> None:
+            await handler([event])
+
+        async def on_batch(msg: KafkaMessage) -> None:
+            records = msg.raw_message
+            deliveries = [
+                Delivery.of(r) for r in (records if isinstance(records, tuple) else (records,))
+            ]
+            parsed: list[tuple[Envelope, Delivery]] = []
+            for delivery in deliveries:
+                event = await subscription.parse(delivery)
+                if event is not None:
+                    parsed.append((event, delivery))
+            if not parsed:
+                return
+            events = [event for event, _ in parsed]
+            try:
+                failure = await subscription.attempt(
+                    lambda: handler(events), f"{len(events)} events"
+                )
+            except PermanentError:
+                failure = RuntimeError("an event of the batch was refused")
+            if failure is None:
+                subscription.count("applied", len(events))
+                return
+            log.warning("batch of %d failed; applying one at a time", len(events))
+            for event, delivery in parsed:
+                await subscription.apply_one(single, event, delivery)
+
+        on_batch.__name__ = subscription.name
+        on_batch.__doc__ = handler.__doc__
+        broker.subscriber(
+            topic.name,
+            group_id=_group_id(group, topic),
+            batch=True,
+            max_records=max_records,
+            batch_timeout_ms=50,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset="earliest",
+            title=f"{group}:{topic.name}:{subscription.name}",
+            description=handler.__doc__ or topic.description,
+        )(on_batch)
         return handler
 
     return register

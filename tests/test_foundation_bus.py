@@ -338,3 +338,87 @@ async def test_a_dead_lettered_event_is_applied_after_replay_once_the_cause_is_f
     await eventually(lambda: applied == [marker], what="the replayed event applied")
     assert await replay_dlq(settings, "story.reviewed") == 0  # nothing moves twice
     await broker.stop()
+
+
+async def test_a_batch_consumer_applies_in_bulk_and_dead_letters_only_the_event_at_fault() -> None:
+    from shared.kafka import batch_consumer
+
+    settings = settings_for("batchtest", kafka_handler_retries=1, kafka_retry_backoff_seconds=0)
+    await ensure_topics(settings)
+    broker = make_broker(settings)
+    marker = uuid.uuid4().hex[:8]
+    batches: list[int] = []
+    applied: list[str] = []
+    poison = f"{marker}-13"
+
+    @batch_consumer(broker, tp.MEDIA_STORED, group=f"batch-{marker}", settings=settings)
+    async def record_media(events: list[ev.MediaStoredEvent]) -> None:
+        ours = [e for e in events if e.payload.media_id.startswith(marker)]
+        if any(e.payload.media_id == poison for e in ours):
+            raise ValueError("this photo's metadata cannot be stored")
+        batches.append(len(ours))
+        applied.extend(e.payload.media_id for e in ours)
+
+    async def send(numbers: range) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=20)
+        await producer.start()
+        for i in numbers:
+            event = media_event(f"{marker}-{i}")
+            await producer.send(
+                "media.stored", event.model_dump_json().encode(), key=tp.MEDIA_STORED.key(event)
+            )
+        await producer.send_and_wait("media.stored", b'{"broken": true}', key=marker.encode())
+        await producer.stop()
+
+    await send(range(0, 10))
+    await broker.start()
+    await eventually(lambda: len(set(applied)) == 10, what="the first ten applied")
+    assert max(batches) > 1  # bulk, not one by one
+    await send(range(10, 60))
+    await eventually(lambda: len(set(applied)) == 59, what="59 of 60 applied")
+    await broker.stop()
+    assert poison not in applied
+    records = await read_topic(
+        "media.stored.dlq", until=lambda rs: any(poison.encode() in r.value for r in rs)
+    )
+    dead = next(r for r in records if poison.encode() in r.value)
+    assert "cannot be stored" in (header(dead, "dlq-reason") or "")
+
+
+@pytest.mark.slow
+async def test_an_outage_of_mongodb_is_waited_out_not_dead_lettered(durable_stack: Stack) -> None:
+    config = durable_stack.config
+    settings = Settings(
+        service_name="outagetest", kafka_bootstrap=config.kafka_bootstrap,
+        mongo_uri=config.mongo_uri, kafka_retry_backoff_seconds=0, kafka_handler_retries=1,
+    )  # fmt: skip
+    await ensure_topics(settings)
+    client = make_client(settings)
+    db = client["outage"]
+    broker = make_broker(settings)
+
+    @consumer(broker, tp.MEDIA_STORED, group="outage", settings=settings)
+    async def record_media(event: ev.MediaStoredEvent) -> None:
+        async def effect(session: Any) -> None:
+            await db.media.insert_one({"_id": event.payload.media_id}, session=session)
+
+        await apply_once(client, db, consumer="outage", event_id=str(event.event_id), effect=effect)
+
+    await broker.start()
+    durable_stack.stop("mongo")
+    for i in range(5):
+        await publish(broker, tp.MEDIA_STORED, media_event(f"outage-{i}"), service="tests")
+    await asyncio.sleep(4)  # the handler keeps failing while MongoDB is down
+    durable_stack.start_mongo()
+    await eventually(
+        lambda: db.media.count_documents({}), what="effects after the outage", timeout=60
+    )
+    await eventually(lambda: _count_all(db, 5), what="all five applied", timeout=60)
+    await broker.stop()
+    dlq = await read_topic("media.stored.dlq", until=lambda rs: True, timeout=3, settings=settings)
+    assert not any(b"outage-" in r.value for r in dlq)
+    await client.close()
+
+
+async def _count_all(db: Any, n: int) -> bool:
+    return await db.media.count_documents({}) == n
