@@ -9,8 +9,10 @@ import asyncio
 import io
 import time
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from PIL import Image
@@ -69,6 +71,7 @@ async def decide_in_queue(page: Page, console: Console, story_id: str, decision:
     """Find the story in my queue, open it and decide; returns the case id."""
     card = f"article.case[data-story='{story_id}']"
     await reload_until(page, "/review", card)
+    await expect(page.locator(card).locator(".flags")).to_contain_text("报送滞后 10 天")
     case_id = await page.locator(card).first.get_attribute("data-case")
     await shot(page, console, f"queue-{name}")
     await page.locator(card).get_by_role("link", name="审核", exact=True).click()
@@ -97,6 +100,9 @@ async def test_correspondent_submits_a_story_with_a_photo(
     await page.fill("#title", title)
     await page.fill("#body", STORY_BODY)
     await page.select_option("select[name=category]", "德育活动")
+    # ten days after the event: past the 7-day rule, so reviewers see it flagged late
+    event_day = datetime.now(ZoneInfo("Asia/Shanghai")).date() - timedelta(days=10)
+    await page.fill("input[name=event_date]", event_day.isoformat())
     await shot(page, console, "story-new")
     await page.click("form.story-form button[type=submit]")
 
@@ -119,6 +125,8 @@ async def test_returned_story_is_revised_with_the_reviewers_comment_beside_it(
     reviewer = await sign_in(SCHOOL, "reviewer_school", sub="wang-chushen")
     comment = "请补充参与学生的年级分布和活动成效。"
     await decide_in_queue(reviewer, console, story_id, "return", comment, "school-return")
+    await reviewer.goto("/review")
+    await expect(reviewer.locator("body")).not_to_contain_text(journey["title"])
 
     author = await sign_in(SCHOOL, "correspondent", sub="li-tongxun")
     await reload_until(author, f"/stories/{story_id}", ".reviewer-comment")
