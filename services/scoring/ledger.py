@@ -11,6 +11,7 @@ which the rebuild uses; the live consumers pass one event at a time.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +73,7 @@ COUNTERS = (
 # entry kinds whose history decides a story's next points
 STORY_STATE_KINDS = ("publication", "media_bonus", "withdrawal", "adoption", "leader_bonus")
 DUPLICATE_KEY = 11000
+REFRESH_CONCURRENCY = 16
 
 
 @dataclass
@@ -82,7 +84,7 @@ class Scoring:
     book: RuleBook
     org: OrgTree
     story_history: dict[str, list[dict[str, Any]]]
-    already_applied: set[str] = field(default_factory=set)
+    known_ids: set[str] = field(default_factory=set)
     entries: list[dict[str, Any]] = field(default_factory=list)
     items: list[dict[str, Any]] = field(default_factory=list)
 
@@ -122,7 +124,7 @@ class Scoring:
         self.entries.append(entry)
         # a replayed event's entry is already in the history (as loaded); its recomputed
         # twin is only there to be refused by the unique keys
-        replayed = entry["source_event_id"] in self.already_applied
+        replayed = key in self.known_ids
         if story_id is not None and kind in STORY_STATE_KINDS and not replayed:
             self.story_history.setdefault(story_id, []).append(entry)
         return entry
@@ -479,16 +481,16 @@ async def apply_events(
     story_ids = [e.payload.story_id for e in events if e.type == "story.published"]
     history: dict[str, list[dict[str, Any]]] = defaultdict(list)
     if story_ids:
-        cursor = db[LEDGER].find(
-            {"story_id": {"$in": story_ids}, "kind": {"$in": STORY_STATE_KINDS}}
-        )
+        cursor = db[LEDGER].find({"story_id": {"$in": sorted(set(story_ids))}})
         for entry in await cursor.to_list():
-            history[entry["story_id"]].append(entry)
-    seen: list[str] = []
-    if story_ids:
-        event_ids = [str(e.event_id) for e in events]
-        seen = await db[LEDGER].distinct("source_event_id", {"source_event_id": {"$in": event_ids}})
-    scoring = Scoring(book=book, org=org, story_history=history, already_applied=set(seen))
+            if entry["kind"] in STORY_STATE_KINDS:
+                history[entry["story_id"]].append(entry)
+    scoring = Scoring(
+        book=book,
+        org=org,
+        story_history=history,
+        known_ids={e["_id"] for h in history.values() for e in h},
+    )
     applied = Applied()
     for event in events:
         scorer = SCORERS[event.type]
@@ -536,23 +538,25 @@ async def refresh_projections(*, db: Db, org: OrgTree, keys: set[tuple[str, str]
     """Recompute the ``(unit, month)`` projections named by ``keys`` from the ledger."""
     if not keys:
         return
-    units = sorted({unit for unit, _ in keys})
-    periods = sorted({period for _, period in keys})
-    totals: dict[tuple[str, str], dict[str, Any]] = {
-        key: {"points": 0.0, "entries": 0, **dict.fromkeys(COUNTERS, 0)} for key in keys
-    }
-    cursor = db[LEDGER].find(
-        {"unit": {"$in": units}, "period": {"$in": periods}},
-        projection={"unit": 1, "period": 1, "points": 1, "counts": 1},
-    )
-    async for entry in cursor:
-        total = totals.get((entry["unit"], entry["period"]))
-        if total is None:
-            continue
-        total["points"] += entry["points"]
-        total["entries"] += 1
-        for name, value in entry["counts"].items():
-            total[name] = total.get(name, 0) + value
+    totals: dict[tuple[str, str], dict[str, Any]] = {}
+
+    async def recompute(key: tuple[str, str]) -> None:
+        total: dict[str, Any] = {"points": 0.0, "entries": 0, **dict.fromkeys(COUNTERS, 0)}
+        cursor = db[LEDGER].find(
+            {"unit": key[0], "period": key[1]}, projection={"points": 1, "counts": 1}
+        )
+        async for entry in cursor:
+            total["points"] += entry["points"]
+            total["entries"] += 1
+            for name, value in entry["counts"].items():
+                total[name] = total.get(name, 0) + value
+        totals[key] = total
+
+    # one indexed lookup per (unit, month), a few at a time: far cheaper on the store
+    # than one query with two $in lists
+    pending = sorted(keys)
+    for start in range(0, len(pending), REFRESH_CONCURRENCY):
+        await asyncio.gather(*(recompute(k) for k in pending[start : start + REFRESH_CONCURRENCY]))
     operations = []
     for (unit_code, period), total in totals.items():
         unit = org.unit(unit_code)

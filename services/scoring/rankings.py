@@ -10,8 +10,9 @@ place in the order but get no award rank.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -32,10 +33,17 @@ class Member:
 
     unit: Unit
     months: dict[str, dict[str, float]]
+    totals: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for figures in self.months.values():
+            for name, value in figures.items():
+                self.totals[name] = self.totals.get(name, 0) + value
 
     def total(self, name: str, months: list[str] | None = None) -> float:
-        chosen = months if months is not None else list(self.months)
-        return sum(self.months.get(m, {}).get(name, 0) for m in chosen)
+        if months is None:
+            return self.totals.get(name, 0)
+        return sum(self.months.get(m, {}).get(name, 0) for m in months)
 
 
 def scope_units(org: OrgTree, scope: Scope, county: str | None) -> list[Unit]:
@@ -51,14 +59,22 @@ async def load_members(*, db: Db, units: list[Unit], months: list[str]) -> list[
     codes = {u.code for u in units}
     counties = {u.code for u in units if u.type == "county"}
     city = next((u.code for u in units if u.type == "city"), None)
-    query: dict[str, Any] = {"period": {"$in": months}}
-    if city is None and counties:
-        query["$or"] = [{"county": {"$in": sorted(counties)}}, {"unit": {"$in": sorted(codes)}}]
-    elif city is None and len(codes) <= 200:
-        query["unit"] = {"$in": sorted(codes)}
+    # one equality query per month: the store answers those from its indexes quickly
+    narrow: dict[str, Any] = {}
+    home = {u.county for u in units}
+    if city is None and len(home) == 1 and None not in home:
+        narrow = {"county": home.pop()}
+    elif city is None and len(codes) == 1:
+        narrow = {"unit": next(iter(codes))}
     projection = dict.fromkeys(("unit", "county", "period", *SUMMED), 1)
     figures: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
-    async for doc in db[UNIT_MONTHS].find(query, projection=projection):
+    batches = await asyncio.gather(
+        *(
+            db[UNIT_MONTHS].find({"period": month, **narrow}, projection=projection).to_list()
+            for month in months
+        )
+    )
+    for doc in (doc for batch in batches for doc in batch):
         targets = [doc["unit"]] if doc["unit"] in codes else []
         if doc.get("county") in counties and doc["county"] != doc["unit"]:
             targets.append(doc["county"])

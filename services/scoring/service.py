@@ -45,6 +45,7 @@ async def ensure_indexes(*, db: Db) -> None:
     await db[LEDGER].create_index([("story_id", ASCENDING), ("kind", ASCENDING)])
     await db[LEDGER].create_index([("kind", ASCENDING), ("year", ASCENDING)])
     await db[UNIT_MONTHS].create_index([("period", ASCENDING), ("unit", ASCENDING)])
+    await db[UNIT_MONTHS].create_index([("period", ASCENDING), ("county", ASCENDING)])
     await db[CAMPAIGN_ITEMS].create_index(
         [("campaign", ASCENDING), ("what", ASCENDING), ("unit", ASCENDING)]
     )

@@ -1,0 +1,306 @@
+"""Scoring ledger throughput beside raw MongoDB ``insert_one`` on the same server, and the
+latency of rankings over a city of 3,000 schools with a year of projections.
+
+* ``ledger_per_event``: events applied one at a time, as the live consumers do (ledger
+  insert with its unique keys, then the projection recomputed from the ledger);
+* ``ledger_batched``: the same work in batches of 500, as the rebuild does;
+* ``ledger_replayed``: the batches applied a second time (everything is a duplicate);
+* ``rebuild_from_kafka``: the rebuild reading the events back from the broker.
+
+Rates are reported as ratios to the raw ``insert_one`` rate measured in the same run.
+
+    python -m citydesk.bench.scoring     # starts a local stack on free ports, prints JSON
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from citydesk.bench.raw import mongo_rates
+from citydesk.stack import Stack, StackConfig, free_port
+from services.scoring import rankings
+from services.scoring.ledger import COUNTERS, apply_events
+from services.scoring.periods import month_of, parse_period
+from services.scoring.rebuild import rebuild
+from services.scoring.service import LEDGER, UNIT_MONTHS, ensure_indexes, seed_rules
+from shared import events as ev
+from shared import topics as tp
+from shared.kafka import ensure_topics
+from shared.mongo import make_client
+from shared.orgtree import OrgTree, example_city, parse_org
+from shared.settings import Settings
+
+PER_EVENT = 300
+BATCHED = 2_000
+BATCH = 500
+CITY_SCHOOLS = 3_000
+CITY_COUNTIES = 15
+
+
+def settings_from(env: dict[str, str]) -> Settings:
+    values = {
+        k.removeprefix("CITYDESK_").lower(): v for k, v in env.items() if k.startswith("CITYDESK_")
+    }
+    return Settings.model_validate({**values, "service_name": "scoring"})
+
+
+def story_events(org: OrgTree, count: int, seed: int) -> list[ev.Envelope]:
+    """A realistic mix: every story submitted, most approved, some published and adopted."""
+    rng = random.Random(seed)
+    schools = org.schools()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    events: list[ev.Envelope] = []
+    levels = list(ev.OutletLevel)[1:]
+    while len(events) < count:
+        unit = rng.choice(schools)
+        path = org.path(unit.code)
+        story = uuid.uuid4().hex
+        when = start + timedelta(minutes=rng.randrange(365 * 24 * 60))
+        submitted = ev.StorySubmitted(
+            story_id=story, version=1, unit_path=path, title="t", body="b", category="工作动态",
+            event_date=when.date(), submitted_at=when, author="a",
+        )  # fmt: skip
+        chain: list[Any] = [ev.StorySubmittedEvent.build(submitted, producer="bench")]
+        if rng.random() < 0.7:
+            reviewed = ev.StoryReviewed(
+                story_id=story, version=1, case_id=story, unit_path=path,
+                level=ev.ReviewLevel.CITY, decision=ev.Decision.APPROVED, final=True,
+                reviewer="r", reviewer_unit="jc", decided_at=when,
+            )  # fmt: skip
+            chain.append(ev.StoryReviewedEvent.build(reviewed, producer="bench"))
+            channel = ev.StoryPublished(
+                story_id=story, version=1, unit_path=path, kind=ev.PublicationKind.CHANNEL,
+                channel="website", outlet_level=ev.OutletLevel.BUREAU, published_at=when,
+                photo_count=rng.randrange(3),
+            )  # fmt: skip
+            chain.append(ev.StoryPublishedEvent.build(channel, producer="bench"))
+            if rng.random() < 0.4:
+                adopted = ev.StoryPublished(
+                    story_id=story, version=1, unit_path=path, kind=ev.PublicationKind.ADOPTION,
+                    outlet=f"outlet-{rng.randrange(20)}", outlet_level=rng.choice(levels),
+                    placement=rng.choice(list(ev.Placement)), published_at=when,
+                )  # fmt: skip
+                chain.append(ev.StoryPublishedEvent.build(adopted, producer="bench"))
+        events += [e.model_copy(update={"occurred_at": when}) for e in chain]
+    return events[:count]
+
+
+async def ledger_rates(settings: Settings, org: OrgTree) -> dict[str, Any]:
+    client = make_client(settings)
+    db = client[f"bench_scoring_{uuid.uuid4().hex[:8]}"]
+    await ensure_indexes(db=db)
+    await seed_rules(db=db)
+    try:
+        single = story_events(org, PER_EVENT, seed=1)
+        started = time.perf_counter()
+        for event in single:
+            await apply_events(db=db, org=org, events=[event], count_metrics=False)
+        per_event = PER_EVENT / (time.perf_counter() - started)
+
+        batched = story_events(org, BATCHED, seed=2)
+        started = time.perf_counter()
+        for i in range(0, BATCHED, BATCH):
+            await apply_events(db=db, org=org, events=batched[i : i + BATCH], count_metrics=False)
+        batch_rate = BATCHED / (time.perf_counter() - started)
+
+        entries = await db[LEDGER].count_documents({})
+        started = time.perf_counter()
+        for i in range(0, BATCHED, BATCH):
+            applied = await apply_events(
+                db=db, org=org, events=batched[i : i + BATCH], count_metrics=False
+            )
+            assert applied.entries == 0
+        replay_rate = BATCHED / (time.perf_counter() - started)
+        assert await db[LEDGER].count_documents({}) == entries
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
+    return {
+        "per_event_events_per_s": round(per_event),
+        "batched_events_per_s": round(batch_rate),
+        "replayed_events_per_s": round(replay_rate),
+        "ledger_entries": entries,
+    }
+
+
+async def rebuild_rate(settings: Settings, org: OrgTree) -> dict[str, Any]:
+    """Produce events to the topics, then time the rebuild reading them back."""
+    await ensure_topics(settings)
+    events = story_events(org, BATCHED, seed=3)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = []
+        for event in events:
+            topic = tp.BY_NAME[event.type]
+            payload = event.model_dump_json().encode()
+            futures.append(await producer.send(topic.name, payload, key=topic.key(event)))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    database = f"bench_rebuild_{uuid.uuid4().hex[:8]}"
+    source = settings.model_copy(update={"mongo_database": f"bench_live_{uuid.uuid4().hex[:8]}"})
+    client = make_client(settings)
+    await seed_rules(db=client[source.database_name])
+    try:
+        result = await rebuild(source, database)
+    finally:
+        await client.drop_database(database)
+        await client.drop_database(source.database_name)
+        await client.close()
+    return {"events": result["events"], "events_per_s": round(result["events"] / result["seconds"])}
+
+
+def big_city() -> OrgTree:
+    """A city of 15 counties and 3,000 schools (a quarter of them rural)."""
+    per_county = CITY_SCHOOLS // CITY_COUNTIES
+    counties = [
+        {
+            "code": f"c{c:02d}",
+            "name": f"县区{c}",
+            "area": "urban",
+            "units": [
+                {
+                    "code": f"c{c:02d}-s{s:03d}",
+                    "name": f"学校{c}-{s}",
+                    "area": "rural" if s % 4 == 0 else "urban",
+                }
+                for s in range(per_county)
+            ],
+        }
+        for c in range(CITY_COUNTIES)
+    ]
+    return parse_org({"city": {"code": "big", "name": "大城市"}, "counties": counties})
+
+
+async def ranking_latency(settings: Settings) -> dict[str, Any]:
+    """Projections for 3,000 schools × 12 months written directly, then rankings timed."""
+    org = big_city()
+    rng = random.Random(4)
+    client = make_client(settings)
+    db = client[f"bench_ranking_{uuid.uuid4().hex[:8]}"]
+    await ensure_indexes(db=db)
+    await seed_rules(db=db)
+    units = [u for u in org.units.values() if u.type != "city"]
+    events = 0
+    try:
+        documents = []
+        for unit in units:
+            for month in range(1, 13):
+                submitted = rng.randrange(0, 6) if unit.type != "county" else rng.randrange(0, 3)
+                adopted = rng.randrange(0, submitted + 1)
+                counts = dict.fromkeys(COUNTERS, 0)
+                counts |= {
+                    "submitted": submitted,
+                    "approved": max(0, submitted - 1),
+                    "published": max(0, submitted - 1),
+                    "adopted": adopted,
+                    f"adopted_{rng.choice(rankings.LEVEL_ORDER)}": adopted,
+                }
+                events += submitted * 3 + adopted
+                documents.append(
+                    {
+                        "_id": f"{unit.code}|2026-{month:02d}", "unit": unit.code,
+                        "county": unit.county, "type": unit.type, "area": unit.area,
+                        "period": f"2026-{month:02d}", "year": 2026, **counts,
+                        "points": float(submitted + 2 * counts["approved"] + 10 * adopted),
+                        "entries": submitted * 3 + adopted,
+                    }
+                )  # fmt: skip
+        for i in range(0, len(documents), 1000):
+            await db[UNIT_MONTHS].insert_many(documents[i : i + 1000])
+        vetoed = rng.sample(units, 20)
+        for unit in vetoed:
+            at = datetime(2026, rng.randrange(1, 12), 10, tzinfo=UTC)
+            await db[LEDGER].insert_one(
+                {
+                    "_id": f"serious_incident|{unit.code}", "kind": "serious_incident",
+                    "unit": unit.code, "county": unit.county, "period": month_of(at),
+                    "year": 2026, "occurred_at": at, "points": 0, "counts": {},
+                    "detail": {"incident_id": unit.code, "topic": "安全", "severity": "red"},
+                }
+            )  # fmt: skip
+        timings: dict[str, Any] = {}
+        now = datetime(2027, 1, 15, tzinfo=UTC)
+        cases = {
+            "month_schools_city_wide": ("month:2026-11", "schools", None),
+            "month_schools_one_county": ("month:2026-11", "schools", "c03"),
+            "month_counties": ("month:2026-11", "counties", None),
+            "quarter_schools_city_wide": ("quarter:2026-Q4", "schools", None),
+            "year_schools_city_wide": ("year:2026", "schools", None),
+        }
+        for name, (label, scope, county) in cases.items():
+            samples = []
+            for _ in range(3 if label.startswith("month") else 1):
+                started = time.perf_counter()
+                result = await rankings.ranking(
+                    db=db, org=org, period=parse_period(label), scope=scope,  # type: ignore[arg-type]
+                    county=county, now=now,
+                )  # fmt: skip
+                samples.append(time.perf_counter() - started)
+            timings[name] = {
+                "median_ms": round(statistics.median(samples) * 1000, 1),
+                "rows": len(result["rows"]),
+            }
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
+    return {
+        "schools": CITY_SCHOOLS,
+        "counties": CITY_COUNTIES,
+        "projection_documents": len(documents),
+        "events_summarised": events,
+        "latency": timings,
+    }
+
+
+async def run(env: dict[str, str]) -> dict[str, Any]:
+    """Raw insert_one rate, ledger rates as ratios to it, rebuild rate, ranking latency."""
+    settings = settings_from(env)
+    org = example_city()
+    raw = await mongo_rates(settings, documents=1000)
+    ledger = await ledger_rates(settings, org)
+    replayed = await rebuild_rate(settings, org)
+    ranking = await ranking_latency(settings)
+    insert_one = raw["insert_one_per_s"]
+    return {
+        "raw_mongo": raw,
+        "ledger": ledger,
+        "ratios_to_insert_one": {
+            "per_event": round(ledger["per_event_events_per_s"] / insert_one, 2),
+            "batched": round(ledger["batched_events_per_s"] / insert_one, 2),
+            "replayed": round(ledger["replayed_events_per_s"] / insert_one, 2),
+            "rebuild_from_kafka": round(replayed["events_per_s"] / insert_one, 2),
+        },
+        "rebuild_from_kafka": replayed,
+        "ranking": ranking,
+    }
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-stack-") as root:
+        config = StackConfig(
+            root=Path(root), kafka_port=free_port(), mongo_port=free_port(),
+            s3_port=free_port(), s3_metrics_port=free_port(), kafka_storage="memory",
+        )  # fmt: skip
+        stack = Stack(config)
+        stack.up()
+        try:
+            print(json.dumps(asyncio.run(run(config.env())), indent=2, ensure_ascii=False))
+        finally:
+            stack.down()
+
+
+if __name__ == "__main__":
+    main()
