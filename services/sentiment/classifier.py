@@ -126,17 +126,48 @@ class SentimentModel:
 
     def linear(self, text: str) -> Analysis:
         """The fast stage alone."""
-        normalised, grams, ids, scale = self.features(text)
+        return self.linear_many([text])[0]
+
+    def linear_many(self, texts: list[str]) -> list[Analysis]:
+        """The fast stage for a batch: the weight sums of every text in one numpy pass."""
+        count = len(texts)
+        if count == 0:
+            return []
+        features = [self.features(text) for text in texts]
+        lengths = np.fromiter((len(f[2]) for f in features), dtype=np.int64, count=count)
+        ids = np.concatenate([f[2] for f in features])
+        owner = np.repeat(np.arange(count), lengths)
+        scale = np.fromiter((f[3] for f in features), dtype=np.float64, count=count)
         weights = self.negative_weights[ids]
-        score = float(sigmoid(weights.sum() * scale + self.negative_bias))
-        topic = softmax(self.topic_weights[ids].sum(axis=0) * scale + self.topic_bias)
-        return Analysis(
-            text=normalised,
-            score=score,
-            topic_scores={name: float(p) for name, p in zip(TOPICS, topic, strict=True)},
-            terms=self._terms(ids, weights, negative=score >= 0.5),
-            grams=grams,
+        scores = sigmoid(
+            np.bincount(owner, weights=weights, minlength=count) * scale + self.negative_bias
         )
+        gram_topics = self.topic_weights[ids]
+        topic_sums = np.stack(
+            [
+                np.bincount(owner, weights=gram_topics[:, t], minlength=count)
+                for t in range(len(TOPICS))
+            ],
+            axis=1,
+        )
+        topics = softmax(topic_sums * scale[:, None] + self.topic_bias)
+        ends = np.cumsum(lengths)
+        results = []
+        for i, (normalised, grams, text_ids, _) in enumerate(features):
+            start = int(ends[i] - lengths[i])
+            score = float(scores[i])
+            results.append(
+                Analysis(
+                    text=normalised,
+                    score=score,
+                    topic_scores={
+                        name: float(p) for name, p in zip(TOPICS, topics[i], strict=True)
+                    },
+                    terms=self._terms(text_ids, weights[start : ends[i]], negative=score >= 0.5),
+                    grams=grams,
+                )
+            )
+        return results
 
     def _terms(
         self, ids: np.ndarray, weights: np.ndarray, *, negative: bool, limit: int = 5
@@ -173,7 +204,7 @@ class SentimentModel:
 
     def analyse_many(self, texts: list[str]) -> list[Analysis]:
         """Linear stage for all, the embedding stage for the uncertain ones."""
-        results = [self.linear(text) for text in texts]
+        results = self.linear_many(texts)
         self.refine(results, texts)
         return results
 

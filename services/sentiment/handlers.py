@@ -6,17 +6,25 @@ from services.sentiment import service
 from services.sentiment.service import Sentiment
 from shared import topics as tp
 from shared.events import IntakeOpinionEvent, StorySubmittedEvent
-from shared.kafka import consumer
+from shared.kafka import batch_consumer, consumer
+
+INTAKE_BATCH = 500
 
 
 def register_handlers(sentiment: Sentiment) -> None:
     runtime = sentiment.runtime
 
-    @consumer(runtime.broker, tp.INTAKE_OPINIONS, group=runtime.name, settings=runtime.settings)
-    async def analyse_intake_opinion(event: IntakeOpinionEvent) -> None:
-        """Analyse a public-opinion item from a county feed; group negative ones into
-        incidents and raise or escalate their alerts."""
-        await service.record_opinion(sentiment=sentiment, event=event)
+    @batch_consumer(
+        runtime.broker,
+        tp.INTAKE_OPINIONS,
+        group=runtime.name,
+        settings=runtime.settings,
+        max_records=INTAKE_BATCH,
+    )
+    async def analyse_intake_opinions(events: list[IntakeOpinionEvent]) -> None:
+        """Analyse public-opinion items from county feeds in batches; group negative ones
+        into incidents and raise or escalate their alerts."""
+        await service.record_opinions(sentiment=sentiment, events=events)
 
     @consumer(runtime.broker, tp.STORY_SUBMITTED, group=runtime.name, settings=runtime.settings)
     async def screen_submitted_story(event: StorySubmittedEvent) -> None:

@@ -10,7 +10,7 @@ import hmac
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,11 @@ from typing import Any
 import httpx
 import yaml
 from prometheus_client import Counter, Gauge, Histogram
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
-from services.sentiment.classifier import SentimentModel
+from services.sentiment.classifier import SentimentModel, normalise
 from services.sentiment.models import (
     AlertState,
     OwnerLevel,
@@ -204,15 +204,25 @@ def apply_rules(*, config: SentimentConfig, analysis: Any, source: str | None = 
 
 
 async def classify(*, sentiment: Sentiment, text: str, source: str | None = None) -> Verdict:
-    """Analyse one text: the linear stage here, the embedding stage (when the text is in
-    the uncertain band) in a worker thread so the event loop keeps serving."""
+    """Analyse one text."""
+    return (await classify_many(sentiment=sentiment, texts=[text], sources=[source]))[0]
+
+
+async def classify_many(
+    *, sentiment: Sentiment, texts: list[str], sources: list[str | None]
+) -> list[Verdict]:
+    """Analyse a batch in one call, in a worker thread so the event loop keeps serving:
+    the linear stage for every text, one embedding call for those in the uncertain band."""
     started = time.perf_counter()
-    model = sentiment.model
-    analysis = model.linear(text)
-    if model.embedding is not None and model.uncertain(analysis.score):
-        await asyncio.to_thread(model.refine, [analysis], [text])
-    CLASSIFY_SECONDS.observe(time.perf_counter() - started)
-    return apply_rules(config=sentiment.config, analysis=analysis, source=source)
+    analyses = await asyncio.to_thread(sentiment.model.analyse_many, texts)
+    per_text = (time.perf_counter() - started) / max(1, len(texts))
+    for _ in texts:
+        CLASSIFY_SECONDS.observe(per_text)
+    config = sentiment.config
+    return [
+        apply_rules(config=config, analysis=analysis, source=source)
+        for analysis, source in zip(analyses, sources, strict=True)
+    ]
 
 
 # ---- intake ---------------------------------------------------------------------------
@@ -243,64 +253,74 @@ def _minute(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y%m%d%H%M")
 
 
-@dataclass
-class FoldResult:
-    new_incident: bool = False
-    flagged: bool = False
+class FoldConflict(Exception):
+    """Another consumer counted an item or changed an incident meanwhile: the batch is
+    read again and retried."""
 
 
-async def record_opinion(*, sentiment: Sentiment, event: IntakeOpinionEvent) -> None:
-    """Analyse one intake item and fold a negative one into its incident, once per
-    (source, item id)."""
-    payload = event.payload
-    check_place(org=sentiment.org, county=event.county, school=payload.school)
-    runtime = sentiment.runtime
-    key = f"{payload.source}:{payload.item_id}"
-    if await runtime.db.items.find_one({"_id": key}, projection={"_id": 1}) is not None:
-        return
-    verdict = await classify(sentiment=sentiment, text=payload.text, source=payload.source)
-    published_at = payload.published_at
-    if published_at.tzinfo is None:
-        published_at = published_at.replace(tzinfo=UTC)
-    item = {
-        "_id": key,
-        "source": payload.source,
-        "item_id": payload.item_id,
-        "county": event.county,
-        "school": payload.school,
-        "text": payload.text,
-        "link": payload.link,
-        "published_at": published_at,
-        "received_at": now_utc(),
-        "event_id": str(event.event_id),
-        "incident_id": None,
-        **verdict.model_dump(
-            mode="json", include={"negative", "score", "severity", "topic", "explanation", "stage"}
-        ),
-    }
-    result = FoldResult()
+def _group_of(item: dict[str, Any]) -> str:
+    return item["school"] or f"county:{item['county']}"
 
-    async def effect(session: AsyncClientSession) -> None:
-        nonlocal result
-        result = await _fold_into_incident(
-            sentiment=sentiment, item=item, verdict=verdict, event=event, session=session
-        )
-        await runtime.db.items.insert_one(item, session=session)
 
-    try:
-        if verdict.negative:
-            await in_transaction(runtime.mongo, effect)
-        else:
-            # one document and nothing else changes: a plain insert by the natural key is
-            # atomic and idempotent, without a transaction's round trips
-            await runtime.db.items.insert_one(item)
-    except DuplicateKeyError:
-        return
-    ITEMS.labels(event.county, "true" if verdict.negative else "false").inc()
-    if result.new_incident:
-        INCIDENTS.labels(event.county).inc()
-    if result.flagged:
-        runtime.outbox_written()
+async def record_opinions(*, sentiment: Sentiment, events: list[IntakeOpinionEvent]) -> None:
+    """Analyse a batch of intake items, store each once per (source, item id), and fold
+    the negative ones not yet counted into their incidents. Items that can never apply
+    are refused once the others are stored."""
+    refused: list[str] = []
+    accepted: dict[str, IntakeOpinionEvent] = {}
+    for event in events:
+        try:
+            check_place(org=sentiment.org, county=event.county, school=event.payload.school)
+        except PermanentError as exc:
+            refused.append(str(exc))
+            continue
+        accepted.setdefault(f"{event.payload.source}:{event.payload.item_id}", event)
+    if accepted:
+        await _store_items(sentiment=sentiment, events=accepted)
+        await _fold_negatives(sentiment=sentiment, keys=list(accepted))
+    if refused:
+        raise PermanentError("; ".join(refused))
+
+
+async def _store_items(*, sentiment: Sentiment, events: dict[str, IntakeOpinionEvent]) -> None:
+    """Analyse the batch and upsert every item by its natural key with ``$setOnInsert``:
+    one bulk write, no transaction, and a stored item is never changed."""
+    payloads = [event.payload for event in events.values()]
+    verdicts = await classify_many(
+        sentiment=sentiment,
+        texts=[payload.text for payload in payloads],
+        sources=[payload.source for payload in payloads],
+    )
+    received_at = now_utc()
+    writes: list[UpdateOne] = []
+    labels: list[tuple[str, str]] = []
+    for (key, event), verdict in zip(events.items(), verdicts, strict=True):
+        payload = event.payload
+        published_at = payload.published_at
+        if published_at.tzinfo is None:
+            published_at = published_at.replace(tzinfo=UTC)
+        item = {
+            "source": payload.source,
+            "item_id": payload.item_id,
+            "county": event.county,
+            "school": payload.school,
+            "text": payload.text,
+            "link": payload.link,
+            "published_at": published_at,
+            "received_at": received_at,
+            "event_id": str(event.event_id),
+            "correlation_id": event.correlation_id,
+            "incident_id": None,
+            **verdict.model_dump(
+                mode="json",
+                include={"negative", "score", "severity", "topic", "explanation", "stage"},
+            ),
+        }
+        writes.append(UpdateOne({"_id": key}, {"$setOnInsert": item}, upsert=True))
+        labels.append((event.county, "true" if verdict.negative else "false"))
+    result = await sentiment.runtime.db.items.bulk_write(writes, ordered=False)
+    for index in result.upserted_ids:
+        ITEMS.labels(*labels[index]).inc()
 
 
 def _rule_severity(config: SentimentConfig, minutes: dict[str, int], latest: datetime) -> Severity:
@@ -322,49 +342,61 @@ def _horizon(config: SentimentConfig) -> timedelta:
     return timedelta(hours=max(hours, default=1))
 
 
-async def _fold_into_incident(
-    *,
-    sentiment: Sentiment,
-    item: dict[str, Any],
-    verdict: Verdict,
-    event: IntakeOpinionEvent,
-    session: AsyncClientSession,
-) -> FoldResult:
-    """Join the incident this item belongs to (or open one), raise its severity, and
-    raise or escalate its alert."""
-    db = sentiment.runtime.db
-    config = sentiment.config
-    school, county = item["school"], item["county"]
-    group = school or f"county:{county}"
-    published_at: datetime = item["published_at"]
-    window = timedelta(hours=config.incident.window_hours)
-    signature = _bigrams(sentiment.model.features(item["text"])[0])
-    candidates = (
-        await db.incidents.find(
-            {"group": group, "last_item_at": {"$gte": published_at - window}}, session=session
+@dataclass
+class IncidentFold:
+    """One incident's change from one batch: its document as it grows, what it was when
+    read, and the items folded into it."""
+
+    doc: dict[str, Any]
+    stored_updated_at: datetime | None  # None for an incident this batch opens
+    severity_before: Severity
+    alert_before: str | None
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> IncidentFold:
+        return cls(
+            doc=doc,
+            stored_updated_at=doc.get("updated_at"),
+            severity_before=Severity(doc["severity"]),
+            alert_before=doc.get("alert_id"),
         )
-        .sort("last_item_at", DESCENDING)
-        .limit(20)
-        .to_list()
-    )
-    incident = next(
-        (
-            c
-            for c in candidates
-            if c["topic"] == verdict.topic
-            or _jaccard(set(c["signature"]), signature) >= config.incident.similarity
-        ),
-        None,
-    )
-    result = FoldResult()
-    if incident is None:
-        result.new_incident = True
-        incident = {
+
+    def add(self, *, config: SentimentConfig, item: dict[str, Any]) -> None:
+        """Count the item: volume per minute, severity, sources and last activity."""
+        incident = self.doc
+        published_at: datetime = item["published_at"]
+        minutes: dict[str, int] = dict(incident["minutes"])
+        slot = _minute(published_at)
+        minutes[slot] = minutes.get(slot, 0) + 1
+        latest = max(incident["last_item_at"], published_at)
+        oldest = _minute(latest - _horizon(config))
+        minutes = {m: n for m, n in minutes.items() if m > oldest}
+        severity = _max_severity(
+            Severity(incident["severity"]),
+            Severity(item["severity"]),
+            _rule_severity(config, minutes, latest),
+        )
+        incident.update(
+            severity=severity.value,
+            item_count=incident["item_count"] + 1,
+            sources=sorted({*incident["sources"], item["source"]}),
+            last_item_at=latest,
+            minutes=minutes,
+            updated_at=now_utc(),
+        )
+        self.items.append(item)
+
+
+def _new_incident(*, item: dict[str, Any], signature: set[str]) -> IncidentFold:
+    published_at: datetime = item["published_at"]
+    return IncidentFold(
+        doc={
             "_id": f"inc-{uuid.uuid4().hex[:16]}",
-            "group": group,
-            "county": county,
-            "school": school,
-            "topic": verdict.topic,
+            "group": _group_of(item),
+            "county": item["county"],
+            "school": item["school"],
+            "topic": item["topic"],
             "severity": Severity.BLUE.value,
             "item_count": 0,
             "sources": [],
@@ -374,49 +406,126 @@ async def _fold_into_incident(
             "minutes": {},
             "alert_id": None,
             "created_at": now_utc(),
-        }
-    previous = Severity(incident["severity"])
-    minutes: dict[str, int] = dict(incident["minutes"])
-    slot = _minute(published_at)
-    minutes[slot] = minutes.get(slot, 0) + 1
-    latest = max(incident["last_item_at"], published_at)
-    oldest = _minute(latest - _horizon(config))
-    minutes = {m: n for m, n in minutes.items() if m > oldest}
-    severity = _max_severity(
-        previous, Severity(verdict.severity), _rule_severity(config, minutes, latest)
+        },
+        stored_updated_at=None,
+        severity_before=Severity.BLUE,
+        alert_before=None,
     )
-    incident.update(
-        severity=severity.value,
-        item_count=incident["item_count"] + 1,
-        sources=sorted({*incident["sources"], item["source"]}),
-        last_item_at=latest,
-        minutes=minutes,
-        updated_at=now_utc(),
+
+
+def _matching_incident(
+    *, config: SentimentConfig, folds: list[IncidentFold], item: dict[str, Any], signature: set[str]
+) -> IncidentFold | None:
+    """The most recently active incident of the item's group within the window with the
+    same topic or similar text."""
+    since = item["published_at"] - timedelta(hours=config.incident.window_hours)
+    recent = sorted(
+        (f for f in folds if f.doc["last_item_at"] >= since),
+        key=lambda f: f.doc["last_item_at"],
+        reverse=True,
+    )[:20]
+    return next(
+        (
+            f
+            for f in recent
+            if f.doc["topic"] == item["topic"]
+            or _jaccard(set(f.doc["signature"]), signature) >= config.incident.similarity
+        ),
+        None,
     )
-    item["incident_id"] = incident["_id"]
-    alerts = config.alerts
+
+
+async def _fold_negatives(*, sentiment: Sentiment, keys: list[str]) -> None:
+    """Group the batch's negative items not yet counted by incident (in memory), then
+    write each incident's change in one transaction."""
+    db = sentiment.runtime.db
+    config = sentiment.config
+    order = {key: n for n, key in enumerate(keys)}
+    pending = await db.items.find(
+        {"_id": {"$in": keys}, "negative": True, "incident_id": None}
+    ).to_list()
+    if not pending:
+        return
+    pending.sort(key=lambda item: order[item["_id"]])
+    since = min(item["published_at"] for item in pending) - timedelta(
+        hours=config.incident.window_hours
+    )
+    by_group: dict[str, list[IncidentFold]] = {}
+    stored = db.incidents.find(
+        {"group": {"$in": sorted({_group_of(i) for i in pending})}, "last_item_at": {"$gte": since}}
+    )
+    async for doc in stored:
+        by_group.setdefault(doc["group"], []).append(IncidentFold.of(doc))
+    touched: dict[str, IncidentFold] = {}
+    for item in pending:
+        signature = _bigrams(normalise(item["text"]))
+        folds = by_group.setdefault(_group_of(item), [])
+        fold = _matching_incident(config=config, folds=folds, item=item, signature=signature)
+        if fold is None:
+            fold = _new_incident(item=item, signature=signature)
+            folds.append(fold)
+        fold.add(config=config, item=item)
+        touched[fold.doc["_id"]] = fold
+    for fold in touched.values():
+        await _commit_fold(sentiment=sentiment, fold=fold)
+
+
+async def _commit_fold(*, sentiment: Sentiment, fold: IncidentFold) -> None:
+    """Mark the items as counted, store the incident, and raise or escalate its alert, in
+    one transaction. An item counted or an incident changed meanwhile aborts it."""
+    runtime = sentiment.runtime
+    db = runtime.db
+    alerts = sentiment.config.alerts
+    incident = fold.doc
+    severity = Severity(incident["severity"])
     kind: FlagKind | None = None
-    if incident["alert_id"] is None:
+    if fold.alert_before is None:
         if severity.rank >= alerts.min_severity.rank and incident["item_count"] >= alerts.min_items:
             kind = FlagKind.ALERT
             incident["alert_id"] = f"al-{incident['_id'][4:]}"
-    elif severity.rank > previous.rank:
+    elif severity.rank > fold.severity_before.rank:
         kind = FlagKind.ESCALATION
-    await db.incidents.replace_one({"_id": incident["_id"]}, incident, upsert=True, session=session)
-    if kind is None:
-        return result
-    alert = await _raise_alert(sentiment=sentiment, incident=incident, kind=kind, session=session)
-    await _announce(
-        sentiment=sentiment,
-        alert=alert,
-        kind=kind,
-        score=verdict.score,
-        explanation=verdict.explanation,
-        correlation_id=event.correlation_id,
-        session=session,
-    )
-    result.flagged = True
-    return result
+    keys = [item["_id"] for item in fold.items]
+    lead = max(fold.items, key=lambda item: (Severity(item["severity"]).rank, item["score"]))
+
+    async def effect(session: AsyncClientSession) -> None:
+        counted = await db.items.update_many(
+            {"_id": {"$in": keys}, "incident_id": None},
+            {"$set": {"incident_id": incident["_id"]}},
+            session=session,
+        )
+        if counted.modified_count != len(keys):
+            raise FoldConflict(f"items of incident {incident['_id']} were counted meanwhile")
+        if fold.stored_updated_at is None:
+            await db.incidents.insert_one(incident, session=session)
+        else:
+            replaced = await db.incidents.replace_one(
+                {"_id": incident["_id"], "updated_at": fold.stored_updated_at},
+                incident,
+                session=session,
+            )
+            if replaced.matched_count != 1:
+                raise FoldConflict(f"incident {incident['_id']} changed meanwhile")
+        if kind is None:
+            return
+        alert = await _raise_alert(
+            sentiment=sentiment, incident=incident, kind=kind, session=session
+        )
+        await _announce(
+            sentiment=sentiment,
+            alert=alert,
+            kind=kind,
+            score=lead["score"],
+            explanation=lead["explanation"],
+            correlation_id=lead.get("correlation_id"),
+            session=session,
+        )
+
+    await in_transaction(runtime.mongo, effect)
+    if fold.stored_updated_at is None:
+        INCIDENTS.labels(incident["county"]).inc()
+    if kind is not None:
+        runtime.outbox_written()
 
 
 def _deadline(config: SentimentConfig, severity: Severity, start: datetime) -> datetime:

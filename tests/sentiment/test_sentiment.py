@@ -408,3 +408,88 @@ async def test_bad_intake_goes_to_the_dead_letter_topic_with_its_reason(
     reasons = {json.loads(r.value)["event_id"]: header(r, "dlq-reason") for r in records}
     assert "not in county 'xs'" in reasons[str(wrong_county.event_id)]
     assert "unknown county 'zz'" in reasons[str(unknown.event_id)]
+
+
+async def test_a_replayed_batch_changes_no_counts(sentiment: RunningService) -> None:
+    school = "nl-dezx"
+    texts = [
+        "南岭区第二中学教辅资料费每人三百元，不开收据，家长质疑乱收费",
+        "南岭二中又让每人交三百元补课费，说是自愿其实不交不行",
+        "南嶺二中亂收費，資料費、補課費一樣不少，收據都沒有",
+    ]
+    posts = [opinion("nl", school, text) for text in texts]
+    ordinary = opinion("nl", school, "南岭区第二中学举行春季运动会，同学们奋力拼搏")
+    await send("intake.opinions", *posts, ordinary)
+
+    async def three_items() -> dict[str, Any] | None:
+        found = await incident_of(sentiment, school)
+        return found if found and found["item_count"] == 3 else None
+
+    incident = await eventually(three_items, what="one incident with three items")
+    await send("intake.opinions", *posts, ordinary)
+    # a marker sent after the replay: once it is counted, the replay has been applied
+    marker = opinion("nl", school, "南岭二中收费不开发票，这笔资料费到底去了哪里")
+    await send("intake.opinions", marker)
+
+    async def marker_counted() -> dict[str, Any] | None:
+        found = await incident_of(sentiment, school)
+        return found if found and found["item_count"] >= 4 else None
+
+    after = await eventually(marker_counted, what="the marker after the replay")
+    assert after["id"] == incident["id"] and after["item_count"] == 4
+    detail = (await sentiment.client.get(f"/incidents/{after['id']}", headers=CITY_OFFICER)).json()
+    assert sorted(i["item_id"] for i in detail["items"]) == sorted(
+        p.payload.item_id for p in [*posts, marker]
+    )
+    records = await read_topic(
+        "opinion.flagged", until=lambda rs: bool(flags(rs, incident_id=incident["id"]))
+    )
+    assert len(flags(records, incident_id=incident["id"], kind="alert")) == 1
+
+
+async def test_a_batch_mixing_bad_and_good_items_dead_letters_exactly_the_bad_ones(
+    sentiment: RunningService,
+) -> None:
+    school = "xs-dyxx"
+    good = [
+        opinion("xs", school, "西山区第一小学的厕所漏水好几个星期了，孩子们不敢上厕所"),
+        opinion("xs", None, "西山区教育局发布暑期安全提示，提醒家长看护好孩子"),
+    ]
+    wrong_county = opinion("dh", school, "西山区第一小学厕所漏水")
+    invalid = b'{"type": "intake.opinion", "payload": {"text": "no id"}}'
+    producer = AIOKafkaProducer(bootstrap_servers=_bootstrap(), acks="all", linger_ms=50)
+    await producer.start()
+    try:
+        batch = [
+            good[0].model_dump_json().encode(),
+            invalid,
+            wrong_county.model_dump_json().encode(),
+        ]
+        batch.append(good[1].model_dump_json().encode())
+        sent = [await producer.send("intake.opinions", value, key=b"xs") for value in batch]
+        for future in sent:
+            await future
+    finally:
+        await producer.stop()
+
+    def both_dead(records: list[Any]) -> bool:
+        return any(r.value == invalid for r in records) and any(
+            str(wrong_county.event_id) in r.value.decode() for r in records
+        )
+
+    records = await read_topic("intake.opinions.dlq", until=both_dead)
+    ours = [
+        r
+        for r in records
+        if r.value == invalid
+        or any(str(e.event_id) in r.value.decode() for e in [*good, wrong_county])
+    ]
+    assert len(ours) == 2
+    kinds = {header(r, "dlq-reason-kind") for r in ours}
+    assert kinds == {"invalid", "rejected"}
+    incident = await eventually(lambda: incident_of(sentiment, school), what="the good item")
+    assert incident["item_count"] == 1
+    detail = (
+        await sentiment.client.get(f"/incidents/{incident['id']}", headers=CITY_OFFICER)
+    ).json()
+    assert [i["item_id"] for i in detail["items"]] == [good[0].payload.item_id]
