@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     # MongoDB: each service uses its own database, named after the service
     mongo_uri: str = "mongodb://127.0.0.1:27117/?replicaSet=secantus"
     mongo_database: str | None = None
+    # several deployments (a province's cities) can share one MongoDB cluster
+    mongo_database_prefix: str = "citydesk"
 
     # S3 / MinIO
     s3_endpoint: str = "127.0.0.1:19000"
@@ -55,7 +57,7 @@ class Settings(BaseSettings):
 
     @property
     def database_name(self) -> str:
-        return self.mongo_database or f"citydesk_{self.service_name}"
+        return self.mongo_database or f"{self.mongo_database_prefix}_{self.service_name}"
 
 
 def load_settings(service_name: str) -> Settings:
