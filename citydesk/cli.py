@@ -195,6 +195,19 @@ def serve(
     )
 
 
+@app.command("bench")
+def bench(
+    service: Annotated[list[str] | None, typer.Option(help="Only these services")] = None,
+    out: Annotated[Path, typer.Option(help="Also write the JSON here")] = Path(
+        ".bench/results.json"
+    ),
+) -> None:
+    """Raw broker, MongoDB and S3 rates, and each service's rate as a ratio to them."""
+    from citydesk.bench.suite import SERVICE_BENCHES, main
+
+    main(tuple(service) if service else SERVICE_BENCHES, out)
+
+
 @demo_app.command("run")
 def demo_run(
     root: StackDir = Path(".stack"),

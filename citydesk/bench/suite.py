@@ -1,0 +1,73 @@
+"""`make bench`: one run on this machine, the limits first, then each service beside them.
+
+Starts a fresh local stack on free ports, measures the raw broker produce/consume rates,
+the raw MongoDB insert rate and the raw S3 put rate, then runs each service's benchmark
+against the same stack and prints every rate with its ratio to the raw one."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import time
+from datetime import UTC, datetime
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+from citydesk.bench.raw import broker_rates, mongo_rates, s3_rate
+from citydesk.stack import Stack, StackConfig, free_port
+from shared.settings import Settings
+
+SERVICE_BENCHES = ("submission", "media", "review", "scoring", "sentiment")
+
+
+def machine() -> str:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    python = platform.python_version()
+    return f"{platform.machine()}, {os.cpu_count()} cores, {memory:.0f} GiB, Python {python}"
+
+
+async def run_suite(env: dict[str, str], only: tuple[str, ...] = SERVICE_BENCHES) -> dict[str, Any]:
+    os.environ.update(env)
+    settings = Settings(service_name="bench")
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "raw": {
+            "broker": await broker_rates(settings),
+            "mongodb": await mongo_rates(settings),
+            "s3": await asyncio.to_thread(s3_rate, settings),
+        },
+    }
+    for name in only:
+        started = time.perf_counter()
+        module = import_module(f"citydesk.bench.{name}")
+        try:
+            results[name] = await module.run(env)
+        except Exception as exc:  # one failing bench must not hide the others' figures
+            results[name] = {"error": f"{exc.__class__.__name__}: {exc}"}
+        results[name]["bench_seconds"] = round(time.perf_counter() - started, 1)
+    return results
+
+
+def main(only: tuple[str, ...] = SERVICE_BENCHES, out: Path | None = None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="citydesk-bench-") as folder:
+        config = StackConfig(
+            root=Path(folder), kafka_port=free_port(), mongo_port=free_port(), s3_port=free_port(),
+            s3_metrics_port=free_port(), kafka_storage="memory",
+        )  # fmt: skip
+        stack = Stack(config)
+        stack.up()
+        try:
+            results = asyncio.run(run_suite(config.env(), only))
+        finally:
+            stack.down()
+    text = json.dumps(results, ensure_ascii=False, indent=2, default=str)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+    print(text)
+    return results
