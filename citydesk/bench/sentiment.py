@@ -1,13 +1,15 @@
 """Throughput and latency of the sentiment service beside the raw broker rate of the
 same run.
 
-* the model alone: items/s through the cascade (linear stage, embedding stage for the
-  uncertain band) on this machine's cores, and precision/recall of the negative class
-  on the held-out split;
+* the model alone: items/s through the cascade (linear stage for all, one embedding call
+  for the uncertain band) in batches of 500 as the intake consumer calls it, and
+  precision/recall of the negative class on the held-out split;
 * through the service (``citydesk serve sentiment`` as its own process): items/s from a
-  backlog on ``intake.opinions`` until every item is stored;
+  backlog waiting on ``intake.opinions`` before the service starts (90% ordinary news,
+  10% complaints about a few schools), from the first item stored to the last;
 * latency from an item entering ``intake.opinions`` to its ``opinion.flagged`` alert,
-  p50/p99, at a sustained rate.
+  p50/p99, at a sustained offered rate; each probe is a complaint that opens a new
+  incident (a new school and topic), among ordinary items.
 
     python -m citydesk.bench.sentiment     # starts a local stack on free ports, prints JSON
 """
@@ -35,12 +37,25 @@ from services.sentiment.classifier import SentimentModel
 from services.sentiment.train import evaluate
 from shared import events as ev
 from shared.kafka import ensure_topics
-from shared.orgtree import example_city
+from shared.orgtree import Unit, example_city
 from shared.settings import Settings
 
-BACKLOG = 600
-PROBE_RATE = 10  # items/s offered while measuring latency, below the service's rate
-PROBE_SECONDS = 5
+BATCH = 500  # as the intake consumer reads
+BACKLOG = 5000
+BACKLOG_SCHOOLS = 6
+NEGATIVE_SHARE = 0.1
+OFFERED_RATE = 200  # items/s while measuring latency
+OFFERED_SECONDS = 10
+# one complaint per topic, worded apart so that each (school, topic) is its own incident
+PROBES = {
+    "food": "食堂饭菜发霉变质，多名学生吃完午饭后呕吐腹泻，家长要求给个说法",
+    "fees": "以资料费名义每人收取800元，不开收据，这是乱收费",
+    "bullying": "我家孩子被几个高年级同学围殴勒索零花钱，学校说是开玩笑",
+    "teacher_conduct": "班主任上课打学生耳光，还罚跪，孩子回家哭了一晚上",
+    "safety": "放学时校车超载，司机开得飞快，孩子吓得不敢坐",
+    "facilities": "教学楼天花板掉下来砸伤学生，墙体裂缝也没人修",
+    "admissions": "招生摇号暗箱操作，学区内的孩子上不了学",
+}
 
 
 def settings_from(env: dict[str, str]) -> Settings:
@@ -51,19 +66,20 @@ def settings_from(env: dict[str, str]) -> Settings:
 
 
 def model_rate(texts: list[str]) -> dict[str, Any]:
-    """The cascade alone, in batches of 100 as a consumer with batching would call it."""
+    """The cascade alone, in batches as the intake consumer calls it, and the linear
+    stage alone."""
     model = SentimentModel.load()
-    model.analyse_many(texts[:50])
+    model.analyse_many(texts[:BATCH])
     started = time.perf_counter()
     routed = 0
-    for start in range(0, len(texts), 100):
+    for start in range(0, len(texts), BATCH):
         routed += sum(
-            a.stage == "embedding" for a in model.analyse_many(texts[start : start + 100])
+            a.stage == "embedding" for a in model.analyse_many(texts[start : start + BATCH])
         )
     seconds = time.perf_counter() - started
     linear_started = time.perf_counter()
-    for text in texts:
-        model.linear(text)
+    for start in range(0, len(texts), BATCH):
+        model.linear_many(texts[start : start + BATCH])
     linear_seconds = time.perf_counter() - linear_started
     return {
         "cascade_items_per_s": round(len(texts) / seconds),
@@ -84,17 +100,32 @@ def opinion_event(
     )  # fmt: skip
 
 
-async def service_rate(
-    settings: Settings, database: str, items: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """Items/s from a backlog on intake.opinions until all are stored by the service."""
-    schools = [school for school in example_city().schools() if school.county]
+def schools() -> list[Unit]:
+    return [school for school in example_city().schools() if school.county]
+
+
+def mixed_items(
+    items: list[dict[str, Any]], count: int, places: list[Unit], *, source: str
+) -> list[ev.IntakeOpinionEvent]:
+    """``count`` items, one in ten a complaint, the rest ordinary news, over ``places``."""
+    negatives = [item["text"] for item in items if item["negative"]]
+    ordinary = [item["text"] for item in items if not item["negative"]]
+    every = round(1 / NEGATIVE_SHARE)
     events = []
-    for i in range(BACKLOG):
-        item = items[i % len(items)]
-        school = schools[i % len(schools)]
-        events.append(opinion_event(school.county, school.code, item["text"], source="bench"))
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+    for n in range(count):
+        school = places[n % len(places)]
+        pool = negatives if n % every == 0 else ordinary
+        text = pool[(n // every if pool is negatives else n) % len(pool)]
+        events.append(opinion_event(school.county or "", school.code, text, source=source))
+    return events
+
+
+async def produce_all(settings: Settings, events: list[ev.IntakeOpinionEvent]) -> float:
+    """Send every event, batched; returns the seconds it took."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5,
+        max_batch_size=256 * 1024,
+    )  # fmt: skip
     await producer.start()
     started = time.perf_counter()
     futures = [
@@ -102,37 +133,52 @@ async def service_rate(
         for e in events
     ]
     await asyncio.gather(*futures)
-    produced = time.perf_counter() - started
-    await producer.stop()
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri)
-    stored = 0
-    while stored < BACKLOG and time.perf_counter() - started < 60:
-        await asyncio.sleep(0.25)
-        stored = await client[database].items.count_documents({"source": "bench"})
     seconds = time.perf_counter() - started
+    await producer.stop()
+    return seconds
+
+
+async def drain_rate(
+    settings: Settings, database: str, *, source: str, count: int
+) -> dict[str, Any]:
+    """Items/s stored by the service, from the first stored item of the backlog to the
+    last (so the service's start-up and group join are not counted)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri)
+    items = client[database].items
+    deadline = time.perf_counter() + 120
+    first_at: float | None = None
+    first_count = stored = 0
+    while stored < count and time.perf_counter() < deadline:
+        await asyncio.sleep(0.25)
+        stored = await items.count_documents({"source": source})
+        if first_at is None and stored:
+            first_at, first_count = time.perf_counter(), stored
+    seconds = time.perf_counter() - (first_at or time.perf_counter())
+    incidents = await client[database].incidents.count_documents({})
     await client.close()
     return {
-        "items": BACKLOG,
+        "items": count,
         "stored": stored,
-        "items_per_s": round(stored / seconds),
-        "produce_seconds": round(produced, 2),
+        "items_per_s": round((stored - first_count) / seconds) if seconds > 0 else None,
+        "seconds": round(seconds, 2),
+        "incidents": incidents,
     }
 
 
-async def latency(settings: Settings) -> dict[str, Any]:
-    """Offer negative items at PROBE_RATE/s, each about a new (school, topic), and time
-    each one's alert on opinion.flagged."""
-    negatives = {
-        "food": "{name}食堂饭菜发霉变质，多名学生吃完午饭后呕吐腹泻，家长要求给个说法",
-        "fees": "{name}以资料费名义每人收取800元，不开收据，这是乱收费",
-        "bullying": "我家孩子在{name}被几个同学围殴勒索零花钱，学校说是开玩笑",
-    }
-    probes = [
-        opinion_event(school.county or "dh", school.code, text.format(name=school.name))
-        for text in negatives.values()
-        for school in example_city().schools()
-        if school.county
-    ][: PROBE_RATE * PROBE_SECONDS]
+async def latency(settings: Settings, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Offer OFFERED_RATE items/s for OFFERED_SECONDS: one in ten a complaint that opens
+    a new incident (a school outside the backlog, a new topic), timed to its alert on
+    opinion.flagged."""
+    places = schools()[BACKLOG_SCHOOLS:]
+    combos = [(school, text) for text in PROBES.values() for school in places]
+    total = OFFERED_RATE * OFFERED_SECONDS
+    traffic = mixed_items(items, total, places, source="bench-sustained")
+    every = round(1 / NEGATIVE_SHARE)
+    probes: set[str] = set()
+    for n in range(0, total, every):
+        school, text = combos[(n // every) % len(combos)]
+        traffic[n] = opinion_event(school.county or "", school.code, text)
+        probes.add(traffic[n].correlation_id)
     sent_at: dict[str, float] = {}
     seen_at: dict[str, float] = {}
     reader = AIOKafkaConsumer(
@@ -145,57 +191,62 @@ async def latency(settings: Settings) -> dict[str, Any]:
         await reader.getmany(timeout_ms=200)
 
     async def read() -> None:
-        while True:
+        while len(seen_at) < len(probes):
             batch = await reader.getmany(timeout_ms=200)
             now = time.perf_counter()
             for records in batch.values():
                 for record in records:
                     cid = json.loads(record.value).get("correlation_id")
-                    if cid in sent_at and cid not in seen_at:
+                    if cid in probes and cid not in seen_at:
                         seen_at[cid] = now
-            if len(seen_at) == len(probes):
-                return
 
     reading = asyncio.create_task(read())
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     await producer.start()
-    interval = 1 / PROBE_RATE
+    tick = 0.02  # send in small bursts every 20 ms to hold the rate
+    per_tick = round(OFFERED_RATE * tick)
     started = time.perf_counter()
-    for n, probe in enumerate(probes):
-        await asyncio.sleep(max(0.0, started + n * interval - time.perf_counter()))
-        sent_at[probe.correlation_id] = time.perf_counter()
-        await producer.send(
-            "intake.opinions", probe.model_dump_json().encode(), key=probe.county.encode()
-        )
+    for n in range(0, total, per_tick):
+        await asyncio.sleep(max(0.0, started + (n / OFFERED_RATE) - time.perf_counter()))
+        now = time.perf_counter()
+        for event in traffic[n : n + per_tick]:
+            if event.correlation_id in probes:
+                sent_at[event.correlation_id] = now
+            await producer.send(
+                "intake.opinions", event.model_dump_json().encode(), key=event.county.encode()
+            )
     await producer.flush()
+    offered_seconds = time.perf_counter() - started
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(reading, timeout=30)
+        await asyncio.wait_for(reading, timeout=20)
     reading.cancel()
     await producer.stop()
     await reader.stop()
     waits = sorted(seen_at[c] - sent_at[c] for c in seen_at)
-    if not waits:
-        return {"offered_per_s": PROBE_RATE, "alerts_seen": 0}
-    return {
-        "offered_per_s": PROBE_RATE,
+    result: dict[str, Any] = {
+        "offered_per_s": round(total / offered_seconds),
+        "items": total,
         "probes": len(probes),
         "alerts_seen": len(waits),
-        "p50_ms": round(waits[len(waits) // 2] * 1000),
-        "p99_ms": round(waits[min(len(waits) - 1, int(len(waits) * 0.99))] * 1000),
     }
+    if waits:
+        result["p50_ms"] = round(waits[len(waits) // 2] * 1000)
+        result["p99_ms"] = round(waits[min(len(waits) - 1, int(len(waits) * 0.99))] * 1000)
+    return result
 
 
 async def run(env: dict[str, str]) -> dict[str, Any]:
     """Raw broker rate, the model alone, the service from a backlog, and alert latency."""
     settings = settings_from(env)
     await ensure_topics(settings)
-    raw = await broker_rates(settings, messages=5000)
+    raw = await broker_rates(settings, messages=BACKLOG)
     items = dataset.load()
     held_out = [item for item in items if item["split"] == "test"]
-    texts = [item["text"] for item in items] * 6
-    model = await asyncio.to_thread(model_rate, texts)
+    model = await asyncio.to_thread(model_rate, [item["text"] for item in items] * 6)
     quality = await asyncio.to_thread(evaluate, SentimentModel.load(), held_out)
     database = f"bench_sentiment_{os.getpid()}_{int(time.time())}"
+    backlog = mixed_items(items, BACKLOG, schools()[:BACKLOG_SCHOOLS], source="bench-backlog")
+    backlog_produce_seconds = await produce_all(settings, backlog)
     with tempfile.TemporaryDirectory(prefix="bench-sentiment-") as root:
         processes = ServiceProcesses(
             Path(root),
@@ -204,18 +255,24 @@ async def run(env: dict[str, str]) -> dict[str, Any]:
         )
         processes.start("sentiment")
         try:
-            await asyncio.to_thread(processes.wait_ready, ["sentiment"], 90.0)
-            delays = await latency(settings)
-            through = await service_rate(settings, database, items)
+            through, _ = await asyncio.gather(
+                drain_rate(settings, database, source="bench-backlog", count=BACKLOG),
+                asyncio.to_thread(processes.wait_ready, ["sentiment"], 90.0),
+            )
+            delays = await latency(settings, items)
         finally:
             processes.stop("sentiment")
     produce = raw["produce_batched_msgs_per_s"]
     return {
         "cores": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 1),
         "raw_broker": raw,
         "model": model | {"ratio_to_raw_produce": round(model["cascade_items_per_s"] / produce, 2)},
-        "service_intake": through
-        | {"ratio_to_raw_produce": round(through["items_per_s"] / produce, 3)},
+        "service_backlog": through
+        | {
+            "produce_seconds": round(backlog_produce_seconds, 2),
+            "ratio_to_raw_produce": round((through["items_per_s"] or 0) / produce, 3),
+        },
         "latency_intake_to_flagged": delays,
         "held_out": {
             stage: quality[stage]

@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def prepare(_: ServiceRuntime) -> None:
         await service.ensure_indexes(sentiment=sentiment)
         await service.seed_config(sentiment=sentiment)
+        await asyncio.to_thread(sentiment.model.warm_up)
 
     runtime.on_startup.append(prepare)
     if own.run_consumers:

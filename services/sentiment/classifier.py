@@ -186,6 +186,12 @@ class SentimentModel:
                 break
         return terms
 
+    def warm_up(self) -> None:
+        """Run both stages once, so the first batch does not pay for loading the encoder."""
+        self.linear("预热")
+        if self.embedding is not None:
+            self.embedding.scores(["预热"])
+
     def uncertain(self, score: float) -> bool:
         return self.band[0] <= score <= self.band[1]
 
