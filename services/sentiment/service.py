@@ -206,16 +206,19 @@ def apply_rules(*, config: SentimentConfig, analysis: Any, source: str | None = 
 
 async def classify(*, sentiment: Sentiment, text: str, source: str | None = None) -> Verdict:
     """Analyse one text."""
-    return (await classify_many(sentiment=sentiment, texts=[text], sources=[source]))[0]
+    verdicts = await classify_many(sentiment=sentiment, texts=[text], sources=[source], refine=True)
+    return verdicts[0]
 
 
 async def classify_many(
-    *, sentiment: Sentiment, texts: list[str], sources: list[str | None]
+    *, sentiment: Sentiment, texts: list[str], sources: list[str | None], refine: bool
 ) -> list[Verdict]:
     """Analyse a batch in one call, in a worker thread so the event loop keeps serving:
-    the linear stage for every text, one embedding call for those in the uncertain band."""
+    the linear stage for every text and, when ``refine``, one embedding call for those in
+    the uncertain band."""
+    model = sentiment.model
     started = time.perf_counter()
-    analyses = await asyncio.to_thread(sentiment.model.analyse_many, texts)
+    analyses = await asyncio.to_thread(model.analyse_many if refine else model.linear_many, texts)
     per_text = (time.perf_counter() - started) / max(1, len(texts))
     for _ in texts:
         CLASSIFY_SECONDS.observe(per_text)
@@ -297,6 +300,7 @@ async def _store_items(
         sentiment=sentiment,
         texts=[payload.text for payload in payloads],
         sources=[payload.source for payload in payloads],
+        refine=sentiment.settings.sentiment_intake_embeddings,
     )
     received_at = now_utc()
     docs: list[dict[str, Any]] = []
