@@ -334,7 +334,9 @@ async def _store_items(
         await sentiment.runtime.db.items.insert_many(docs, ordered=False)
     except BulkWriteError as exc:
         errors = exc.details.get("writeErrors", [])
-        if any(error.get("code") != DUPLICATE_KEY for error in errors):
+        if exc.details.get("writeConcernErrors") or any(
+            error.get("code") != DUPLICATE_KEY for error in errors
+        ):
             raise
         stored_before = {error["index"] for error in errors}
     for index, label in enumerate(labels):
