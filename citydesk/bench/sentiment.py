@@ -139,9 +139,7 @@ async def produce_all(settings: Settings, events: list[ev.IntakeOpinionEvent]) -
     return seconds
 
 
-async def drain_rate(
-    settings: Settings, database: str, *, source: str, count: int
-) -> dict[str, Any]:
+async def drain_rate(settings: Settings, database: str, *, count: int) -> dict[str, Any]:
     """Items/s stored by the service, from the first stored item of the backlog to the
     last (so the service's start-up and group join are not counted)."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri)
@@ -150,8 +148,10 @@ async def drain_rate(
     first_at: float | None = None
     first_count = stored = 0
     while stored < count and time.perf_counter() < deadline:
-        await asyncio.sleep(0.25)
-        stored = await items.count_documents({"source": source})
+        await asyncio.sleep(0.1)
+        # the backlog is all this fresh database holds yet: the cheap estimate is exact
+        # and does not load the server the way a filtered count would
+        stored = await items.estimated_document_count()
         if first_at is None and stored:
             first_at, first_count = time.perf_counter(), stored
     seconds = time.perf_counter() - (first_at or time.perf_counter())
@@ -257,7 +257,7 @@ async def run(env: dict[str, str]) -> dict[str, Any]:
         processes.start("sentiment")
         try:
             through, _ = await asyncio.gather(
-                drain_rate(settings, database, source="bench-backlog", count=BACKLOG),
+                drain_rate(settings, database, count=BACKLOG),
                 asyncio.to_thread(processes.wait_ready, ["sentiment"], 90.0),
             )
             delays = await latency(settings, items)
