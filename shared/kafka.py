@@ -333,10 +333,12 @@ class _Subscription:
         )
 
 
-def _group_id(group: str, topic: tp.Topic) -> str:
-    # one group per (service, topic): Tansu holds every JoinGroup for ~5 s, so groups with
-    # one member each join side by side instead of rebalancing in turn
-    return f"{group}.{topic.name}"
+def _group_id(group: str, topic: tp.Topic, settings: Settings) -> str:
+    # One group per (deployment, service, topic). The deployment's database prefix keeps two
+    # deployments sharing a broker from taking each other's offsets; one group per topic
+    # lets groups join side by side (Tansu holds every JoinGroup for ~5 s) instead of
+    # rebalancing in turn.
+    return f"{settings.mongo_database_prefix}.{group}.{topic.name}"
 
 
 def consumer(
@@ -368,7 +370,7 @@ def consumer(
         on_message.__doc__ = handler.__doc__
         broker.subscriber(
             topic.name,
-            group_id=_group_id(group, topic),
+            group_id=_group_id(group, topic, settings),
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
             title=f"{group}:{topic.name}:{subscription.name}",
@@ -435,7 +437,7 @@ def batch_consumer(
         on_batch.__doc__ = handler.__doc__
         broker.subscriber(
             topic.name,
-            group_id=_group_id(group, topic),
+            group_id=_group_id(group, topic, settings),
             batch=True,
             max_records=max_records,
             batch_timeout_ms=50,

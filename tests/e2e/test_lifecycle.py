@@ -178,7 +178,9 @@ async def test_a_county_system_and_a_correspondent_reach_the_same_result(
 async def test_a_negative_burst_is_one_incident_one_alert_an_escalation_and_a_veto(
     city: ServiceProcesses,
 ) -> None:
-    school, county = "xs-dyzx", "xs"
+    # a school no other test writes opinion items about: an earlier incident there would
+    # take these items in, with the deadline it was given before this test's config
+    school, county = "lj-jk-zxx", "lj"
     async with httpx.AsyncClient(timeout=30) as http:
         config = (
             await http.get(f"{city.url('sentiment')}/config", headers=auth("jc", Role.ADMIN))
@@ -191,11 +193,11 @@ async def test_a_negative_burst_is_one_incident_one_alert_an_escalation_and_a_ve
         )
         assert put.status_code == 200, put.text
         posts = [
-            "西山区第一中学食堂饭菜变质，孩子吃完呕吐腹泻，已经送医院了！",
-            "西山区第一中学又出事了，十几个学生食物中毒住院，学校不回应。",
-            "西山区第一中学食堂卫生太差，饭菜有异味，家长要求彻查。",
-            "我家孩子在西山区第一中学吃午饭后肚子疼，食堂必须给个说法。",
-            "西山区第一中学食物中毒事件上了热搜，监管部门在哪里？",
+            "临江市江口镇中心学校食堂饭菜变质，孩子吃完呕吐腹泻，已经送医院了！",
+            "临江市江口镇中心学校又出事了，十几个学生食物中毒住院，学校不回应。",
+            "临江市江口镇中心学校食堂卫生太差，饭菜有异味，家长要求彻查。",
+            "我家孩子在临江市江口镇中心学校吃午饭后肚子疼，食堂必须给个说法。",
+            "临江市江口镇中心学校食物中毒事件上了热搜，监管部门在哪里？",
         ]
         marker = flows.today().strftime("%Y%m%d") + str(id(posts))[-6:]
         for index in range(10):
@@ -205,7 +207,7 @@ async def test_a_negative_burst_is_one_incident_one_alert_an_escalation_and_a_ve
                     item_id=f"burst-{marker}-{index}", source=source, school=school,
                     text=posts[index % len(posts)], published_at=ev.utcnow(),
                 ),
-                producer="xs-monitor", county=county, unit=school,
+                producer="lj-monitor", county=county, unit=school,
             )  # fmt: skip
             await produce(
                 tp.INTAKE_OPINIONS.name, event.model_dump_json().encode(),
