@@ -90,7 +90,7 @@ async def list_media(
     campaign: str | None = None,
     kind: MediaKind | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> MediaPage:
     """Media of a unit and the units below it, newest first."""
     return await service.list_media(

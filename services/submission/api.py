@@ -82,7 +82,7 @@ async def list_stories(
     campaign: str | None = None,
     submitted_from: Annotated[date | None, Query(description="Asia/Shanghai day")] = None,
     submitted_to: Annotated[date | None, Query(description="Asia/Shanghai day, inclusive")] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> StoryPage:
     """The stories of the caller's unit and the units below it, newest change first."""
