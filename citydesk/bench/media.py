@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import os
 import shutil
 import struct
@@ -26,8 +25,9 @@ import numpy as np
 from PIL import ExifTags, Image
 
 from citydesk.bench.raw import s3_rate
+from citydesk.bench.suite import run_alone
 from citydesk.processes import ServiceProcesses
-from citydesk.stack import Stack, StackConfig, free_port
+from citydesk.stack import free_port
 from shared.auth import mint_token
 from shared.settings import Settings
 
@@ -126,17 +126,7 @@ async def run(env: dict[str, str]) -> dict[str, Any]:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-stack-") as root:
-        config = StackConfig(
-            root=Path(root), kafka_port=free_port(), mongo_port=free_port(),
-            s3_port=free_port(), s3_metrics_port=free_port(), kafka_storage="memory",
-        )  # fmt: skip
-        stack = Stack(config)
-        stack.up()
-        try:
-            print(json.dumps(asyncio.run(run(config.env())), indent=2))
-        finally:
-            stack.down()
+    run_alone(run)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ Each rate is reported as a ratio to the raw ``insert_one`` rate measured in the 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import tempfile
 import time
@@ -30,8 +29,9 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from citydesk.bench.raw import mongo_rates
+from citydesk.bench.suite import run_alone
 from citydesk.processes import ServiceProcesses
-from citydesk.stack import Stack, StackConfig, free_port
+from citydesk.stack import free_port
 from shared import events as ev
 from shared import topics as tp
 from shared.auth import mint_token
@@ -161,17 +161,7 @@ async def run(env: dict[str, str]) -> dict[str, Any]:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-stack-") as root:
-        config = StackConfig(
-            root=Path(root), kafka_port=free_port(), mongo_port=free_port(),
-            s3_port=free_port(), s3_metrics_port=free_port(), kafka_storage="memory",
-        )  # fmt: skip
-        stack = Stack(config)
-        stack.up()
-        try:
-            print(json.dumps(asyncio.run(run(config.env())), indent=2))
-        finally:
-            stack.down()
+    run_alone(run)
 
 
 if __name__ == "__main__":

@@ -15,20 +15,17 @@ Rates are reported as ratios to the raw ``insert_one`` rate measured in the same
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import statistics
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
 from citydesk.bench.raw import mongo_rates
-from citydesk.stack import Stack, StackConfig, free_port
+from citydesk.bench.suite import run_alone
 from services.scoring import rankings
 from services.scoring.ledger import COUNTERS, apply_events
 from services.scoring.periods import month_of, parse_period
@@ -289,17 +286,7 @@ async def run(env: dict[str, str]) -> dict[str, Any]:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-stack-") as root:
-        config = StackConfig(
-            root=Path(root), kafka_port=free_port(), mongo_port=free_port(),
-            s3_port=free_port(), s3_metrics_port=free_port(), kafka_storage="memory",
-        )  # fmt: skip
-        stack = Stack(config)
-        stack.up()
-        try:
-            print(json.dumps(asyncio.run(run(config.env())), indent=2, ensure_ascii=False))
-        finally:
-            stack.down()
+    run_alone(run)
 
 
 if __name__ == "__main__":

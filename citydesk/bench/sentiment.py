@@ -31,8 +31,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from citydesk.bench.raw import broker_rates
+from citydesk.bench.suite import run_alone
 from citydesk.processes import ServiceProcesses
-from citydesk.stack import Stack, StackConfig, free_port
+from citydesk.stack import free_port
 from services.sentiment import dataset
 from services.sentiment.classifier import SentimentModel
 from services.sentiment.train import evaluate
@@ -285,17 +286,7 @@ async def run(env: dict[str, str]) -> dict[str, Any]:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-stack-") as root:
-        config = StackConfig(
-            root=Path(root), kafka_port=free_port(), mongo_port=free_port(),
-            s3_port=free_port(), s3_metrics_port=free_port(), kafka_storage="memory",
-        )  # fmt: skip
-        stack = Stack(config)
-        stack.up()
-        try:
-            print(json.dumps(asyncio.run(run(config.env())), indent=2, ensure_ascii=False))
-        finally:
-            stack.down()
+    run_alone(run)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from importlib import import_module
 from pathlib import Path
@@ -53,7 +54,10 @@ async def run_suite(env: dict[str, str], only: tuple[str, ...] = SERVICE_BENCHES
     return results
 
 
-def main(only: tuple[str, ...] = SERVICE_BENCHES, out: Path | None = None) -> dict[str, Any]:
+def on_temporary_stack(
+    run: Callable[[dict[str, str]], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """Run one benchmark against a fresh local stack (Kafka in memory) on free ports."""
     with tempfile.TemporaryDirectory(prefix="citydesk-bench-") as folder:
         config = StackConfig(
             root=Path(folder), kafka_port=free_port(), mongo_port=free_port(), s3_port=free_port(),
@@ -62,9 +66,18 @@ def main(only: tuple[str, ...] = SERVICE_BENCHES, out: Path | None = None) -> di
         stack = Stack(config)
         stack.up()
         try:
-            results = asyncio.run(run_suite(config.env(), only))
+            return asyncio.run(run(config.env()))
         finally:
             stack.down()
+
+
+def run_alone(run: Callable[[dict[str, str]], Awaitable[dict[str, Any]]]) -> None:
+    """What ``python -m citydesk.bench.<service>`` does: one benchmark, printed as JSON."""
+    print(json.dumps(on_temporary_stack(run), indent=2, ensure_ascii=False, default=str))
+
+
+def main(only: tuple[str, ...] = SERVICE_BENCHES, out: Path | None = None) -> dict[str, Any]:
+    results = on_temporary_stack(lambda env: run_suite(env, only))
     text = json.dumps(results, ensure_ascii=False, indent=2, default=str)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

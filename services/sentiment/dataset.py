@@ -15,16 +15,6 @@ import opencc
 DATA = Path(__file__).parent / "data"
 LABELLED = DATA / "labelled.jsonl"
 HANDWRITTEN = DATA / "handwritten.jsonl"
-TOPICS = (
-    "safety",
-    "fees",
-    "food",
-    "teacher_conduct",
-    "bullying",
-    "admissions",
-    "facilities",
-    "other",
-)
 HELD_OUT_SHARE = 0.25
 SEED = 20240901
 

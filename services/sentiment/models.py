@@ -7,20 +7,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.sentiment.classifier import TOPICS
 from shared.events import Severity
 
 OwnerLevel = Literal["school", "county", "city"]
 AlertState = Literal["open", "acknowledged", "responding", "closed"]
-TOPICS = (
-    "safety",
-    "fees",
-    "food",
-    "teacher_conduct",
-    "bullying",
-    "admissions",
-    "facilities",
-    "other",
-)
 
 
 class Rules(BaseModel):
