@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from citydesk.stack import Stack, StackConfig, StackError
+from citydesk.stack import KAFKA_STORE_ROLES, Stack, StackConfig, StackError
 
 app = typer.Typer(help="CityDesk: the education bureau's publicity desk.", no_args_is_help=True)
 stack_app = typer.Typer(help="The embedded local stack (Kafka, MongoDB and S3 on loopback).")
@@ -38,6 +38,9 @@ def stack_up(
     mongo_port: int = 27117,
     s3_port: int = 19000,
     s3_metrics_port: int = 19567,
+    kafka_store_port: Annotated[
+        int, typer.Option(help="First of 8 ports for Kafka's own S3 store (SeaweedFS).")
+    ] = 19300,
     memory: Annotated[bool, typer.Option(help="Kafka in memory: fast, lost on stop.")] = False,
 ) -> None:
     """Start the servers that are not running and wait until each answers."""
@@ -46,6 +49,7 @@ def stack_up(
         config = StackConfig(
             root=root, kafka_port=kafka_port, mongo_port=mongo_port, s3_port=s3_port,
             s3_metrics_port=s3_metrics_port, kafka_storage="memory" if memory else "s3",
+            kafka_store_ports=[kafka_store_port + i for i in range(len(KAFKA_STORE_ROLES))],
         )  # fmt: skip
     try:
         timings = Stack(config).up()

@@ -3,6 +3,11 @@
 Tansu (Kafka protocol), SecantusDB (MongoDB wire, single-node replica set) and the JuiceFS
 S3 gateway are started as child processes from the binaries the dev extras install. Nothing
 here imports those packages: they are development servers, never service dependencies.
+
+Durable Tansu keeps its log in a SeaweedFS S3 server of its own ("kafka-store"), not in the
+JuiceFS gateway: Tansu finds and guards each partition's offsets with conditional writes
+(``If-None-Match: *``, ``If-Match``), which the JuiceFS gateway accepts and ignores, so after
+a restart every partition started again at offset 0 and overwrote the old records.
 """
 
 from __future__ import annotations
@@ -19,13 +24,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
 KafkaStorage = Literal["s3", "memory"]
-SERVERS = ("s3", "mongo", "kafka")
+SERVERS = ("s3", "kafka-store", "mongo", "kafka")
 TANSU_BUCKET = "tansu"
+KAFKA_STORE_ROLES = (
+    "s3", "s3.grpc", "master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc",
+)  # fmt: skip
 
 
 class StackError(RuntimeError):
@@ -42,6 +51,8 @@ class StackConfig:
     s3_port: int = 19000
     s3_metrics_port: int = 19567
     kafka_storage: KafkaStorage = "s3"
+    # SeaweedFS for durable Kafka: its S3 port first, then one port per KAFKA_STORE_ROLES entry
+    kafka_store_ports: list[int] = field(default_factory=lambda: list(range(19300, 19308)))
     access_key: str = "citydesk"
     secret_key: str = "citydesk-local-secret"
     host: str = "127.0.0.1"
@@ -57,6 +68,10 @@ class StackConfig:
     @property
     def s3_endpoint(self) -> str:
         return f"{self.host}:{self.s3_port}"
+
+    @property
+    def kafka_store_endpoint(self) -> str:
+        return f"{self.host}:{self.kafka_store_ports[0]}"
 
     def env(self) -> dict[str, str]:
         """Settings for the services that point them at this stack."""
@@ -91,6 +106,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports (all held open until every one is chosen)."""
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+
+
 def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -123,7 +147,7 @@ def _executable(name: str) -> str:
 
 
 class Stack:
-    """Start, stop and inspect the three servers of one stack directory."""
+    """Start, stop and inspect the servers of one stack directory."""
 
     def __init__(self, config: StackConfig) -> None:
         self.config = config
@@ -146,9 +170,24 @@ class Stack:
     def _port(self, name: str) -> int:
         return {
             "s3": self.config.s3_port,
+            "kafka-store": self.config.kafka_store_ports[0],
             "mongo": self.config.mongo_port,
             "kafka": self.config.kafka_port,
         }[name]
+
+    def servers(self) -> tuple[str, ...]:
+        """The servers this stack runs: Kafka in memory needs no store of its own."""
+        if self.config.kafka_storage == "memory":
+            return tuple(name for name in SERVERS if name != "kafka-store")
+        return SERVERS
+
+    def _starters(self) -> dict[str, Callable[[], float]]:
+        return {
+            "s3": self.start_s3,
+            "kafka-store": self.start_kafka_store,
+            "mongo": self.start_mongo,
+            "kafka": self.start_kafka,
+        }
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -228,14 +267,66 @@ class Stack:
         )  # fmt: skip
         return self._wait("s3", self._s3_healthy)
 
+    def start_kafka_store(self) -> float:
+        self._spawn_kafka_store()
+        return self._wait("kafka-store", self._kafka_store_ready)
+
+    def _spawn_kafka_store(self) -> None:
+        data = self.root / "kafka-store"
+        data.mkdir(parents=True, exist_ok=True)
+        identities = {
+            "identities": [
+                {
+                    "name": "tansu",
+                    "credentials": [
+                        {"accessKey": self.config.access_key, "secretKey": self.config.secret_key}
+                    ],
+                    "actions": ["Admin", "Read", "Write", "List"],
+                }
+            ]
+        }
+        (data / "s3.json").write_text(json.dumps(identities))
+        ports = dict(zip(KAFKA_STORE_ROLES, self.config.kafka_store_ports, strict=True))
+        self._spawn(
+            "kafka-store",
+            [
+                _executable("weed"), "-logtostderr", "server", f"-dir={data}",
+                f"-ip={self.config.host}", f"-ip.bind={self.config.host}",
+                f"-master.port={ports['master']}", f"-master.port.grpc={ports['master.grpc']}",
+                f"-volume.port={ports['volume']}", f"-volume.port.grpc={ports['volume.grpc']}",
+                "-filer", f"-filer.port={ports['filer']}",
+                f"-filer.port.grpc={ports['filer.grpc']}",
+                f"-filer.localSocket={data / 'filer.sock'}",
+                "-s3", f"-s3.port={ports['s3']}", f"-s3.port.grpc={ports['s3.grpc']}",
+                "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={data / 's3.json'}",
+                f"-s3.localSocket={data / 's3.sock'}",
+                "-master.volumeSizeLimitMB=64", "-master.electionTimeout=1s",
+                "-master.telemetry=false", "-volume.max=0", "-volume.preStopSeconds=0",
+            ],
+            env={"GOMEMLIMIT": "256MiB"},
+        )  # fmt: skip
+
+    def _kafka_store_ready(self) -> bool:
+        """Answers S3 and holds Tansu's bucket (made here, once the filer is up)."""
+        from minio.error import MinioException
+
+        if not port_open(self.config.host, self.config.kafka_store_ports[0]):
+            return False
+        try:
+            self._ensure_tansu_bucket()
+        except (MinioException, OSError, ValueError):
+            return False
+        return True
+
     def _ensure_tansu_bucket(self) -> None:
         from minio import Minio
 
         client = Minio(
-            self.config.s3_endpoint,
+            self.config.kafka_store_endpoint,
             access_key=self.config.access_key,
             secret_key=self.config.secret_key,
             secure=False,
+            region="us-east-1",
         )
         if not client.bucket_exists(TANSU_BUCKET):
             client.make_bucket(TANSU_BUCKET)
@@ -269,10 +360,9 @@ class Stack:
     def start_kafka(self) -> float:
         env: dict[str, str] = {}
         if self.config.kafka_storage == "s3":
-            self._ensure_tansu_bucket()
             engine = f"s3://{TANSU_BUCKET}/"
             env = {
-                "AWS_ENDPOINT": f"http://{self.config.s3_endpoint}",
+                "AWS_ENDPOINT": f"http://{self.config.kafka_store_endpoint}",
                 "AWS_ALLOW_HTTP": "true",
                 "AWS_ACCESS_KEY_ID": self.config.access_key,
                 "AWS_SECRET_ACCESS_KEY": self.config.secret_key,
@@ -307,11 +397,26 @@ class Stack:
         self.root.mkdir(parents=True, exist_ok=True)
         self.config.save()
         timings: dict[str, float] = {}
-        starters = {"s3": self.start_s3, "mongo": self.start_mongo, "kafka": self.start_kafka}
+        starters = self._starters()
+        needed = [name for name in self.servers() if self._pid(name) is None]
+        store_spawned = time.monotonic()
+
+        def wait_for_store() -> None:
+            self._wait("kafka-store", self._kafka_store_ready)
+            timings["kafka-store"] = time.monotonic() - store_spawned
+
         try:
-            for name in SERVERS:
-                if self._pid(name) is None:
-                    timings[name] = starters[name]()
+            # the store takes seconds to elect its master: spawned first, awaited before kafka
+            if "kafka-store" in needed:
+                self._spawn_kafka_store()
+            for name in needed:
+                if name == "kafka-store":
+                    continue
+                if name == "kafka" and "kafka-store" in needed:
+                    wait_for_store()
+                timings[name] = starters[name]()
+            if "kafka-store" in needed and "kafka-store" not in timings:
+                wait_for_store()
         except Exception:
             self.down()
             raise
@@ -338,14 +443,23 @@ class Stack:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
         (self.pids / f"{name}.pid").unlink(missing_ok=True)
+        if name == "kafka-store":
+            self._remove_kafka_store_sockets()
 
     def down(self) -> None:
         for name in reversed(SERVERS):
             self.stop(name)
 
+    def _remove_kafka_store_sockets(self) -> None:
+        """SeaweedFS leaves a Unix socket per gRPC port in /tmp; a stopped store needs none."""
+        for role, port in zip(KAFKA_STORE_ROLES, self.config.kafka_store_ports, strict=True):
+            if role.endswith(".grpc"):
+                kind = role.removesuffix(".grpc")
+                Path(f"/tmp/seaweedfs-{kind}-grpc-{port}.sock").unlink(missing_ok=True)
+
     def restart(self, name: str, sig: int = signal.SIGTERM) -> float:
         self.stop(name, sig)
-        starters = {"s3": self.start_s3, "mongo": self.start_mongo, "kafka": self.start_kafka}
+        starters = self._starters()
         deadline = time.monotonic() + 10
         while port_open(self.config.host, self._port(name)) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -360,11 +474,13 @@ class Stack:
         rows = []
         addresses = {
             "s3": f"http://{self.config.s3_endpoint} (S3 API, JuiceFS gateway)",
+            "kafka-store": f"http://{self.config.kafka_store_endpoint} "
+            "(S3 API for Tansu only, SeaweedFS)",
             "mongo": f"{self.config.mongo_uri} (MongoDB wire, SecantusDB)",
             "kafka": f"{self.config.kafka_bootstrap} (Kafka protocol, Tansu, "
             f"{self.config.kafka_storage} storage)",
         }
-        for name in SERVERS:
+        for name in self.servers():
             pid = self._pid(name)
             answering = port_open(self.config.host, self._port(name))
             state = "running" if pid and answering else ("starting" if pid else "stopped")

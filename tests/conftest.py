@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from citydesk.stack import Stack, StackConfig, free_port
+from citydesk.stack import KAFKA_STORE_ROLES, Stack, StackConfig, free_port, free_ports
 
 
 def _local_stack(root: Path, kafka_storage: str) -> Stack:
@@ -25,6 +25,7 @@ def _local_stack(root: Path, kafka_storage: str) -> Stack:
         mongo_port=free_port(),
         s3_port=free_port(),
         s3_metrics_port=free_port(),
+        kafka_store_ports=free_ports(len(KAFKA_STORE_ROLES)),
         kafka_storage=kafka_storage,  # type: ignore[arg-type]
     )
     stack = Stack(config)

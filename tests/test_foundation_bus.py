@@ -261,40 +261,53 @@ async def test_messages_and_committed_offsets_survive_a_broker_restart(
     bootstrap = durable_stack.config.kafka_bootstrap
     settings = Settings(kafka_bootstrap=bootstrap, service_name="durable")
     await ensure_topics(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    for i in range(10):
-        await producer.send_and_wait("intake.opinions", f"m{i}".encode(), partition=0)
-    await producer.stop()
-
     partition = TopicPartition("intake.opinions", 0)
 
-    async def read(group: str, limit: int) -> list[bytes]:
+    async def send(numbers: range) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        await producer.start()
+        for i in numbers:
+            await producer.send_and_wait("intake.opinions", f"m{i}".encode(), partition=0)
+        await producer.stop()
+
+    async def read(group: str, limit: int) -> list[tuple[int, bytes]]:
         reader = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
             enable_auto_commit=False,
         )  # fmt: skip
         await reader.start()
         reader.subscribe(["intake.opinions"])
-        values: list[bytes] = []
+        records: list[tuple[int, bytes]] = []
         try:
             for _ in range(40):
                 batch = await reader.getmany(
-                    partition, timeout_ms=500, max_records=limit - len(values)
+                    partition, timeout_ms=500, max_records=limit - len(records)
                 )
-                values += [r.value for r in batch.get(partition, [])]
-                if len(values) >= limit:
+                records += [(r.offset, r.value) for r in batch.get(partition, [])]
+                if len(records) >= limit:
                     break
-            if values:
+            if records:
                 await reader.commit({partition: await reader.position(partition)})
         finally:
             await reader.stop()
-        return values
+        return records
 
-    assert await read("durable", 4) == [f"m{i}".encode() for i in range(4)]
+    def values(records: list[tuple[int, bytes]]) -> list[bytes]:
+        return [value for _, value in records]
+
+    await send(range(10))
+    first = await read("durable", 4)
+    assert values(first) == [f"m{i}".encode() for i in range(4)]
     durable_stack.restart("kafka", sig=signal.SIGKILL)
-    assert await read("durable", 6) == [f"m{i}".encode() for i in range(4, 10)]
-    assert await read("fresh-reader", 10) == [f"m{i}".encode() for i in range(10)]
+    await send(range(10, 15))  # written after the restart: appended, never over old records
+    rest = await read("durable", 11)
+    assert values(rest) == [f"m{i}".encode() for i in range(4, 15)]
+    assert rest[0][0] == first[-1][0] + 1  # the group goes on exactly where it committed
+    everything = await read("fresh-reader", 15)
+    assert values(everything) == [f"m{i}".encode() for i in range(15)]
+    offsets = [offset for offset, _ in everything]
+    assert offsets == sorted(set(offsets))
+    assert offsets == list(range(offsets[0], offsets[0] + 15))
 
 
 async def test_a_dead_lettered_event_is_applied_after_replay_once_the_cause_is_fixed() -> None:
