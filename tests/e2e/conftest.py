@@ -18,9 +18,9 @@ def start_city(root: Path, env: dict[str, str]) -> ServiceProcesses:
     processes = ServiceProcesses(
         root,
         env={
+            "CITYDESK_MONGO_DATABASE_PREFIX": f"city{free_port()}",
             **env,
             "CITYDESK_ENVIRONMENT": "test",
-            "CITYDESK_MONGO_DATABASE_PREFIX": f"city{free_port()}",
             "CITYDESK_MEDIA_PUBLIC_URL": f"http://127.0.0.1:{ports['media']}",
             "CITYDESK_REVIEW_PUBLIC_URL": f"http://127.0.0.1:{ports['review']}",
             "CITYDESK_SENTIMENT_ESCALATION_POLL_SECONDS": "1",
@@ -31,7 +31,9 @@ def start_city(root: Path, env: dict[str, str]) -> ServiceProcesses:
     return processes
 
 
-@pytest.fixture(scope="session")
+# Package scope: the city stops when the e2e tests end, so its consumers do not answer
+# other tests' events (and fill the shared dead-letter topics) afterwards.
+@pytest.fixture(scope="package")
 def city(
     stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServiceProcesses]:
