@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared import topics as tp
+from shared.kafka import client_security
 from shared.settings import Settings
 
 
@@ -18,11 +19,14 @@ async def replay_dlq(settings: Settings, topic: str, *, limit: int | None = None
     consumer = AIOKafkaConsumer(
         f"{topic}.dlq",
         bootstrap_servers=settings.kafka_bootstrap,
-        group_id=f"citydesk-dlq-replay-{topic}",
+        group_id=f"{settings.mongo_database_prefix}.dlq-replay.{topic}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        **client_security(settings),
     )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", **client_security(settings)
+    )
     await consumer.start()
     await producer.start()
     moved = 0

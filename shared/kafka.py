@@ -95,7 +95,7 @@ async def ensure_topics(settings: Settings) -> None:
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap,
         client_id=f"citydesk-{settings.service_name}-admin",
-        **_admin_security(settings),
+        **client_security(settings),
     )
     await admin.start()
     try:
@@ -112,7 +112,8 @@ async def ensure_topics(settings: Settings) -> None:
         await admin.close()
 
 
-def _admin_security(settings: Settings) -> dict[str, Any]:
+def client_security(settings: Settings) -> dict[str, Any]:
+    """SASL/TLS options for plain aiokafka clients (admin, replay and rebuild readers)."""
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
         return {}

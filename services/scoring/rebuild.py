@@ -24,7 +24,7 @@ from services.scoring.ledger import apply_events
 from services.scoring.service import CAMPAIGNS, RULE_VERSIONS, ensure_indexes, seed_rules
 from shared import topics as tp
 from shared.events import Envelope
-from shared.kafka import _admin_security
+from shared.kafka import client_security
 from shared.mongo import make_client
 from shared.orgtree import load_org
 from shared.settings import Settings, load_settings
@@ -59,7 +59,7 @@ async def rebuild(
         group_id=f"{settings.service_name}-rebuild-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
-        **_admin_security(settings),
+        **client_security(settings),
     )
     await reader.start()
     totals = {"events": 0, "entries": 0, "duplicates": 0, "invalid": 0, "rejected": 0}
