@@ -23,6 +23,9 @@ from tests.deploy.tools import KUBERNETES_VERSION, REPO, DeployTools
 
 SERVICES = ("submission", "media", "review", "scoring", "sentiment")
 PORTS = {"submission": 8101, "media": 8102, "review": 8103, "scoring": 8104, "sentiment": 8105}
+CONSOLE_PORT = 8100
+# every process the chart runs: the five services and the web console
+PROCESS_PORTS = {**PORTS, "console": CONSOLE_PORT}
 
 
 def _kinds(manifest: str, kind: str) -> list[dict[str, Any]]:
@@ -125,10 +128,12 @@ def test_default_values_render_every_object_the_operators_need(rendered: dict[st
     services = {
         doc["metadata"]["labels"]["citydesk.io/service"] for doc in _kinds(manifest, "Service")
     }
-    assert services == set(SERVICES)
+    assert services == set(PROCESS_PORTS)
     assert {doc["metadata"]["name"] for doc in _kinds(manifest, "ServiceMonitor")} == {
-        f"citydesk-{name}" for name in SERVICES
+        f"citydesk-{name}" for name in PROCESS_PORTS
     }
+    # the console's Ingress is off until a host is chosen
+    assert not _kinds(manifest, "Ingress")
 
 
 @pytest.mark.parametrize(
@@ -143,6 +148,9 @@ def test_default_values_render_every_object_the_operators_need(rendered: dict[st
         ("auth.jwksUrl=", "auth.jwksUrl"),
         ("services.review.port=eighty", "services.review.port: Invalid type"),
         ("services.media.api.replicas=-1", "services.media.api.replicas"),
+        ("console.port=eighty", "console.port: Invalid type"),
+        ("console.web.replicas=-1", "console.web.replicas"),
+        ("console.ingress.host=https://desk", "console.ingress.host: Does not match pattern"),
     ],
 )
 def test_a_wrong_value_fails_at_install_with_a_clear_message(
@@ -225,6 +233,8 @@ def test_secrets_are_referenced_by_name_never_embedded(
 
 def test_production_reaches_kafka_with_scram_over_tls(rendered: dict[str, str]) -> None:
     for _, container in _containers(rendered["production"]):
+        if container["name"] == "console":
+            continue
         env = _env(container)
         assert env["CITYDESK_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
         assert env["CITYDESK_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
@@ -239,6 +249,7 @@ def test_api_replicas_leave_the_consumers_to_worker_replicas(rendered: dict[str,
     run_consumers = {
         deployment["metadata"]["name"]: _env(container)["CITYDESK_RUN_CONSUMERS"]
         for deployment, container in _containers(rendered["default"])
+        if container["name"] != "console"
     }
     assert run_consumers["citydesk-review-api"] == "false"
     assert run_consumers["citydesk-review-worker"] == "true"
@@ -247,8 +258,91 @@ def test_api_replicas_leave_the_consumers_to_worker_replicas(rendered: dict[str,
     single = {
         deployment["metadata"]["name"]: _env(container)["CITYDESK_RUN_CONSUMERS"]
         for deployment, container in _containers(rendered["single-node"])
+        if container["name"] != "console"
     }
     assert single == {f"citydesk-{name}-api": "true" for name in SERVICES}
+
+
+def _console(manifest: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    (found,) = [pair for pair in _containers(manifest) if pair[1]["name"] == "console"]
+    return found
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_console_runs_without_a_worker_broker_database_or_store(
+    rendered: dict[str, str], values: str
+) -> None:
+    deployment, container = _console(rendered[values])
+    assert deployment["metadata"]["name"] == "citydesk-console-web"
+    assert [
+        doc
+        for doc in _kinds(rendered[values], "Deployment")
+        if "console" in doc["metadata"]["name"]
+    ] == [deployment]
+    env = _env(container)
+    backing = [
+        name
+        for name in env
+        if name.startswith(("CITYDESK_KAFKA_", "CITYDESK_MONGO_", "CITYDESK_S3_"))
+        or name == "CITYDESK_RUN_CONSUMERS"
+    ]
+    assert not backing, backing
+    assert env["CITYDESK_ORG_FILE"] == "/etc/citydesk/org/city.yaml"
+    assert env["CITYDESK_JWT_JWKS_URL"].startswith("https://")
+    mounts = {mount["name"] for mount in container["volumeMounts"]}
+    assert mounts == {"org", "tmp"}
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_console_calls_each_service_at_its_in_cluster_service(
+    rendered: dict[str, str], values: str
+) -> None:
+    manifest = rendered[values]
+    env = _env(_console(manifest)[1])
+    services = {doc["metadata"]["name"]: doc for doc in _kinds(manifest, "Service")}
+    for name, port in PORTS.items():
+        url = env[f"CITYDESK_CONSOLE_{name.upper()}_URL"]
+        assert url == f"http://citydesk-{name}.citydesk.svc:{port}"
+        service = services[f"citydesk-{name}"]
+        assert service["spec"]["selector"]["app.kubernetes.io/component"] == "api"
+        assert [item["port"] for item in service["spec"]["ports"]] == [port]
+    assert env["CITYDESK_CONSOLE_COOKIE_SECURE"] == "true"
+
+
+def test_console_settings_from_values_replace_the_defaults(tools: DeployTools) -> None:
+    result = helm_template(
+        tools,
+        "--set",
+        "console.cookieSecure=false",
+        "--set",
+        "console.env.CITYDESK_CONSOLE_MEDIA_URL=http://media.example:8102",
+    )
+    assert result.returncode == 0, result.stderr
+    container = _console(result.stdout)[1]
+    names = [item["name"] for item in container["env"]]
+    assert len(names) == len(set(names)), names
+    env = _env(container)
+    assert env["CITYDESK_CONSOLE_MEDIA_URL"] == "http://media.example:8102"
+    assert env["CITYDESK_CONSOLE_COOKIE_SECURE"] == "false"
+
+
+def test_console_can_be_left_out(tools: DeployTools) -> None:
+    result = helm_template(tools, "--set", "console.enabled=false")
+    assert result.returncode == 0, result.stderr
+    named = [doc for doc in documents(result.stdout) if "console" in doc["metadata"]["name"]]
+    assert not named, [(doc["kind"], doc["metadata"]["name"]) for doc in named]
+
+
+def test_production_console_ingress_serves_its_host_over_tls(rendered: dict[str, str]) -> None:
+    (ingress,) = _kinds(rendered["production"], "Ingress")
+    spec = ingress["spec"]
+    (rule,) = spec["rules"]
+    assert spec["tls"] == [{"hosts": [rule["host"]], "secretName": "citydesk-console-tls"}]
+    (path,) = rule["http"]["paths"]
+    assert path["path"] == "/" and path["pathType"] == "Prefix"
+    assert path["backend"]["service"] == {"name": "citydesk-console", "port": {"name": "http"}}
+    # uploads of up to media's largest file stream through the console
+    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
 
 
 @pytest.mark.parametrize("values", VALUE_SETS)
@@ -265,10 +359,10 @@ def test_every_pod_has_probes_limits_and_runs_as_non_root(
             "--host",
             "0.0.0.0",
             "--port",
-            str(PORTS[name]),
+            str(PROCESS_PORTS[name]),
         ]
         assert container["ports"] == [
-            {"name": "http", "containerPort": PORTS[name], "protocol": "TCP"}
+            {"name": "http", "containerPort": PROCESS_PORTS[name], "protocol": "TCP"}
         ]
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
@@ -296,13 +390,16 @@ def test_network_policy_lets_services_reach_only_their_dependencies(
         doc["metadata"]["labels"]["citydesk.io/service"]: doc
         for doc in _kinds(rendered["production"], "NetworkPolicy")
     }
-    assert set(policies) == set(SERVICES)
+    assert set(policies) == set(PROCESS_PORTS)
     http_ports = set(PORTS.values())
     for name, policy in policies.items():
         # DNS, Kafka's TLS listener, MongoDB, the JWKS endpoint, each other's HTTP ports
         expected = {53, 9093, 27017, 443} | http_ports
         if name == "media":
             expected.add(9000)
+        if name == "console":
+            # DNS, the JWKS endpoint and the five services' HTTP ports: nothing else
+            expected = {53, 443} | http_ports
         assert _egress_ports(policy) == expected, name
         assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
         assert policy["spec"]["podSelector"]["matchLabels"]["citydesk.io/service"] == name
@@ -311,6 +408,46 @@ def test_network_policy_lets_services_reach_only_their_dependencies(
         assert [rule["ports"] for rule in policy["spec"]["ingress"]] == [
             [{"port": "http", "protocol": "TCP"}]
         ]
+
+
+def test_console_network_policy_admits_the_ingress_controller_and_reaches_only_apis(
+    rendered: dict[str, str],
+) -> None:
+    production = yaml.safe_load(VALUE_SETS["production"].read_text())
+    policies = {
+        doc["metadata"]["name"]: doc for doc in _kinds(rendered["production"], "NetworkPolicy")
+    }
+    policy = policies["citydesk-console"]
+    (ingress,) = policy["spec"]["ingress"]
+    assert ingress["from"] == production["console"]["ingressFrom"]
+    assert any(
+        peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "ingress-nginx"}
+        for peer in ingress["from"]
+    )
+    (to_services,) = [
+        rule
+        for rule in policy["spec"]["egress"]
+        if {port["port"] for port in rule["ports"]} == set(PORTS.values())
+    ]
+    (peer,) = to_services["to"]
+    assert peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "api"
+    # the services admit the console's pods: they admit every pod of the release
+    console_labels = _console(rendered["production"])[0]["spec"]["template"]["metadata"]["labels"]
+    for name in SERVICES:
+        peers = policies[f"citydesk-{name}"]["spec"]["ingress"][0]["from"]
+        in_release = [
+            peer["podSelector"]["matchLabels"] for peer in peers if set(peer) == {"podSelector"}
+        ]
+        assert any(_selects(selector, console_labels) for selector in in_release), name
+    # without its own list the console admits what networkPolicy.ingressFrom names
+    single = {
+        doc["metadata"]["name"]: doc for doc in _kinds(rendered["single-node"], "NetworkPolicy")
+    }
+    single_values = yaml.safe_load(VALUE_SETS["single-node"].read_text())
+    assert (
+        single["citydesk-console"]["spec"]["ingress"][0]["from"]
+        == (single_values["networkPolicy"]["ingressFrom"])
+    )
 
 
 def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -392,7 +529,7 @@ def _service_settings_fields(name: str) -> set[str]:
     return {f"CITYDESK_{field.upper()}" for field in fields}
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", PROCESS_PORTS)
 def test_every_setting_the_chart_passes_is_one_the_service_reads(
     tools: DeployTools, name: str
 ) -> None:
@@ -400,7 +537,7 @@ def test_every_setting_the_chart_passes_is_one_the_service_reads(
         pytest.skip(f"services/{name}/app.py is not written yet")
     overrides = ["--values", str(VALUE_SETS["production"])]
     chart_values = yaml.safe_load(chart_path("values.yaml").read_text())
-    if chart_values["services"][name]["config"]["env"]:
+    if chart_values["services"].get(name, {}).get("config", {}).get("env"):
         overrides += ["--set", f"services.{name}.config.content=seed: 1"]
     result = helm_template(tools, *overrides)
     assert result.returncode == 0, result.stderr

@@ -203,3 +203,37 @@ async def test_every_metric_read_exists_on_the_running_service(service: str) -> 
     offered = exposed_series(response.text)
     missing = {name: sorted(where) for name, where in wanted.items() if name not in offered}
     assert not missing, f"{service}'s /metrics lacks series read by alerts or dashboards: {missing}"
+
+
+async def test_every_metric_the_console_is_watched_by_exists_on_the_console() -> None:
+    """The console owns no events or outbox: the request, readiness and process metrics
+    alerts and dashboards read must be on its /metrics, and its readiness names the five
+    services it calls."""
+    import httpx
+
+    from services.console.app import create_app
+    from services.console.settings import ConsoleSettings
+
+    # nothing answers on port 9: every service looks down
+    down = {f"console_{name}_url": "http://127.0.0.1:9" for name in SERVICES}
+    app = create_app(ConsoleSettings(**down))
+    wanted = {
+        name: where
+        for name, where in _used_metrics().items()
+        if name in _shared_series() and name.startswith(("citydesk_http_", "citydesk_ready"))
+    }
+    assert "citydesk_ready" in wanted
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://console") as client:
+            assert (await client.get("/healthz")).status_code == 200
+            ready = await client.get("/readyz")
+            response = await client.get("/metrics")
+    assert ready.status_code == 503
+    assert set(ready.json()["checks"]) == set(SERVICES)
+    assert 'citydesk_ready{service="console"} 0.0' in response.text
+    offered = exposed_series(response.text)
+    missing = {name: sorted(where) for name, where in wanted.items() if name not in offered}
+    assert not missing, (
+        f"the console's /metrics lacks series read by alerts or dashboards: {missing}"
+    )

@@ -61,14 +61,20 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/*
 A Deployment for one service; dict root, name (the service), svc (its values),
-component (api|worker), spec (the component's values), runConsumers (bool).
+component (api|worker|web), spec (the component's values), runConsumers (bool),
+backend (bool: reaches Kafka, MongoDB and S3 and may have a seed config; false for the
+console) and env (a dict of plain variables that svc.env and extraEnv override).
 */}}
 {{- define "citydesk.deployment" -}}
 {{- $root := .root -}}
 {{- $values := $root.Values -}}
 {{- $fullname := include "citydesk.fullname" $root -}}
 {{- $selector := dict "root" $root "service" .name "component" .component -}}
-{{- $config := include "citydesk.serviceConfig" . -}}
+{{- $config := "" -}}
+{{- if .backend -}}
+{{- $config = include "citydesk.serviceConfig" . -}}
+{{- end -}}
+{{- $kafkaTls := and .backend (include "citydesk.kafkaUsesTls" $root) -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -127,10 +133,11 @@ spec:
               value: {{ $values.environment | quote }}
             - name: CITYDESK_LOG_LEVEL
               value: {{ $values.logLevel | quote }}
-            - name: CITYDESK_RUN_CONSUMERS
-              value: {{ .runConsumers | quote }}
             - name: CITYDESK_ORG_FILE
               value: /etc/citydesk/org/city.yaml
+            {{- if .backend }}
+            - name: CITYDESK_RUN_CONSUMERS
+              value: {{ .runConsumers | quote }}
             - name: CITYDESK_KAFKA_BOOTSTRAP
               value: {{ $values.kafka.bootstrap | quote }}
             - name: CITYDESK_KAFKA_SECURITY_PROTOCOL
@@ -148,7 +155,7 @@ spec:
                   name: {{ $values.kafka.sasl.existingSecret }}
                   key: {{ $values.kafka.sasl.passwordKey }}
             {{- end }}
-            {{- if include "citydesk.kafkaUsesTls" $root }}
+            {{- if $kafkaTls }}
             - name: CITYDESK_KAFKA_CA_FILE
               value: /etc/citydesk/kafka-ca/{{ $values.kafka.tls.caKey }}
             {{- end }}
@@ -175,6 +182,7 @@ spec:
                   name: {{ $values.s3.existingSecret }}
                   key: {{ $values.s3.secretKeyKey }}
             {{- end }}
+            {{- end }}
             - name: CITYDESK_JWT_ISSUER
               value: {{ $values.auth.issuer | quote }}
             - name: CITYDESK_JWT_AUDIENCE
@@ -191,7 +199,7 @@ spec:
             - name: {{ .svc.config.env }}
               value: /etc/citydesk/{{ .name }}/config.yaml
             {{- end }}
-            {{- range $key, $value := merge (dict) .svc.env $values.extraEnv }}
+            {{- range $key, $value := merge (dict) .svc.env $values.extraEnv (default (dict) .env) }}
             - name: {{ $key }}
               value: {{ $value | quote }}
             {{- end }}
@@ -224,7 +232,7 @@ spec:
               readOnly: true
             - name: tmp
               mountPath: /tmp
-            {{- if include "citydesk.kafkaUsesTls" $root }}
+            {{- if $kafkaTls }}
             - name: kafka-ca
               mountPath: /etc/citydesk/kafka-ca
               readOnly: true
@@ -241,7 +249,7 @@ spec:
         - name: tmp
           emptyDir:
             sizeLimit: {{ $values.tmpSizeLimit }}
-        {{- if include "citydesk.kafkaUsesTls" $root }}
+        {{- if $kafkaTls }}
         - name: kafka-ca
           secret:
             secretName: {{ $values.kafka.tls.caSecret }}
