@@ -547,6 +547,12 @@ async def _commit_fold(*, sentiment: Sentiment, fold: IncidentFold) -> None:
         kind = FlagKind.ESCALATION
     if kind is None:
         await _store_incident(sentiment=sentiment, fold=fold)
+        if fold.alert_before is not None:
+            # the alert grows with its incident even when nothing new is announced
+            await runtime.db.alerts.update_one(
+                {"_id": fold.alert_before},
+                {"$max": {"item_count": incident["item_count"]}, "$set": {"updated_at": now_utc()}},
+            )
     else:
         lead = max(fold.items, key=lambda item: (Severity(item["severity"]).rank, item["score"]))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from typing import Any
 
@@ -213,6 +214,9 @@ async def test_a_negative_burst_is_one_incident_one_alert_an_escalation_and_a_ve
                 tp.INTAKE_OPINIONS.name, event.model_dump_json().encode(),
                 key=tp.INTAKE_OPINIONS.key(event),
             )  # fmt: skip
+            await asyncio.sleep(
+                0.3
+            )  # a feed trickles: the items reach the service in several batches
 
         async def alerts() -> list[dict[str, Any]]:
             listed = await http.get(
@@ -220,8 +224,10 @@ async def test_a_negative_burst_is_one_incident_one_alert_an_escalation_and_a_ve
             )
             return [a for a in listed.json() if a["school"] == school]
 
+        seen: list[list[dict[str, Any]]] = [[]]
+
         async def escalated() -> list[dict[str, Any]] | None:
-            found = await alerts()
+            found = seen[0] = await alerts()
             ok = (
                 len(found) == 1
                 and found[0]["item_count"] >= 10
@@ -229,7 +235,13 @@ async def test_a_negative_burst_is_one_incident_one_alert_an_escalation_and_a_ve
             )
             return found if ok else None
 
-        found = await eventually(escalated, what="one grown alert, escalated", timeout=60)
+        try:
+            found = await eventually(escalated, what="one grown alert, escalated", timeout=60)
+        except AssertionError:
+            summary = [
+                (a["item_count"], a["owner_level"], a["severity"], a["state"]) for a in seen[0]
+            ]
+            raise AssertionError(f"alerts at {school}: {summary}") from None
         assert found[0]["serious"] is True
         incidents = await http.get(
             f"{city.url('sentiment')}/incidents", headers=auth(county, Role.OPINION_OFFICER)
