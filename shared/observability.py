@@ -102,7 +102,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiokafka", "pymongo", "urllib3"):
+    for noisy in ("aiokafka", "pymongo", "urllib3", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
