@@ -500,7 +500,8 @@ def print_report(
         )
     console.rule("Where to look")
     for name, url in urls.items():
-        console.print(f"{name:10} {url}/docs   {url}/metrics   {url}/asyncapi.json")
+        if name != "console":
+            console.print(f"{name:10} {url}/docs   {url}/metrics   {url}/asyncapi.json")
     console.print(f"public feed  {urls['review']}/feed   {urls['review']}/feed.rss")
     console.print("AsyncAPI of the whole bus: docs/contracts/asyncapi.json")
     if "console" in urls:
