@@ -1,10 +1,14 @@
 """Scoring ledger throughput beside raw MongoDB ``insert_one`` on the same server, and the
 latency of rankings over a city of 3,000 schools with a year of projections.
 
-* ``ledger_per_event``: events applied one at a time, as the live consumers do (ledger
-  insert with its unique keys, then the projection recomputed from the ledger);
-* ``ledger_batched``: the same work in batches of 500, as the rebuild does;
+* ``ledger_per_event``: events applied one at a time, what the live consumers do when
+  events trickle in (ledger insert with its unique keys, then the projection recomputed
+  from the ledger);
+* ``ledger_batched``: the same work in batches of 500, the code path the live consumers
+  and the rebuild share;
 * ``ledger_replayed``: the batches applied a second time (everything is a duplicate);
+* ``live_consumer``: the scoring service itself, its batch consumers scoring events
+  produced while it runs, until the last projection is written;
 * ``rebuild_from_kafka``: the rebuild reading the events back from the broker.
 
 Rates are reported as ratios to the raw ``insert_one`` rate measured in the same run.
@@ -19,14 +23,18 @@ import random
 import statistics
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
 
 from citydesk.bench.raw import mongo_rates
 from citydesk.bench.suite import run_alone
 from services.scoring import rankings
+from services.scoring.app import create_app
+from services.scoring.handlers import SCORED_TOPICS
 from services.scoring.ledger import COUNTERS, apply_events
 from services.scoring.periods import month_of, parse_period
 from services.scoring.rebuild import rebuild
@@ -131,10 +139,8 @@ async def ledger_rates(settings: Settings, org: OrgTree) -> dict[str, Any]:
     }
 
 
-async def rebuild_rate(settings: Settings, org: OrgTree) -> dict[str, Any]:
-    """Produce events to the topics, then time the rebuild reading them back."""
-    await ensure_topics(settings)
-    events = story_events(org, BATCHED, seed=3)
+async def produce(settings: Settings, events: list[ev.Envelope]) -> None:
+    """Publish ``events`` to their topics, in order, with their ordering keys."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
@@ -146,6 +152,67 @@ async def rebuild_rate(settings: Settings, org: OrgTree) -> dict[str, Any]:
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
+
+
+def events_handled() -> float:
+    """Events the scoring consumers of this process have applied or dead-lettered."""
+    total = 0.0
+    for topic in SCORED_TOPICS:
+        for outcome in ("applied", "dead_lettered"):
+            labels = {
+                "service": "scoring", "topic": topic.name,
+                "handler": "score_" + topic.name.replace(".", "_"), "outcome": outcome,
+            }  # fmt: skip
+            total += REGISTRY.get_sample_value("citydesk_events_handled_total", labels) or 0.0
+    return total
+
+
+async def live_rate(settings: Settings, org: OrgTree, *, timeout: float = 60.0) -> dict[str, Any]:
+    """Run the scoring service with fresh consumer groups and database, let it catch up on
+    a warm-up, then time it scoring events produced while it runs."""
+    await ensure_topics(settings)
+    prefix = f"benchlive{uuid.uuid4().hex[:8]}"
+    service = settings.model_copy(update={"mongo_database_prefix": prefix, "run_consumers": True})
+    app = create_app(service)
+
+    async def scored(events: list[ev.Envelope], handled: float = 0.0) -> bool:
+        """Every event has its ledger entries and the consumers have handled ``handled``
+        events in all (so the batches' projections are written too)."""
+        if events_handled() < handled:
+            return False
+        ids = [str(e.event_id) for e in events]
+        query = {"source_event_id": {"$in": ids}}
+        found = await app.state.runtime.db[LEDGER].distinct("source_event_id", query)
+        return len(found) == len(ids)
+
+    async def until(check: Callable[[], Awaitable[bool]]) -> None:
+        deadline = time.monotonic() + timeout
+        while not await check():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the live consumers did not score the events in time")
+            await asyncio.sleep(0.2)
+
+    async with app.router.lifespan_context(app):
+        warm_up = story_events(org, 50, seed=5)
+        await produce(settings, warm_up)
+        await until(lambda: scored(warm_up))
+        events = story_events(org, BATCHED, seed=4)
+        before = events_handled()
+        started = time.perf_counter()
+        await produce(settings, events)
+        await until(lambda: scored(events, before + len(events)))
+        seconds = time.perf_counter() - started
+        handled = events_handled() - before
+    client = make_client(settings)
+    await client.drop_database(service.database_name)
+    await client.close()
+    return {"events": round(handled), "events_per_s": round(handled / seconds)}
+
+
+async def rebuild_rate(settings: Settings, org: OrgTree) -> dict[str, Any]:
+    """Produce events to the topics, then time the rebuild reading them back."""
+    await ensure_topics(settings)
+    await produce(settings, story_events(org, BATCHED, seed=3))
     database = f"bench_rebuild_{uuid.uuid4().hex[:8]}"
     source = settings.model_copy(update={"mongo_database": f"bench_live_{uuid.uuid4().hex[:8]}"})
     client = make_client(settings)
@@ -263,11 +330,13 @@ async def ranking_latency(settings: Settings) -> dict[str, Any]:
 
 
 async def run(env: dict[str, str]) -> dict[str, Any]:
-    """Raw insert_one rate, ledger rates as ratios to it, rebuild rate, ranking latency."""
+    """Raw insert_one rate, ledger, live consumer and rebuild rates as ratios to it, ranking
+    latency."""
     settings = settings_from(env)
     org = example_city()
     raw = await mongo_rates(settings, documents=1000)
     ledger = await ledger_rates(settings, org)
+    live = await live_rate(settings, org)
     replayed = await rebuild_rate(settings, org)
     ranking = await ranking_latency(settings)
     insert_one = raw["insert_one_per_s"]
@@ -278,8 +347,10 @@ async def run(env: dict[str, str]) -> dict[str, Any]:
             "per_event": round(ledger["per_event_events_per_s"] / insert_one, 2),
             "batched": round(ledger["batched_events_per_s"] / insert_one, 2),
             "replayed": round(ledger["replayed_events_per_s"] / insert_one, 2),
+            "live_consumer": round(live["events_per_s"] / insert_one, 2),
             "rebuild_from_kafka": round(replayed["events_per_s"] / insert_one, 2),
         },
+        "live_consumer": live,
         "rebuild_from_kafka": replayed,
         "ranking": ranking,
     }

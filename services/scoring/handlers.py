@@ -1,11 +1,12 @@
-"""Kafka subscribers: every scored topic goes through the same ledger write."""
+"""Kafka subscribers: every scored topic is read in batches and goes through the same
+ledger write as the rebuild."""
 
 from __future__ import annotations
 
 from services.scoring.ledger import apply_events
 from shared import topics as tp
 from shared.events import Envelope
-from shared.kafka import consumer
+from shared.kafka import batch_consumer
 from shared.runtime import ServiceRuntime
 
 SCORED_TOPICS: tuple[tp.Topic, ...] = (
@@ -15,6 +16,7 @@ SCORED_TOPICS: tuple[tp.Topic, ...] = (
     tp.OPINION_FLAGGED,
     tp.MEDIA_STORED,
 )
+BATCH = 500
 
 
 def register_handlers(runtime: ServiceRuntime) -> None:
@@ -26,9 +28,14 @@ def register_handlers(runtime: ServiceRuntime) -> None:
 def _subscribe(runtime: ServiceRuntime, topic: tp.Topic) -> None:
     name = "score_" + topic.name.replace(".", "_")
 
-    @consumer(
-        runtime.broker, topic, group=runtime.name, settings=runtime.settings, handler_name=name
+    @batch_consumer(
+        runtime.broker,
+        topic,
+        group=runtime.name,
+        settings=runtime.settings,
+        max_records=BATCH,
+        handler_name=name,
     )
-    async def score_event(event: Envelope) -> None:
-        """Write the event's ledger entries and refresh the projections they touch."""
-        await apply_events(db=runtime.db, org=runtime.org, events=[event])
+    async def score_events(events: list[Envelope]) -> None:
+        """Write the events' ledger entries and refresh the projections they touch."""
+        await apply_events(db=runtime.db, org=runtime.org, events=events)

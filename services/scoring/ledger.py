@@ -5,8 +5,10 @@ Idempotency has two layers. Each entry has a natural key as ``_id`` (``submitted
 ``adoption|<event id>``…) and a unique ``(source_event_id, kind)`` index, so a redelivered
 or replayed event inserts nothing new. The projection of a ``(unit, month)`` is not
 incremented but recomputed from its entries and replaced, so running it again, or after a
-crash between the two writes, gives the same result. Both writes take whole batches,
-which the rebuild uses; the live consumers pass one event at a time.
+crash between the two writes, gives the same result. Both writes take whole batches, and
+the live consumers and the rebuild share them: a batch is scored against the ledger
+entries of events outside it, so applying the same batch again (a retry, a redelivery)
+computes the same entries, which the unique keys then refuse.
 """
 
 from __future__ import annotations
@@ -84,7 +86,6 @@ class Scoring:
     book: RuleBook
     org: OrgTree
     story_history: dict[str, list[dict[str, Any]]]
-    known_ids: set[str] = field(default_factory=set)
     entries: list[dict[str, Any]] = field(default_factory=list)
     items: list[dict[str, Any]] = field(default_factory=list)
 
@@ -122,10 +123,7 @@ class Scoring:
             detail=detail,
         )
         self.entries.append(entry)
-        # a replayed event's entry is already in the history (as loaded); its recomputed
-        # twin is only there to be refused by the unique keys
-        replayed = key in self.known_ids
-        if story_id is not None and kind in STORY_STATE_KINDS and not replayed:
+        if story_id is not None and kind in STORY_STATE_KINDS:
             self.story_history.setdefault(story_id, []).append(entry)
         return entry
 
@@ -470,34 +468,42 @@ class Applied:
 
 
 async def apply_events(
-    *, db: Db, org: OrgTree, events: Sequence[ev.Envelope], count_metrics: bool = True
+    *,
+    db: Db,
+    org: OrgTree,
+    events: Sequence[ev.Envelope],
+    count_metrics: bool = True,
+    skip_rejected: bool = False,
 ) -> Applied:
     """Score ``events`` (in their topic order) into the ledger and the projections.
 
-    An event that can never apply raises :class:`PermanentError` when it is alone (the
-    live consumer dead-letters it); in a batch it is skipped and reported.
+    An event that can never apply raises :class:`PermanentError` before anything is
+    written (the live consumer then applies the batch one event at a time and dead-letters
+    only that event); with ``skip_rejected`` it is skipped and reported instead.
     """
     book = await rule_book(db=db)
     story_ids = [e.payload.story_id for e in events if e.type == "story.published"]
     history: dict[str, list[dict[str, Any]]] = defaultdict(list)
     if story_ids:
-        cursor = db[LEDGER].find({"story_id": {"$in": sorted(set(story_ids))}})
+        # entries the batch's own events wrote on an earlier attempt are left out: they
+        # are computed again below, in order, and refused by the unique keys
+        cursor = db[LEDGER].find(
+            {
+                "story_id": {"$in": sorted(set(story_ids))},
+                "source_event_id": {"$nin": [str(e.event_id) for e in events]},
+            }
+        )
         for entry in await cursor.to_list():
             if entry["kind"] in STORY_STATE_KINDS:
                 history[entry["story_id"]].append(entry)
-    scoring = Scoring(
-        book=book,
-        org=org,
-        story_history=history,
-        known_ids={e["_id"] for h in history.values() for e in h},
-    )
+    scoring = Scoring(book=book, org=org, story_history=history)
     applied = Applied()
     for event in events:
         scorer = SCORERS[event.type]
         try:
             scorer(scoring, event)  # type: ignore[operator]
         except PermanentError as exc:
-            if len(events) == 1:
+            if not skip_rejected:
                 raise
             applied.rejected.append((str(event.event_id), str(exc)))
     inserted = await _insert_new(db, LEDGER, scoring.entries)
@@ -570,8 +576,16 @@ async def refresh_projections(*, db: Db, org: OrgTree, keys: set[tuple[str, str]
             **total,
             "points": round(total["points"], 2),
         }
-        operations.append(ReplaceOne({"_id": f"{unit_code}|{period}"}, document, upsert=True))
-    await db[UNIT_MONTHS].bulk_write(operations, ordered=False)
+        # the ledger only grows: a projection counted from fewer entries than the stored
+        # one was read before another consumer's entries and must not replace it
+        newer_or_same = {"_id": f"{unit_code}|{period}", "entries": {"$lte": total["entries"]}}
+        operations.append(ReplaceOne(newer_or_same, document, upsert=True))
+    try:
+        await db[UNIT_MONTHS].bulk_write(operations, ordered=False)
+    except BulkWriteError as exc:
+        # the upsert of a stale projection collides with the newer one's _id
+        if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
+            raise
 
 
 # ---- campaigns ------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
-from services.scoring.handlers import SCORED_TOPICS
+from services.scoring.handlers import BATCH, SCORED_TOPICS
 from services.scoring.ledger import apply_events
 from services.scoring.service import CAMPAIGNS, RULE_VERSIONS, ensure_indexes, seed_rules
 from shared import topics as tp
@@ -28,8 +28,6 @@ from shared.kafka import client_security
 from shared.mongo import make_client
 from shared.orgtree import load_org
 from shared.settings import Settings, load_settings
-
-BATCH = 500
 
 
 async def rebuild(
@@ -80,7 +78,9 @@ async def rebuild(
             if batch:
                 deadline = time.monotonic() + idle_timeout
             if events:
-                applied = await apply_events(db=target, org=org, events=events, count_metrics=False)
+                applied = await apply_events(
+                    db=target, org=org, events=events, count_metrics=False, skip_rejected=True
+                )
                 totals["events"] += len(events)
                 totals["entries"] += applied.entries
                 totals["duplicates"] += applied.duplicates

@@ -24,7 +24,15 @@ from services.scoring.service import CAMPAIGN_ITEMS, LEDGER, load_default_rules
 from shared import events as ev
 from shared import topics as tp
 from shared.orgtree import example_city
-from tests.support import RunningService, auth, eventually, run_service, settings_for
+from tests.support import (
+    RunningService,
+    auth,
+    eventually,
+    header,
+    read_topic,
+    run_service,
+    settings_for,
+)
 
 pytestmark = pytest.mark.usefixtures("stack_env")
 
@@ -146,7 +154,10 @@ class Bus:
         self.svc = svc
 
     async def send(self, *events: Any, wait: bool = True) -> None:
-        """Publish real contract events in order and wait until the ledger has them."""
+        """Publish real contract events in order and wait until the ledger has them and
+        the consumers have finished their batches (projections included)."""
+        topics = Counter(e.type for e in events)
+        before = {topic: handled(topic) for topic in topics}
         for event in events:
             topic = tp.BY_NAME[event.type]
             await self.producer.send_and_wait(
@@ -154,16 +165,20 @@ class Bus:
             )
         if wait:
             await self.applied(*events)
+            await self.handled(before, topics)
 
     async def redeliver(self, *events: Any) -> None:
         """Publish events again and wait until the consumers have read every copy."""
         topics = Counter(e.type for e in events)
         before = {topic: handled(topic) for topic in topics}
         await self.send(*events, wait=False)
+        await self.handled(before, topics)
+
+    async def handled(self, before: dict[str, float], topics: Counter[str]) -> None:
         for topic, count in topics.items():
             await eventually(
                 lambda topic=topic, count=count: handled(topic) >= before[topic] + count,
-                what=f"{topic} redelivered",
+                what=f"{topic} handled",
             )
 
     async def applied(self, *events: Any) -> None:
@@ -581,6 +596,34 @@ async def test_duplicate_and_replayed_events_change_nothing(bus: Bus) -> None:
     row_after, row_before = row_of(ranking_after, unit), row_of(ranking_before, unit)
     assert row_after["points"] == row_before["points"]
     assert row_after["submitted"] == 1 and row_after["incidents"] == 1
+
+
+async def test_an_event_for_an_unknown_unit_is_dead_lettered_and_its_neighbours_still_score(
+    bus: Bus,
+) -> None:
+    good = [submitted("dh-zyzx", "2025-08-04T09:00:00+08:00") for _ in range(4)]
+    stray = submitted("dh-zyzx", "2025-08-04T10:00:00+08:00")
+    stray = stray.model_copy(
+        update={"payload": stray.payload.model_copy(update={"unit_path": ev.UnitPath(
+            city="jc", county="dh", unit="dh-nowhere")})}
+    )  # fmt: skip
+    await bus.send(good[0], good[1], stray, good[2], good[3], wait=False)
+    await bus.applied(*good)
+
+    def stray_letter(records: list[Any]) -> bool:
+        return any(
+            str(stray.event_id).encode() in (r.value or b"")
+            and header(r, "dlq-service") == "scoring"
+            for r in records
+        )
+
+    records = await read_topic(tp.STORY_SUBMITTED.dlq, until=stray_letter)
+    letter = next(r for r in records if str(stray.event_id).encode() in (r.value or b""))
+    assert header(letter, "dlq-reason-kind") == "rejected"
+    assert "dh-nowhere" in (header(letter, "dlq-reason") or "")
+    ids = [str(e.event_id) for e in good]
+    entries = await bus.svc.runtime.db[LEDGER].find({"source_event_id": {"$in": ids}}).to_list()
+    assert sorted(e["kind"] for e in entries) == ["submitted"] * 4
 
 
 async def test_a_rebuild_from_the_topics_equals_the_live_rankings(bus: Bus) -> None:
