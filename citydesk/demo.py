@@ -16,13 +16,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from aiokafka import AIOKafkaProducer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from citydesk.demo_content import INCIDENT_POSTS, OPINION_NOISE, STORY_TEMPLATES, draw_photo
 from citydesk.processes import SERVICES, ServiceProcesses
+from citydesk.producer import SignedProducer
 from citydesk.stack import Stack, StackConfig
 from shared import events as ev
 from shared import topics as tp
@@ -229,7 +229,7 @@ class DemoCity:
 
     # ---- 2. a county system publishes through intake ----------------------------------
     async def county_system_publishes(self) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all")
+        producer = SignedProducer(self.settings)
         await producer.start()
         schools = self.org.schools(INTAKE_COUNTY)
         try:
@@ -363,7 +363,7 @@ class DemoCity:
                 rules["alerts"]["deadline_seconds"], ESCALATION_SECONDS
             )
             await self.call("PUT", "sentiment", "/config", unit=city, role=Role.ADMIN, json=rules)
-        producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all")
+        producer = SignedProducer(self.settings)
         await producer.start()
         school = self.org.unit(INCIDENT_SCHOOL)
         items: list[tuple[str, str | None, str, str]] = []

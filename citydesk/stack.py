@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from shared.bus_auth import write_local_keys
+
 KafkaStorage = Literal["s3", "memory"]
 SERVERS = ("s3", "kafka-store", "mongo", "kafka")
 TANSU_BUCKET = "tansu"
@@ -82,7 +84,13 @@ class StackConfig:
             "CITYDESK_S3_ACCESS_KEY": self.access_key,
             "CITYDESK_S3_SECRET_KEY": self.secret_key,
             "CITYDESK_S3_SECURE": "false",
+            "CITYDESK_BUS_KEYS_DIR": str(self.bus_keys_dir.resolve()),
         }
+
+    @property
+    def bus_keys_dir(self) -> Path:
+        """Every bus principal's key pair and the keyring (see shared/bus_auth.py)."""
+        return self.root / "bus-keys"
 
     def save(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -98,6 +106,17 @@ class StackConfig:
         data = json.loads(path.read_text())
         data["root"] = Path(data["root"])
         return cls(**data)
+
+
+def local_principals() -> list[str]:
+    """Who writes on the local bus: the five services and each county's system."""
+    from shared import topics as tp
+    from shared.bus_auth import county_principal
+    from shared.orgtree import load_org
+
+    services = sorted({w for t in tp.ALL for w in t.writers if w != tp.COUNTY_SYSTEMS})
+    counties = [county_principal(unit.code) for unit in load_org(None).counties()]
+    return services + counties
 
 
 def free_port() -> int:
@@ -396,6 +415,7 @@ class Stack:
         """Start whatever is not running; returns seconds each server took to answer."""
         self.root.mkdir(parents=True, exist_ok=True)
         self.config.save()
+        write_local_keys(self.config.bus_keys_dir, local_principals())
         timings: dict[str, float] = {}
         starters = self._starters()
         needed = [name for name in self.servers() if self._pid(name) is None]

@@ -1,44 +1,60 @@
-"""Kafka through FastStream: the broker factory, topic bootstrap, publishing, and the
-consumer wrapper that commits only after the effect is stored and dead-letters what it
-cannot apply.
+"""Kafka through FastStream: the service's bus (broker, signed writer, dead letters), topic
+bootstrap, and the consumer wrapper that commits only after the effect is stored.
 
-Every subscriber is registered through :func:`consumer`. It
+Every subscriber is registered through :func:`consumer` or :func:`batch_consumer`. For
+each record, whatever its bytes and headers, the wrapper
 
-* parses the raw bytes into the topic's contract; a validation failure goes straight to
-  ``<topic>.dlq`` with the reason, the original bytes and headers;
-* retries a failing handler a bounded number of times with exponential backoff, then
-  dead-letters it: the partition is never blocked forever;
-* returns normally only when the effect (or the dead letter) is stored, so the
-  ``NACK_ON_ERROR`` policy commits the offset only after it; if even the dead letter
-  cannot be written, it raises and the message is read again.
+* takes the raw record (FastStream's own header decoding and JSON decoder are replaced,
+  so nothing can raise before the wrapper runs);
+* checks who wrote it (:mod:`shared.bus_auth`), then parses it into the topic's
+  contract; a failure of either is dead-lettered with the reason;
+* retries a failing handler a bounded number of times with backoff, then dead-letters
+  the record; an outage of a dependency is waited out instead;
+* returns only when the effect or the dead letter is stored, so the ``NACK_ON_ERROR``
+  policy commits the offset only after it. Dead letters are written once per record
+  (:mod:`shared.deadletters`), and a record read again at an offset already delivered
+  is counted as a redelivery, so a stall shows in metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from pydantic import ValidationError
+from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import topics as tp
+from shared.bus_auth import (
+    BusSigner,
+    Keyring,
+    UnauthorisedWriter,
+    county_of,
+    keyring_for,
+    signer_for,
+)
+from shared.deadletters import DeadLetters, Delivery
 from shared.events import Envelope
 from shared.observability import (
-    DLQ_MESSAGES,
     EVENTS_FAILED,
     EVENTS_HANDLED,
     EVENTS_PUBLISHED,
     HANDLER_SECONDS,
+    REDELIVERIES,
+    TOPIC_RETENTION_FINITE,
     correlation_id,
 )
 from shared.settings import Settings
@@ -46,11 +62,21 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Envelope)
+CORRELATION_HEADER = "correlation-id"
 
 
 class PermanentError(Exception):
     """The event can never be applied (e.g. a unit outside the producing county):
     dead-letter it at once, without retries."""
+
+
+class Refused(Exception):
+    """A record the consumer will not apply: dead-letter it with ``kind`` and the reason."""
+
+    def __init__(self, kind: str, reason: str, county: str | None = None) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.county = county
 
 
 def _security(settings: Settings) -> BaseSecurity | None:
@@ -75,45 +101,8 @@ def _security(settings: Settings) -> BaseSecurity | None:
     return mechanism(username, password, use_ssl=use_ssl, ssl_context=context)
 
 
-def make_broker(settings: Settings) -> KafkaBroker:
-    """A broker for one service, acks from all replicas. The idempotent producer stays
-    off: Tansu answers its InitProducerId with an error in s3 mode, and consumers dedupe by
-    ``event_id`` anyway."""
-    return KafkaBroker(
-        settings.kafka_bootstrap,
-        client_id=f"citydesk-{settings.service_name}",
-        security=_security(settings),
-        acks="all",
-        linger_ms=2,
-        graceful_timeout=10.0,
-        logger=logging.getLogger(f"faststream.{settings.service_name}"),
-    )
-
-
-async def ensure_topics(settings: Settings) -> None:
-    """Create every contract topic and its dead-letter topic if missing."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap,
-        client_id=f"citydesk-{settings.service_name}-admin",
-        **client_security(settings),
-    )
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        wanted = []
-        for topic in tp.ALL:
-            if topic.name not in existing:
-                wanted.append(NewTopic(topic.name, settings.kafka_partitions, 1))
-            if topic.dlq not in existing:
-                wanted.append(NewTopic(topic.dlq, 1, 1))
-        if wanted:
-            await admin.create_topics(wanted)
-    finally:
-        await admin.close()
-
-
 def client_security(settings: Settings) -> dict[str, Any]:
-    """SASL/TLS options for plain aiokafka clients (admin, replay and rebuild readers)."""
+    """SASL/TLS options for plain aiokafka clients (admin, writer, replay and rebuild)."""
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
         return {}
@@ -131,67 +120,227 @@ def client_security(settings: Settings) -> dict[str, Any]:
     return options
 
 
-async def publish(broker: KafkaBroker, topic: tp.Topic, event: Envelope, *, service: str) -> None:
-    """Publish one contract event with its ordering key and correlation header."""
-    await broker.publish(
-        event.model_dump_json().encode(),
-        topic.name,
-        key=topic.key(event),
-        headers={
-            "content-type": "application/json",
-            "event-type": event.type,
-            "event-version": str(event.version),
-            "correlation-id": event.correlation_id,
-        },
-        correlation_id=event.correlation_id,
+def make_broker(settings: Settings) -> KafkaBroker:
+    """The FastStream broker that runs a service's subscribers (and documents its
+    channels). Records are written by :class:`BusWriter`, which signs them."""
+    return KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=f"citydesk-{settings.service_name}",
+        security=_security(settings),
+        graceful_timeout=10.0,
+        logger=logging.getLogger(f"faststream.{settings.service_name}"),
     )
-    EVENTS_PUBLISHED.labels(service, topic.name).inc()
 
 
-async def dead_letter(
-    broker: KafkaBroker,
-    *,
-    topic: str,
-    service: str,
-    raw: bytes,
-    key: bytes | None,
-    headers: dict[str, str],
-    reason: str,
-    reason_kind: str,
-    county: str,
-    partition: int | None = None,
-    offset: int | None = None,
-) -> None:
-    """Send the original bytes to ``<topic>.dlq`` with why, where from and when."""
-    await broker.publish(
-        raw,
-        f"{topic}.dlq",
-        key=key,
-        headers={
-            **headers,
-            "dlq-reason": reason[:2000],
-            "dlq-reason-kind": reason_kind,
-            "dlq-source-topic": topic,
-            "dlq-source-partition": str(partition if partition is not None else ""),
-            "dlq-source-offset": str(offset if offset is not None else ""),
-            "dlq-service": service,
-            "dlq-at": datetime.now(UTC).isoformat(),
-        },
+class BusWriter:
+    """Writes records signed as this service, acknowledged by all in-sync replicas. The
+    idempotent producer stays off: Tansu answers its InitProducerId with an error in s3
+    mode, and consumers dedupe by ``event_id`` anyway."""
+
+    def __init__(self, settings: Settings, signer: BusSigner | None) -> None:
+        self.settings = settings
+        self.signer = signer
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.settings.kafka_bootstrap,
+                client_id=f"citydesk-{self.settings.service_name}-writer",
+                acks="all",
+                linger_ms=2,
+                **client_security(self.settings),
+            )
+            await producer.start()
+            self._producer = producer
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
+    ) -> None:
+        """Write one record, signed when this process has a key; waits for the ack."""
+        if self._producer is None:
+            await self.start()
+        assert self._producer is not None
+        signed = dict(headers)
+        if self.signer is not None:
+            signed.update(self.signer.headers(topic, key, value))
+        await self._producer.send_and_wait(
+            topic, value, key=key, headers=[(k, v.encode()) for k, v in signed.items()]
+        )
+
+
+def event_headers(event: Envelope) -> dict[str, str]:
+    """The headers every event carries (one correlation header, named as documented)."""
+    return {
+        "content-type": "application/json",
+        "event-type": event.type,
+        "event-version": str(event.version),
+        CORRELATION_HEADER: event.correlation_id,
+    }
+
+
+@dataclass
+class Bus:
+    """A service's way onto the bus: subscribers on ``broker``, signed writes through
+    ``writer``, dead letters kept in ``db``, writers checked against ``keyring``."""
+
+    settings: Settings
+    broker: KafkaBroker
+    writer: BusWriter
+    keyring: Keyring
+    dead_letters: DeadLetters
+    subscriptions: list[_Subscription] = field(default_factory=list)
+
+    @property
+    def service(self) -> str:
+        return self.settings.service_name
+
+    async def publish(self, topic: tp.Topic, event: Envelope) -> None:
+        """Publish one contract event with its ordering key (outside the outbox: tests,
+        tools)."""
+        value = event.model_dump_json().encode()
+        await self.writer.send(topic.name, topic.key(event), value, event_headers(event))
+        EVENTS_PUBLISHED.labels(self.service, topic.name).inc()
+
+    async def start(self) -> None:
+        """Connect, then start every subscriber concurrently (FastStream starts them one
+        by one, and each group join takes seconds on Tansu)."""
+        await self.dead_letters.ensure_indexes()
+        await self.writer.start()
+        await self.broker.connect()
+        await asyncio.gather(*(sub.start() for sub in self.broker.subscribers))
+        for pub in self.broker.publishers:
+            await pub.start()
+        self.broker.running = True
+
+    async def stop(self) -> None:
+        await self.broker.stop()
+        await self.writer.stop()
+
+
+def make_bus(settings: Settings, db: AsyncDatabase[dict[str, Any]]) -> Bus:
+    """The bus of one service. Without a keyring nothing could be checked, so the service
+    refuses to start rather than apply records from anyone."""
+    keyring = keyring_for(settings)
+    if keyring is None:
+        raise RuntimeError(
+            "no bus keyring: set CITYDESK_BUS_KEYRING_FILE (and CITYDESK_BUS_SIGNING_KEY), or "
+            "CITYDESK_BUS_KEYS_DIR for the local stack (`citydesk stack env` prints it)"
+        )
+    writer = BusWriter(settings, signer_for(settings))
+    dead_letters = DeadLetters(
+        db, writer.send, service=settings.service_name, max_bytes=settings.kafka_dlq_max_bytes
     )
-    DLQ_MESSAGES.labels(service, topic, reason_kind, county or "unknown").inc()
-    log.warning("dead-lettered a message", extra={"topic": topic, "reason": reason[:500]})
+    return Bus(settings, make_broker(settings), writer, keyring, dead_letters)
 
 
-def _county_hint(raw: bytes) -> str:
-    """Best-effort county code of a message that may not even be JSON, for the metric."""
-    import json
+# ---- topics: created with the settings the log needs ------------------------------------
+def topic_configs(settings: Settings) -> dict[str, str]:
+    return {
+        "retention.ms": str(settings.kafka_retention_ms),
+        "min.insync.replicas": str(settings.kafka_min_insync_replicas),
+    }
 
+
+async def ensure_topics(settings: Settings) -> None:
+    """Create every contract topic and its dead-letter topic if missing (where the
+    deployment declares them instead, ``kafka_create_topics`` is off)."""
+    if not settings.kafka_create_topics:
+        return
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=f"citydesk-{settings.service_name}-admin",
+        **client_security(settings),
+    )
+    await admin.start()
     try:
-        data = json.loads(raw)
-        county = data.get("county") if isinstance(data, dict) else None
-        return str(county)[:32] if county else "unknown"
-    except (ValueError, UnicodeDecodeError):
-        return "unknown"
+        existing = set(await admin.list_topics())
+        configs = topic_configs(settings)
+        wanted = []
+        for topic in tp.ALL:
+            for name, partitions in ((topic.name, settings.kafka_partitions), (topic.dlq, 1)):
+                if name not in existing:
+                    wanted.append(
+                        NewTopic(name, partitions, settings.kafka_replication_factor, None, configs)
+                    )
+        if wanted:
+            await admin.create_topics(wanted)
+    finally:
+        await admin.close()
+
+
+def _finite(configs: dict[str, str]) -> bool:
+    retention = configs.get("retention.ms")
+    size = configs.get("retention.bytes")
+    compacted = "compact" in (configs.get("cleanup.policy") or "")
+    time_bound = retention not in (None, "-1") and not compacted
+    size_bound = size not in (None, "-1") and not compacted
+    return time_bound or size_bound
+
+
+async def truncating_topics(settings: Settings) -> list[str]:
+    """The topics the scoring rebuild reads from the start whose retention would delete
+    old records; each is logged and exported as ``citydesk_topic_retention_finite``."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=f"citydesk-{settings.service_name}-admin",
+        **client_security(settings),
+    )
+    await admin.start()
+    finite: list[str] = []
+    try:
+        names = [t.name for t in tp.ALL if t.rebuild_reads]
+        resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+        for response in await admin.describe_configs(resources):
+            for resource in response.resources:
+                name = resource[3]
+                configs = {entry[0]: entry[1] for entry in resource[4]}
+                is_finite = _finite(configs)
+                TOPIC_RETENTION_FINITE.labels(settings.service_name, name).set(int(is_finite))
+                if is_finite:
+                    finite.append(name)
+                    log.error(
+                        "topic %s deletes old records (retention.ms=%s, retention.bytes=%s): "
+                        "a scoring rebuild would no longer equal the live service",
+                        name, configs.get("retention.ms"), configs.get("retention.bytes"),
+                    )  # fmt: skip
+    finally:
+        await admin.close()
+    return finite
+
+
+# ---- who wrote it, and what it is -------------------------------------------------------
+def admit(topic: tp.Topic, delivery: Delivery, keyring: Keyring) -> Envelope:
+    """The record's event, once its writer may write it; raises :class:`Refused`.
+
+    A service may write only its own topics; a county system only intake of its own
+    county. The rebuild uses the same check, so it skips exactly what live refused."""
+    try:
+        principal = keyring.verify(topic.name, delivery.key, delivery.raw, delivery.headers)
+    except UnauthorisedWriter as exc:
+        raise Refused("unauthorised", str(exc)) from exc
+    county = county_of(principal)
+    allowed = principal in topic.writers or (
+        county is not None and tp.COUNTY_SYSTEMS in topic.writers
+    )
+    if not allowed:
+        raise Refused("unauthorised", f"{principal!r} may not write {topic.name}", county)
+    try:
+        event = topic.model.model_validate_json(delivery.raw)
+    except ValidationError as exc:
+        raise Refused("invalid", _validation_reason(exc), county) from exc
+    if county is not None and event.county != county:
+        raise Refused(
+            "unauthorised",
+            f"{principal!r} may only write events of county {county!r}, not {event.county!r}",
+            county,
+        )
+    return event
 
 
 def _validation_reason(error: ValidationError) -> str:
@@ -219,57 +368,76 @@ def is_transient(exc: BaseException) -> bool:
     )
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """One record as it came off the topic, kept for its dead letter."""
+# ---- raw records: FastStream's parsing replaced ------------------------------------------
+def _utf8_headers(record: Any) -> Any:
+    headers = tuple(
+        (str(k), (v or b"").decode("utf-8", "replace").encode()) for k, v in record.headers or ()
+    )
+    return dataclasses.replace(record, headers=headers)
 
-    raw: bytes
-    key: bytes | None
-    headers: dict[str, str]
-    partition: int
-    offset: int
 
-    @classmethod
-    def of(cls, record: Any) -> Delivery:
-        return cls(
-            raw=record.value or b"",
-            key=record.key,
-            headers={k: v.decode(errors="replace") for k, v in (record.headers or ())},
-            partition=record.partition,
-            offset=record.offset,
-        )
+async def _parse_record(record: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream's parser, fed headers that always decode; the handler still sees the
+    record exactly as it arrived."""
+    message = await original(_utf8_headers(record))
+    message.raw_message = record
+    message.content_type = None
+    return message
+
+
+async def _parse_batch(records: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    message = await original(tuple(_utf8_headers(r) for r in records))
+    message.raw_message = records
+    message.content_type = None
+    return message
+
+
+def _raw_body(message: Any) -> Any:
+    """No decoding in the framework: the wrapper parses the bytes itself."""
+    return message.body
 
 
 class _Subscription:
-    """What the single and batch consumers share: parsing, retries, dead letters."""
+    """What the single and batch consumers share: admission, retries, dead letters."""
 
-    def __init__(self, broker: KafkaBroker, topic: tp.Topic, settings: Settings, name: str):
-        self.broker = broker
+    def __init__(self, bus: Bus, topic: tp.Topic, group: str, name: str) -> None:
+        self.bus = bus
         self.topic = topic
-        self.settings = settings
-        self.service = settings.service_name
+        self.group = group
+        self.settings = bus.settings
+        self.service = bus.service
         self.name = name
+        self.delivered: dict[int, int] = {}  # partition -> highest offset handed to us
 
     def count(self, outcome: str, n: int = 1) -> None:
         EVENTS_HANDLED.labels(self.service, self.topic.name, self.name, outcome).inc(n)
 
-    async def dead_letter(self, delivery: Delivery, *, reason: str, kind: str, county: str) -> None:
-        await dead_letter(
-            self.broker, topic=self.topic.name, service=self.service, raw=delivery.raw,
-            key=delivery.key, headers=delivery.headers, reason=reason, reason_kind=kind,
-            county=county, partition=delivery.partition, offset=delivery.offset,
-        )  # fmt: skip
+    def note_delivery(self, delivery: Delivery) -> None:
+        seen = self.delivered.get(delivery.partition)
+        if seen is not None and delivery.offset <= seen:
+            REDELIVERIES.labels(self.service, self.topic.name).inc()
+        else:
+            self.delivered[delivery.partition] = delivery.offset
+
+    async def dead_letter(self, delivery: Delivery, refusal: Refused) -> None:
+        async def write() -> None:
+            await self.bus.dead_letters.write(
+                delivery, group=self.group, reason=str(refusal), kind=refusal.kind,
+                county=refusal.county,
+            )  # fmt: skip
+
+        failure = await self.attempt(write, f"dead letter of {delivery.coordinates}")
+        if failure is not None:
+            raise failure  # the record is read again: never lost, counted as a redelivery
         self.count("dead_lettered")
 
-    async def parse(self, delivery: Delivery) -> Envelope | None:
-        """The event, or None once an invalid message is dead-lettered."""
+    async def admit(self, delivery: Delivery) -> Envelope | None:
+        """The event, or None once the record is dead-lettered."""
+        self.note_delivery(delivery)
         try:
-            return self.topic.model.model_validate_json(delivery.raw)
-        except ValidationError as exc:
-            reason = _validation_reason(exc)
-            await self.dead_letter(
-                delivery, reason=reason, kind="invalid", county=_county_hint(delivery.raw)
-            )
+            return admit(self.topic, delivery, self.bus.keyring)
+        except Refused as refusal:
+            await self.dead_letter(delivery, refusal)
             return None
 
     async def attempt(
@@ -316,22 +484,35 @@ class _Subscription:
         try:
             failure = await self.attempt(lambda: handler(event), str(event.event_id))
         except PermanentError as exc:
-            await self.dead_letter(
-                delivery, reason=str(exc), kind="rejected", county=event.county or "unknown"
-            )
+            await self.dead_letter(delivery, Refused("rejected", str(exc), event.county))
             return
         finally:
             correlation_id.reset(token)
         if failure is None:
             self.count("applied")
             return
-        await self.dead_letter(
-            delivery,
-            reason=f"handler {self.name} failed {self.settings.kafka_handler_retries + 1} "
-            f"times: {failure!r}",
-            kind="handler_error",
-            county=event.county or "unknown",
+        reason = (
+            f"handler {self.name} failed {self.settings.kafka_handler_retries + 1} times: "
+            f"{failure!r}"
         )
+        await self.dead_letter(delivery, Refused("handler_error", reason, event.county))
+
+    def subscribe(
+        self, on_message: Callable[[KafkaMessage], Awaitable[None]], **options: Any
+    ) -> None:
+        self.bus.broker.subscriber(
+            self.topic.name,
+            group_id=self.group,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self.settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=self.settings.kafka_heartbeat_interval_ms,
+            decoder=_raw_body,
+            title=f"{self.group}:{self.topic.name}:{self.name}",
+            description=on_message.__doc__ or self.topic.description,
+            **options,
+        )(on_message)
+        self.bus.subscriptions.append(self)
 
 
 def _group_id(group: str, topic: tp.Topic, settings: Settings) -> str:
@@ -343,12 +524,7 @@ def _group_id(group: str, topic: tp.Topic, settings: Settings) -> str:
 
 
 def consumer(
-    broker: KafkaBroker,
-    topic: tp.Topic,
-    *,
-    group: str,
-    settings: Settings,
-    handler_name: str | None = None,
+    bus: Bus, topic: tp.Topic, *, group: str, handler_name: str | None = None
 ) -> Callable[[Callable[[Any], Awaitable[None]]], Callable[[Any], Awaitable[None]]]:
     """Register ``handler(event)`` for ``topic`` in consumer group ``group``.
 
@@ -359,51 +535,46 @@ def consumer(
     """
 
     def register(handler: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
-        subscription = _Subscription(broker, topic, settings, handler_name or handler.__name__)
+        name = handler_name or handler.__name__
+        subscription = _Subscription(bus, topic, _group_id(group, topic, bus.settings), name)
 
         async def on_message(msg: KafkaMessage) -> None:
             delivery = Delivery.of(msg.raw_message)
-            event = await subscription.parse(delivery)
+            event = await subscription.admit(delivery)
             if event is not None:
                 await subscription.apply_one(handler, event, delivery)
 
-        on_message.__name__ = subscription.name
+        on_message.__name__ = name
         on_message.__doc__ = handler.__doc__
-        broker.subscriber(
-            topic.name,
-            group_id=_group_id(group, topic, settings),
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            auto_offset_reset="earliest",
-            title=f"{group}:{topic.name}:{subscription.name}",
-            description=handler.__doc__ or topic.description,
-        )(on_message)
+        subscription.subscribe(on_message, parser=_parse_record)
         return handler
 
     return register
 
 
 def batch_consumer(
-    broker: KafkaBroker,
+    bus: Bus,
     topic: tp.Topic,
     *,
     group: str,
-    settings: Settings,
     max_records: int = 500,
     handler_name: str | None = None,
 ) -> Callable[[Callable[[list[Any]], Awaitable[None]]], Callable[[list[Any]], Awaitable[None]]]:
     """Register ``handler(events)`` for high-volume topics: up to ``max_records`` valid
     events at a time, so the handler can classify and write in bulk.
 
-    The same promises as :func:`consumer`: invalid messages are dead-lettered one by one,
-    outages are retried until they pass, and the offsets of the whole batch are committed
-    only after the handler returns. When a batch keeps failing, its events are applied one
-    at a time so that only the event at fault is dead-lettered.
+    The same promises as :func:`consumer`: refused records are dead-lettered one by one
+    and the rest of the batch is applied, outages are retried until they pass, and the
+    offsets of the whole batch are committed only after the handler returns. When a batch
+    keeps failing, its events are applied one at a time so that only the event at fault
+    is dead-lettered.
     """
 
     def register(
         handler: Callable[[list[Any]], Awaitable[None]],
     ) -> Callable[[list[Any]], Awaitable[None]]:
-        subscription = _Subscription(broker, topic, settings, handler_name or handler.__name__)
+        name = handler_name or handler.__name__
+        subscription = _Subscription(bus, topic, _group_id(group, topic, bus.settings), name)
 
         async def single(event: Any) -> None:
             await handler([event])
@@ -415,7 +586,7 @@ def batch_consumer(
             ]
             parsed: list[tuple[Envelope, Delivery]] = []
             for delivery in deliveries:
-                event = await subscription.parse(delivery)
+                event = await subscription.admit(delivery)
                 if event is not None:
                     parsed.append((event, delivery))
             if not parsed:
@@ -434,32 +605,15 @@ def batch_consumer(
             for event, delivery in parsed:
                 await subscription.apply_one(single, event, delivery)
 
-        on_batch.__name__ = subscription.name
+        on_batch.__name__ = name
         on_batch.__doc__ = handler.__doc__
-        broker.subscriber(
-            topic.name,
-            group_id=_group_id(group, topic, settings),
-            batch=True,
-            max_records=max_records,
+        subscription.subscribe(
+            on_batch, parser=_parse_batch, batch=True, max_records=max_records,
             batch_timeout_ms=50,
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            auto_offset_reset="earliest",
-            title=f"{group}:{topic.name}:{subscription.name}",
-            description=handler.__doc__ or topic.description,
-        )(on_batch)
+        )  # fmt: skip
         return handler
 
     return register
-
-
-async def start_broker(broker: KafkaBroker) -> None:
-    """Connect, then start every subscriber concurrently (FastStream starts them one by
-    one, and each group join takes seconds on Tansu)."""
-    await broker.connect()
-    await asyncio.gather(*(sub.start() for sub in broker.subscribers))
-    for pub in broker.publishers:
-        await pub.start()
-    broker.running = True
 
 
 def declare_publisher(broker: KafkaBroker, topic: tp.Topic) -> None:

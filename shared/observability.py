@@ -67,6 +67,16 @@ HTTP_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 READY = Gauge("citydesk_ready", "1 when every dependency of the service answers.", ["service"])
+REDELIVERIES = Counter(
+    "citydesk_event_redeliveries",
+    "Records read again at an offset already delivered (a stalled or looping consumer)",
+    ["service", "topic"],
+)
+TOPIC_RETENTION_FINITE = Gauge(
+    "citydesk_topic_retention_finite",
+    "1 when a topic the scoring rebuild reads from the start deletes old records.",
+    ["service", "topic"],
+)
 
 
 class JsonFormatter(logging.Formatter):

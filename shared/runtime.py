@@ -14,8 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
@@ -25,7 +24,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import topics as tp
 from shared.events import Envelope
-from shared.kafka import declare_publisher, ensure_topics, make_broker, start_broker
+from shared.kafka import Bus, declare_publisher, ensure_topics, make_bus, truncating_topics
 from shared.mongo import OutboxRelay, add_to_outbox, ensure_base_indexes, make_client
 from shared.observability import (
     CONSUMER_LAG,
@@ -33,6 +32,7 @@ from shared.observability import (
     install_http_observability,
 )
 from shared.orgtree import OrgTree, load_org
+from shared.refusals import ERROR_RESPONSES, install_refusals
 from shared.settings import Settings, load_settings
 from shared.storage import check_s3, make_minio
 
@@ -49,7 +49,7 @@ class ServiceRuntime:
     org: OrgTree
     mongo: AsyncMongoClient[dict[str, Any]]
     db: AsyncDatabase[dict[str, Any]]
-    broker: KafkaBroker
+    bus: Bus
     relay: OutboxRelay
     minio: Minio | None = None
     on_startup: list[Hook] = field(default_factory=list)
@@ -60,6 +60,10 @@ class ServiceRuntime:
     def name(self) -> str:
         return self.settings.service_name
 
+    @property
+    def broker(self) -> KafkaBroker:
+        return self.bus.broker
+
     async def emit(self, topic: tp.Topic, event: Envelope, session: Any = None) -> None:
         """Write ``event`` to the outbox in the caller's transaction (``session``)."""
         await add_to_outbox(self.db, topic, event, session=session)
@@ -67,12 +71,6 @@ class ServiceRuntime:
     def outbox_written(self) -> None:
         """Call after the transaction commits: the relay publishes at once."""
         self.relay.notify()
-
-
-async def _publish_raw(
-    broker: KafkaBroker, topic: str, key: bytes, value: bytes, headers: dict[str, str]
-) -> None:
-    await broker.publish(value, topic, key=key, headers=headers)
 
 
 async def _measure_lag(runtime: ServiceRuntime) -> None:
@@ -94,6 +92,7 @@ async def _measure_lag(runtime: ServiceRuntime) -> None:
                     position = await consumer.position(partition)
                 except Exception:
                     continue
+                # Tansu can report a high watermark a batch behind the committed position
                 totals[partition.topic] = totals.get(partition.topic, 0) + max(0, high - position)
             for topic_name, lag in totals.items():
                 CONSUMER_LAG.labels(runtime.name, group, topic_name).set(lag)
@@ -112,12 +111,12 @@ def build_service(
     org = load_org(settings.org_file)
     mongo = make_client(settings)
     db = mongo[settings.database_name]
-    broker = make_broker(settings)
+    bus = make_bus(settings, db)
     for topic in publishes:
-        declare_publisher(broker, topic)
+        declare_publisher(bus.broker, topic)
     relay = OutboxRelay(
         db,
-        lambda topic, key, value, headers: _publish_raw(broker, topic, key, value, headers),
+        bus.writer.send,
         service=name,
         poll_seconds=settings.outbox_poll_seconds,
     )
@@ -126,7 +125,7 @@ def build_service(
         org=org,
         mongo=mongo,
         db=db,
-        broker=broker,
+        bus=bus,
         relay=relay,
         minio=make_minio(settings) if uses_s3 else None,
     )
@@ -135,10 +134,11 @@ def build_service(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(name, settings.log_level)
         await ensure_topics(settings)
+        await truncating_topics(settings)
         await ensure_base_indexes(db)
         for hook in runtime.on_startup:
             await hook(runtime)
-        await start_broker(broker)
+        await bus.start()
         relay.start()
         tasks = [asyncio.create_task(_measure_lag(runtime))]
         tasks += [asyncio.create_task(job(runtime)) for job in runtime.background]
@@ -152,12 +152,18 @@ def build_service(
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await relay.stop()
-            await broker.stop()
+            await bus.stop()
             for hook in runtime.on_shutdown:
                 await hook(runtime)
             await mongo.close()
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+    )
     app.state.settings = settings
     app.state.org = org
     app.state.runtime = runtime
@@ -166,7 +172,7 @@ def build_service(
         await db.command("ping")
 
     async def check_kafka() -> None:
-        if not await broker.ping(timeout=2.0):
+        if not await bus.broker.ping(timeout=2.0):
             raise RuntimeError("broker does not answer")
 
     checks: dict[str, Callable[[], Awaitable[None]]] = {
@@ -178,18 +184,13 @@ def build_service(
         checks["s3"] = lambda: check_s3(client)
     install_http_observability(app, service=name, checks=checks)
 
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
-            for err in exc.errors()
-        ]
-        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
-        return JSONResponse({"detail": f"invalid request: {summary}", "errors": problems}, 422)
+    install_refusals(app)
 
     @app.get("/asyncapi.json", include_in_schema=False)
     async def asyncapi() -> JSONResponse:
-        spec = AsyncAPI(broker, title=f"CityDesk {name}", version="1.0.0", description=description)
+        spec = AsyncAPI(
+            bus.broker, title=f"CityDesk {name}", version="1.0.0", description=description
+        )
         return JSONResponse(spec.to_specification().to_jsonable())
 
     return app, runtime

@@ -26,8 +26,30 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     kafka_ca_file: str | None = None
     kafka_partitions: int = Field(default=3, ge=1)
+    # the log keeps what replay needs: event topics keep everything (-1) because the scoring
+    # rebuild and DLQ replay read them from the start; production sets 3 replicas, 2 in sync
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    kafka_min_insync_replicas: int = Field(default=1, ge=1)
+    kafka_retention_ms: int = Field(default=-1, ge=-1)
+    # where the chart declares the topics (Strimzi KafkaTopic), services need no create rights
+    kafka_create_topics: bool = True
+    # Tansu holds a JoinGroup for about half the session timeout: 6 s joins in ~3 s
+    kafka_session_timeout_ms: int = Field(default=6000, ge=1000)
+    kafka_heartbeat_interval_ms: int = Field(default=2000, ge=100)
+    # a dead letter larger than this is stored bounded (coordinates, size, hash, first KB):
+    # the producer's request limit is 1 MiB, and the broker may accept larger records
+    kafka_dlq_max_bytes: int = Field(default=900_000, ge=4096)
     kafka_handler_retries: int = Field(default=3, ge=0)
     kafka_retry_backoff_seconds: float = Field(default=0.2, ge=0)
+
+    # Who writes on the bus: each producer signs with its own Ed25519 key, consumers check
+    # the signature against the keyring (see shared/bus_auth.py). The local stack keeps a
+    # key folder (keyring.yaml and <principal>.key); a deployment mounts the keyring and
+    # gives each service its own key as a secret.
+    bus_principal: str | None = None
+    bus_signing_key: SecretStr | None = None
+    bus_keyring_file: str | None = None
+    bus_keys_dir: str | None = None
 
     # MongoDB: each service uses its own database, named after the service
     mongo_uri: str = "mongodb://127.0.0.1:27117/?replicaSet=secantus"

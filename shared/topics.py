@@ -2,7 +2,9 @@
 
 A story's events are keyed by story id, an opinion alert's by its incident id, county
 intake by county (so one county's feed is read in order). Each topic has a ``.dlq``
-sibling for events that could not be applied.
+sibling for events that could not be applied, and a list of who may write it: a service
+writes only its own topics, a county system only intake for its own county
+(:mod:`shared.bus_auth` checks both on every record).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 
 from shared import events as ev
 
+COUNTY_SYSTEMS = "county systems"  # any county's principal, for events of its own county
+
 
 @dataclass(frozen=True)
 class Topic:
@@ -19,6 +23,9 @@ class Topic:
     model: type[ev.Envelope]
     key_of: Callable[[ev.Envelope], str]
     description: str
+    writers: tuple[str, ...]
+    # the scoring rebuild reads these from the first offset: they must keep everything
+    rebuild_reads: bool = False
 
     @property
     def dlq(self) -> str:
@@ -40,30 +47,37 @@ def _opinion_key(event: ev.Envelope) -> str:
 STORY_SUBMITTED = Topic(
     "story.submitted", ev.StorySubmittedEvent, _story_key,
     "Every submitted version of a story, with its quality flags.",
+    ("submission",), rebuild_reads=True,
 )  # fmt: skip
 STORY_REVIEWED = Topic(
     "story.reviewed", ev.StoryReviewedEvent, _story_key,
     "Every review decision at every level.",
+    ("review",), rebuild_reads=True,
 )  # fmt: skip
 STORY_PUBLISHED = Topic(
     "story.published", ev.StoryPublishedEvent, _story_key,
     "Publication on a bureau channel, adoption by an outside outlet, or withdrawal.",
+    ("review",), rebuild_reads=True,
 )  # fmt: skip
 OPINION_FLAGGED = Topic(
     "opinion.flagged", ev.OpinionFlaggedEvent, _opinion_key,
     "Story screening results, opinion alerts and their escalations.",
+    ("sentiment",), rebuild_reads=True,
 )  # fmt: skip
 MEDIA_STORED = Topic(
     "media.stored", ev.MediaStoredEvent, lambda e: str(e.payload.media_id),
     "A photo or video whose object and metadata are both stored.",
+    ("media",), rebuild_reads=True,
 )  # fmt: skip
 INTAKE_STORIES = Topic(
     "intake.stories", ev.IntakeStoryEvent, lambda e: str(e.county),
     "Stories published by county systems.",
+    (COUNTY_SYSTEMS,),
 )  # fmt: skip
 INTAKE_OPINIONS = Topic(
     "intake.opinions", ev.IntakeOpinionEvent, lambda e: str(e.county),
     "Public-opinion items from county feeds.",
+    (COUNTY_SYSTEMS,),
 )  # fmt: skip
 
 ALL: tuple[Topic, ...] = (

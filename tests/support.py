@@ -13,10 +13,11 @@ from importlib import import_module
 from typing import Any, TypeVar
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 from fastapi import FastAPI
 
+from citydesk.producer import AUTO, SignedProducer
 from shared.auth import Role, mint_token
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, load_settings
@@ -86,17 +87,15 @@ async def produce(
     key: bytes | None = None,
     headers: dict[str, str] | None = None,
     settings: Settings | None = None,
+    principal: str | None = AUTO,
 ) -> None:
+    """Write one record, signed as ``principal`` (by default the topic's rightful writer;
+    None: unsigned)."""
     settings = settings or load_settings("tests")
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = SignedProducer(settings, principal)
     await producer.start()
     try:
-        await producer.send_and_wait(
-            topic,
-            value,
-            key=key,
-            headers=[(k, v.encode()) for k, v in (headers or {}).items()],
-        )
+        await producer.send_and_wait(topic, value, key=key, headers=headers)
     finally:
         await producer.stop()
 

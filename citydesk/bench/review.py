@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaProducer
 
 from citydesk.bench.raw import mongo_rates
 from citydesk.bench.suite import run_alone
 from citydesk.processes import ServiceProcesses
+from citydesk.producer import SignedProducer
 from citydesk.stack import free_port
 from shared import events as ev
 from shared import topics as tp
@@ -64,7 +64,7 @@ def submitted(unit: str, run: str, index: int) -> ev.StorySubmittedEvent:
 
 
 async def produce_all(settings: Settings, events: list[ev.StorySubmittedEvent]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+    producer = SignedProducer(settings, linger_ms=5)
     await producer.start()
     try:
         sent = [

@@ -27,11 +27,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
 from citydesk.bench.raw import mongo_rates
 from citydesk.bench.suite import run_alone
+from citydesk.producer import SignedProducer
 from services.scoring import rankings
 from services.scoring.app import create_app
 from services.scoring.handlers import SCORED_TOPICS
@@ -141,7 +141,7 @@ async def ledger_rates(settings: Settings, org: OrgTree) -> dict[str, Any]:
 
 async def produce(settings: Settings, events: list[ev.Envelope]) -> None:
     """Publish ``events`` to their topics, in order, with their ordering keys."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+    producer = SignedProducer(settings, linger_ms=5)
     await producer.start()
     try:
         futures = []

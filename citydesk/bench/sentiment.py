@@ -27,12 +27,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from pymongo import AsyncMongoClient
 
 from citydesk.bench.raw import broker_rates
 from citydesk.bench.suite import run_alone
 from citydesk.processes import ServiceProcesses
+from citydesk.producer import SignedProducer
 from citydesk.stack import free_port
 from services.sentiment import dataset
 from services.sentiment.classifier import SentimentModel
@@ -124,10 +125,7 @@ def mixed_items(
 
 async def produce_all(settings: Settings, events: list[ev.IntakeOpinionEvent]) -> float:
     """Send every event, batched; returns the seconds it took."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5,
-        max_batch_size=256 * 1024,
-    )  # fmt: skip
+    producer = SignedProducer(settings, linger_ms=5, max_batch_size=256 * 1024)
     await producer.start()
     started = time.perf_counter()
     futures = [
@@ -203,7 +201,7 @@ async def latency(settings: Settings, items: list[dict[str, Any]]) -> dict[str, 
                         seen_at[cid] = now
 
     reading = asyncio.create_task(read())
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = SignedProducer(settings)
     await producer.start()
     tick = 0.02  # send in small bursts every 20 ms to hold the rate
     per_tick = round(OFFERED_RATE * tick)

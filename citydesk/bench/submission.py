@@ -25,10 +25,10 @@ from datetime import date, timedelta
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaProducer
 
 from citydesk.bench.raw import mongo_rates
 from citydesk.bench.suite import run_alone
+from citydesk.producer import SignedProducer
 from services.submission.app import create_app
 from shared import events as ev
 from shared import topics as tp
@@ -121,7 +121,7 @@ async def intake_rate(settings: Settings, db: Any) -> float:
     """County stories per second from the broker to submitted stories."""
     rng = random.Random(11)
     run = uuid.uuid4().hex[:8]
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+    producer = SignedProducer(settings, linger_ms=5)
     await producer.start()
     try:
         # one story first, so that the clock does not include the consumer group's join

@@ -11,14 +11,13 @@ from shared.runtime import ServiceRuntime
 
 def register_handlers(runtime: ServiceRuntime) -> None:
     """Subscribe the review service (consumer group ``review``) to its topics."""
-    broker, settings = runtime.broker, runtime.settings
 
-    @consumer(broker, tp.STORY_SUBMITTED, group=service.SERVICE, settings=settings)
+    @consumer(runtime.bus, tp.STORY_SUBMITTED, group=service.SERVICE)
     async def open_review_case(event: ev.StorySubmittedEvent) -> None:
         """Open a review case for each submitted version of a story."""
         await service.open_case(runtime=runtime, event=event)
 
-    @consumer(broker, tp.OPINION_FLAGGED, group=service.SERVICE, settings=settings)
+    @consumer(runtime.bus, tp.OPINION_FLAGGED, group=service.SERVICE)
     async def record_story_screening(event: ev.OpinionFlaggedEvent) -> None:
         """Keep story screening results: a high severity holds final approval."""
         await service.record_screening(runtime=runtime, event=event)

@@ -29,10 +29,9 @@ def _subscribe(runtime: ServiceRuntime, topic: tp.Topic) -> None:
     name = "score_" + topic.name.replace(".", "_")
 
     @batch_consumer(
-        runtime.broker,
+        runtime.bus,
         topic,
         group=runtime.name,
-        settings=runtime.settings,
         max_records=BATCH,
         handler_name=name,
     )

@@ -17,14 +17,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from pydantic import ValidationError
+from aiokafka.structs import TopicPartition
 
 from services.scoring.handlers import BATCH, SCORED_TOPICS
 from services.scoring.ledger import apply_events
 from services.scoring.service import CAMPAIGNS, RULE_VERSIONS, ensure_indexes, seed_rules
 from shared import topics as tp
+from shared.bus_auth import keyring_for
+from shared.deadletters import Delivery
 from shared.events import Envelope
-from shared.kafka import client_security
+from shared.kafka import Refused, admit, client_security, truncating_topics
 from shared.mongo import make_client
 from shared.orgtree import load_org
 from shared.settings import Settings, load_settings
@@ -37,6 +39,15 @@ async def rebuild(
     replay has reached each partition's high watermark as seen at the start."""
     if database == settings.database_name:
         raise ValueError("the rebuild needs a database other than the live one")
+    keyring = keyring_for(settings)
+    if keyring is None:
+        raise ValueError("the rebuild needs the bus keyring to skip what live refused")
+    finite = await truncating_topics(settings)
+    if finite:
+        raise TruncatedTopic(
+            f"{', '.join(finite)} delete old records: a rebuild would rank differently from "
+            "the live service; set retention.ms=-1 on them (see the README)"
+        )
     started = time.perf_counter()
     org = load_org(settings.org_file)
     client = make_client(settings)
@@ -60,8 +71,9 @@ async def rebuild(
         **client_security(settings),
     )
     await reader.start()
-    totals = {"events": 0, "entries": 0, "duplicates": 0, "invalid": 0, "rejected": 0}
+    totals = {"events": 0, "entries": 0, "duplicates": 0, "refused": 0, "rejected": 0}
     try:
+        await _refuse_truncated(reader, by_name)
         deadline = time.monotonic() + idle_timeout
         while not await _caught_up(reader, by_name):
             if time.monotonic() > deadline:
@@ -71,10 +83,11 @@ async def rebuild(
             for partition, records in batch.items():
                 topic: tp.Topic = by_name[partition.topic]
                 for record in records:
+                    # the live consumers dead-lettered exactly these
                     try:
-                        events.append(topic.model.model_validate_json(record.value or b""))
-                    except ValidationError:
-                        totals["invalid"] += 1
+                        events.append(admit(topic, Delivery.of(record), keyring))
+                    except Refused:
+                        totals["refused"] += 1
             if batch:
                 deadline = time.monotonic() + idle_timeout
             if events:
@@ -94,6 +107,22 @@ async def rebuild(
         "seconds": round(time.perf_counter() - started, 2),
         "finished_at": datetime.now(UTC).isoformat(),
     }
+
+
+class TruncatedTopic(RuntimeError):
+    """A topic the rebuild reads no longer starts at offset 0."""
+
+
+async def _refuse_truncated(reader: AIOKafkaConsumer, by_name: dict[str, tp.Topic]) -> None:
+    partitions = [
+        TopicPartition(name, number)
+        for name in by_name
+        for number in sorted(reader.partitions_for_topic(name) or ())
+    ]
+    starts = await reader.beginning_offsets(partitions)
+    lost = {f"{p.topic}[{p.partition}]": offset for p, offset in starts.items() if offset > 0}
+    if lost:
+        raise TruncatedTopic(f"records already deleted before offsets {lost}: refusing to rebuild")
 
 
 async def _caught_up(reader: AIOKafkaConsumer, by_name: dict[str, tp.Topic]) -> bool:

@@ -16,6 +16,7 @@ from services.sentiment.handlers import register_handlers
 from services.sentiment.service import Sentiment
 from services.sentiment.settings import sentiment_settings
 from shared import topics as tp
+from shared.rejections import rejections_router
 from shared.runtime import ServiceRuntime, build_service
 from shared.settings import Settings
 
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.sentiment = sentiment
     app.include_router(router)
+    app.include_router(rejections_router(tp.INTAKE_OPINIONS))
 
     async def prepare(_: ServiceRuntime) -> None:
         await service.ensure_indexes(sentiment=sentiment)

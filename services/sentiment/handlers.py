@@ -14,19 +14,13 @@ INTAKE_BATCH = 500
 def register_handlers(sentiment: Sentiment) -> None:
     runtime = sentiment.runtime
 
-    @batch_consumer(
-        runtime.broker,
-        tp.INTAKE_OPINIONS,
-        group=runtime.name,
-        settings=runtime.settings,
-        max_records=INTAKE_BATCH,
-    )
+    @batch_consumer(runtime.bus, tp.INTAKE_OPINIONS, group=runtime.name, max_records=INTAKE_BATCH)
     async def analyse_intake_opinions(events: list[IntakeOpinionEvent]) -> None:
         """Analyse public-opinion items from county feeds in batches; group negative ones
         into incidents and raise or escalate their alerts."""
         await service.record_opinions(sentiment=sentiment, events=events)
 
-    @consumer(runtime.broker, tp.STORY_SUBMITTED, group=runtime.name, settings=runtime.settings)
+    @consumer(runtime.bus, tp.STORY_SUBMITTED, group=runtime.name)
     async def screen_submitted_story(event: StorySubmittedEvent) -> None:
         """Screen a submitted story's text; flag it for review when negative or sensitive."""
         await service.screen_story(sentiment=sentiment, event=event)

@@ -13,6 +13,7 @@ from services.submission.models import (
     CategoryList,
     DraftCreate,
     DraftUpdate,
+    IntakeStatus,
     Rules,
     StoryContent,
     StoryPage,
@@ -21,8 +22,11 @@ from services.submission.models import (
     StorySummary,
     VersionRead,
 )
+from shared import topics as tp
 from shared.auth import CurrentPrincipal, Role, require_role, require_scope
 from shared.observability import correlation_id
+from shared.refusals import Refusal
+from shared.rejections import latest_rejection, require_county_scope
 from shared.runtime import ServiceRuntime
 
 router = APIRouter()
@@ -168,3 +172,32 @@ async def replace_rules(request: Request, principal: CurrentPrincipal, body: Rul
     """Replace the submission rules (admin)."""
     require_role(principal, Role.ADMIN)
     return await config.replace_rules(db=_runtime(request).db, rules=body)
+
+
+@router.get("/intake/{county}/stories/{external_id}", response_model=IntakeStatus,
+            tags=["intake"])  # fmt: skip
+async def county_story_status(
+    request: Request, principal: CurrentPrincipal, county: str, external_id: str
+) -> IntakeStatus:
+    """What became of a story a county system sent: accepted (with the story and its
+    latest version) or refused (with the reason). Only that county and the city may ask."""
+    runtime = _runtime(request)
+    require_county_scope(principal, runtime.org, county)
+    story = await runtime.db[service.STORIES].find_one(
+        {"intake_key": f"{county}:{external_id}"},
+        projection={"status": 1, "version": 1},
+    )
+    if story is not None:
+        return IntakeStatus(
+            status="accepted", message="已受理", story_id=story["_id"],
+            story_status=story.get("status"), version=story.get("version"),
+        )  # fmt: skip
+    refused = await latest_rejection(
+        runtime.db, county=county, topic=tp.INTAKE_STORIES.name, external_ref=external_id
+    )
+    if refused is not None:
+        return IntakeStatus(status="refused", message=refused.message, rejection=refused)
+    raise Refusal(
+        404, "intake_unknown", "尚未收到这篇稿件（或仍在处理中）",
+        f"no story {external_id!r} from county {county!r} has been received yet",
+    )  # fmt: skip

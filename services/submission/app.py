@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from services.submission import api, config, service
 from services.submission.handlers import register_handlers
 from shared import topics as tp
+from shared.rejections import rejections_router
 from shared.runtime import ServiceRuntime, build_service
 from shared.settings import Settings
 
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings,
     )
     app.include_router(api.router)
+    app.include_router(rejections_router(tp.INTAKE_STORIES))
     for error, code in ERROR_STATUS.items():
 
         async def answer(request: Request, exc: Exception, code: int = code) -> JSONResponse:

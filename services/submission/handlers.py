@@ -12,9 +12,9 @@ from shared.runtime import ServiceRuntime
 
 def register_handlers(runtime: ServiceRuntime) -> None:
     """Subscribe this service's handlers in its consumer group."""
-    broker, settings, group = runtime.broker, runtime.settings, runtime.name
+    bus, group = runtime.bus, runtime.name
 
-    @consumer(broker, tp.INTAKE_STORIES, group=group, settings=settings)
+    @consumer(bus, tp.INTAKE_STORIES, group=group)
     async def take_in_county_story(event: ev.IntakeStoryEvent) -> None:
         """A county system's story becomes a submitted version; a resend changes nothing."""
         try:
@@ -24,12 +24,12 @@ def register_handlers(runtime: ServiceRuntime) -> None:
                 f"county {event.county} story {event.payload.external_id!r}: {exc}"
             ) from exc
 
-    @consumer(broker, tp.MEDIA_STORED, group=group, settings=settings)
+    @consumer(bus, tp.MEDIA_STORED, group=group)
     async def record_media(event: ev.MediaStoredEvent) -> None:
         """Remember stored media, so that stories can attach them."""
         await service.record_media(runtime, event=event)
 
-    @consumer(broker, tp.STORY_REVIEWED, group=group, settings=settings)
+    @consumer(bus, tp.STORY_REVIEWED, group=group)
     async def record_review(event: ev.StoryReviewedEvent) -> None:
         """Show the correspondent each review decision."""
         try:
@@ -37,7 +37,7 @@ def register_handlers(runtime: ServiceRuntime) -> None:
         except service.StoryNotFound as exc:
             raise PermanentError(str(exc)) from exc
 
-    @consumer(broker, tp.STORY_PUBLISHED, group=group, settings=settings)
+    @consumer(bus, tp.STORY_PUBLISHED, group=group)
     async def record_publication(event: ev.StoryPublishedEvent) -> None:
         """Show the correspondent where the story was published, adopted or withdrawn."""
         try:

@@ -10,6 +10,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.events import ReviewLevel, UnitPath
+from shared.rejections import Rejection
 
 
 class StoryStatus(StrEnum):
@@ -181,3 +182,14 @@ class Rules(Input):
         if self.body_min_chars > self.body_max_chars:
             raise ValueError("body_min_chars is above body_max_chars")
         return self
+
+
+class IntakeStatus(BaseModel):
+    """What became of one record a county system sent to ``intake.stories``."""
+
+    status: Literal["accepted", "refused"]
+    message: str
+    story_id: str | None = None
+    story_status: str | None = None
+    version: int | None = None
+    rejection: Rejection | None = None

@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from citydesk.processes import ServiceProcesses
+from citydesk.producer import SignedProducer
 from citydesk.stack import Stack, free_port
 from shared import events as ev
 from shared import topics as tp
@@ -72,17 +72,15 @@ def opinion(school: str, index: int, run: str) -> ev.IntakeOpinionEvent:
 class Load:
     """Produces the load, waiting out a stopped broker rather than losing a message."""
 
-    def __init__(self, bootstrap: str, run: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, settings: Settings, run: str) -> None:
+        self.settings = settings
         self.run = run
         self.stories: list[ev.IntakeStoryEvent] = []
         self.opinions: list[ev.IntakeOpinionEvent] = []
 
     async def send(self, topic: tp.Topic, event: ev.Envelope) -> None:
         while True:
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap, acks="all", request_timeout_ms=5000
-            )
+            producer = SignedProducer(self.settings, request_timeout_ms=5000)
             try:
                 await producer.start()
                 await producer.send_and_wait(
@@ -165,7 +163,10 @@ async def test_kills_and_restarts_lose_nothing_and_count_nothing_twice(
     env = {**config.env(), "CITYDESK_MONGO_DATABASE_PREFIX": prefix}
     city = start_city(tmp_path / "city", env)
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(config.mongo_uri, tz_aware=True)
-    load = Load(config.kafka_bootstrap, run=prefix)
+    load = Load(
+        Settings(kafka_bootstrap=config.kafka_bootstrap, bus_keys_dir=env["CITYDESK_BUS_KEYS_DIR"]),
+        run=prefix,
+    )
     try:
         faults = [
             lambda: city.kill("submission"),
@@ -250,6 +251,7 @@ async def test_kills_and_restarts_lose_nothing_and_count_nothing_twice(
         settings = Settings(
             service_name="scoring", kafka_bootstrap=config.kafka_bootstrap,
             mongo_uri=config.mongo_uri, mongo_database_prefix=prefix,
+            bus_keys_dir=env["CITYDESK_BUS_KEYS_DIR"],
         )  # fmt: skip
         await rebuild(settings, f"{prefix}_scoring_replay")
         replay = mongo[f"{prefix}_scoring_replay"]

@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from openpyxl import load_workbook
 from prometheus_client import REGISTRY
 
+from citydesk.producer import SignedProducer
 from services.scoring import rankings
 from services.scoring.ledger import apply_events
 from services.scoring.periods import parse_period
@@ -149,7 +149,7 @@ def handled(topic: str) -> float:
 
 
 class Bus:
-    def __init__(self, producer: AIOKafkaProducer, svc: RunningService) -> None:
+    def __init__(self, producer: SignedProducer, svc: RunningService) -> None:
         self.producer = producer
         self.svc = svc
 
@@ -208,7 +208,7 @@ class Bus:
 async def bus() -> AsyncIterator[Bus]:
     async with run_service("scoring", mongo_database=DATABASE) as svc:
         settings = svc.runtime.settings
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+        producer = SignedProducer(settings)
         await producer.start()
         try:
             yield Bus(producer, svc)

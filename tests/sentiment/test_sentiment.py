@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
+from citydesk.producer import SignedProducer
 from citydesk.stack import free_port
 from shared import events as ev
 from shared.auth import Role
+from shared.settings import load_settings
 from tests.support import RunningService, auth, eventually, header, read_topic, run_service
 
 pytestmark = pytest.mark.usefixtures("stack_env")
@@ -97,7 +98,7 @@ def opinion(
 
 
 async def send(topic: str, *events: ev.Envelope) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=_bootstrap(), acks="all")
+    producer = SignedProducer(load_settings("tests"))
     await producer.start()
     try:
         for event in events:
@@ -457,7 +458,7 @@ async def test_a_batch_mixing_bad_and_good_items_dead_letters_exactly_the_bad_on
     ]
     wrong_county = opinion("dh", school, "西山区第一小学厕所漏水")
     invalid = b'{"type": "intake.opinion", "payload": {"text": "no id"}}'
-    producer = AIOKafkaProducer(bootstrap_servers=_bootstrap(), acks="all", linger_ms=50)
+    producer = SignedProducer(load_settings("tests"), linger_ms=50)
     await producer.start()
     try:
         batch = [
