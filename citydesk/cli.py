@@ -7,11 +7,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from citydesk.stack import KAFKA_STORE_ROLES, Stack, StackConfig, StackError
+from shared.contracts import IntakeRules
 
 app = typer.Typer(help="CityDesk: the education bureau's publicity desk.", no_args_is_help=True)
 stack_app = typer.Typer(help="The embedded local stack (Kafka, MongoDB and S3 on loopback).")
@@ -122,13 +123,14 @@ def token(
 def contracts_export(
     out: Annotated[Path, typer.Option(help="Folder for the schema files")] = Path("docs/contracts"),
 ) -> None:
-    """Write one JSON Schema per event (for county integrators and the broker's schema
-    registry, one ``<topic>.json`` each) and the AsyncAPI document of every service."""
+    """Write one JSON Schema per event (for county integrators, with the business rules a
+    schema can state), the plain model schemas for the broker's schema registry (one
+    ``<topic>.json`` each) and the AsyncAPI document of the whole bus."""
     from shared import topics as tp
-    from shared.events import json_schemas
 
     out.mkdir(parents=True, exist_ok=True)
-    for name, schema in json_schemas().items():
+    schemas = event_schemas()
+    for name, schema in schemas.items():
         (out / f"{name}.json").write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n")
     registry = out / "registry"
     registry.mkdir(exist_ok=True)
@@ -139,30 +141,39 @@ def contracts_export(
         )
     asyncapi = asyncapi_document()
     (out / "asyncapi.json").write_text(json.dumps(asyncapi, indent=2, ensure_ascii=False) + "\n")
-    typer.echo(f"wrote {len(json_schemas())} event schemas and asyncapi.json to {out}")
+    typer.echo(f"wrote {len(schemas)} event schemas and asyncapi.json to {out}")
 
 
-def asyncapi_document() -> dict:  # type: ignore[type-arg]
-    """One AsyncAPI document for the whole bus: every topic, who publishes and consumes it."""
-    from faststream.kafka import KafkaBroker
-    from faststream.specification import AsyncAPI
+def _seed_intake_rules() -> IntakeRules:
+    from services.submission import config
 
-    from shared import topics as tp
+    return config.intake_rules(*config.read_seed())
 
-    broker = KafkaBroker("kafka:9092")
-    for topic in tp.ALL:
-        broker.publisher(
-            topic.name, schema=topic.model, title=topic.name, description=topic.description
-        )
-    spec = AsyncAPI(
-        broker,
+
+def event_schemas() -> dict[str, dict[str, Any]]:
+    """Every event's JSON Schema, keyed by ``<type>.v<version>``, refined with the seeded
+    intake rules (what a county's records are checked against)."""
+    from shared.contracts import refine
+    from shared.events import json_schemas
+
+    schemas = json_schemas()
+    rules = _seed_intake_rules()
+    for schema in schemas.values():
+        refine(schema.get("$defs", {}), rules)
+    return schemas
+
+
+def asyncapi_document() -> dict[str, Any]:
+    """One AsyncAPI document for the whole bus: every topic, its writers and its DLQ."""
+    from shared.contracts import asyncapi_document as build
+
+    return build(
         title="CityDesk event bus",
-        version="1.0.0",
         description="Every topic of the CityDesk bus and the contract it carries. Each has a "
         "`<topic>.dlq` sibling holding what could not be applied, with the reason in the "
-        "`dlq-reason` header.",
+        "`dlq-reason` header. Every record is signed by its writer (see docs/integrators.md).",
+        rules=_seed_intake_rules(),
     )
-    return spec.to_specification().to_jsonable()  # type: ignore[no-any-return]
 
 
 @dlq_app.command("replay")

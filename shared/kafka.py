@@ -614,10 +614,3 @@ def batch_consumer(
         return handler
 
     return register
-
-
-def declare_publisher(broker: KafkaBroker, topic: tp.Topic) -> None:
-    """Document in the AsyncAPI schema that this service publishes ``topic``."""
-    broker.publisher(
-        topic.name, schema=topic.model, title=f"{topic.name}:publish", description=topic.description
-    )

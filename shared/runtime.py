@@ -17,14 +17,14 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
-from faststream.specification import AsyncAPI
 from minio import Minio
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import topics as tp
+from shared.contracts import IntakeRules, asyncapi_document
 from shared.events import Envelope
-from shared.kafka import Bus, declare_publisher, ensure_topics, make_bus, truncating_topics
+from shared.kafka import Bus, ensure_topics, make_bus, truncating_topics
 from shared.mongo import OutboxRelay, add_to_outbox, ensure_base_indexes, make_client
 from shared.observability import (
     CONSUMER_LAG,
@@ -55,6 +55,8 @@ class ServiceRuntime:
     on_startup: list[Hook] = field(default_factory=list)
     on_shutdown: list[Hook] = field(default_factory=list)
     background: list[Callable[[ServiceRuntime], Awaitable[None]]] = field(default_factory=list)
+    # the business rules this service's contracts can state (the intake schema's categories)
+    contract_rules: Callable[[], Awaitable[IntakeRules]] | None = None
 
     @property
     def name(self) -> str:
@@ -112,8 +114,6 @@ def build_service(
     mongo = make_client(settings)
     db = mongo[settings.database_name]
     bus = make_bus(settings, db)
-    for topic in publishes:
-        declare_publisher(bus.broker, topic)
     relay = OutboxRelay(
         db,
         bus.writer.send,
@@ -188,9 +188,15 @@ def build_service(
 
     @app.get("/asyncapi.json", include_in_schema=False)
     async def asyncapi() -> JSONResponse:
-        spec = AsyncAPI(
-            bus.broker, title=f"CityDesk {name}", version="1.0.0", description=description
+        """The topics this service writes and reads, with payloads, headers and keys."""
+        rules = await runtime.contract_rules() if runtime.contract_rules else None
+        document = asyncapi_document(
+            title=f"CityDesk {name}",
+            description=description,
+            writes=list(publishes),
+            reads=[subscription.topic for subscription in bus.subscriptions],
+            rules=rules,
         )
-        return JSONResponse(spec.to_specification().to_jsonable())
+        return JSONResponse(document)
 
     return app, runtime

@@ -24,6 +24,8 @@ class Topic:
     key_of: Callable[[ev.Envelope], str]
     description: str
     writers: tuple[str, ...]
+    # the services that consume it (their broker users get Read on it)
+    readers: tuple[str, ...]
     # the scoring rebuild reads these from the first offset: they must keep everything
     rebuild_reads: bool = False
 
@@ -47,37 +49,37 @@ def _opinion_key(event: ev.Envelope) -> str:
 STORY_SUBMITTED = Topic(
     "story.submitted", ev.StorySubmittedEvent, _story_key,
     "Every submitted version of a story, with its quality flags.",
-    ("submission",), rebuild_reads=True,
+    ("submission",), ("review", "sentiment", "scoring"), rebuild_reads=True,
 )  # fmt: skip
 STORY_REVIEWED = Topic(
     "story.reviewed", ev.StoryReviewedEvent, _story_key,
     "Every review decision at every level.",
-    ("review",), rebuild_reads=True,
+    ("review",), ("submission", "scoring"), rebuild_reads=True,
 )  # fmt: skip
 STORY_PUBLISHED = Topic(
     "story.published", ev.StoryPublishedEvent, _story_key,
     "Publication on a bureau channel, adoption by an outside outlet, or withdrawal.",
-    ("review",), rebuild_reads=True,
+    ("review",), ("submission", "scoring"), rebuild_reads=True,
 )  # fmt: skip
 OPINION_FLAGGED = Topic(
     "opinion.flagged", ev.OpinionFlaggedEvent, _opinion_key,
     "Story screening results, opinion alerts and their escalations.",
-    ("sentiment",), rebuild_reads=True,
+    ("sentiment",), ("review", "scoring"), rebuild_reads=True,
 )  # fmt: skip
 MEDIA_STORED = Topic(
     "media.stored", ev.MediaStoredEvent, lambda e: str(e.payload.media_id),
     "A photo or video whose object and metadata are both stored.",
-    ("media",), rebuild_reads=True,
+    ("media",), ("submission", "scoring"), rebuild_reads=True,
 )  # fmt: skip
 INTAKE_STORIES = Topic(
     "intake.stories", ev.IntakeStoryEvent, lambda e: str(e.county),
     "Stories published by county systems.",
-    (COUNTY_SYSTEMS,),
+    (COUNTY_SYSTEMS,), ("submission",),
 )  # fmt: skip
 INTAKE_OPINIONS = Topic(
     "intake.opinions", ev.IntakeOpinionEvent, lambda e: str(e.county),
     "Public-opinion items from county feeds.",
-    (COUNTY_SYSTEMS,),
+    (COUNTY_SYSTEMS,), ("sentiment",),
 )  # fmt: skip
 
 ALL: tuple[Topic, ...] = (

@@ -159,7 +159,9 @@ def test_every_topic_carries_one_contract_and_names_its_key() -> None:
 
 def test_exported_json_schemas_match_the_models() -> None:
     """docs/contracts is what county integrators read: it must equal the code."""
-    schemas = ev.json_schemas()
+    from citydesk.cli import event_schemas
+
+    schemas = event_schemas()
     assert set(schemas) == {p.stem for p in CONTRACTS.glob("*.v*.json")}
     for name, schema in schemas.items():
         assert json.loads((CONTRACTS / f"{name}.json").read_text()) == schema, name
@@ -172,12 +174,58 @@ def test_asyncapi_document_lists_every_topic_with_its_payload() -> None:
     from citydesk.cli import asyncapi_document
 
     document = asyncapi_document()
-    text = json.dumps(document, ensure_ascii=False)
     for topic in tp.ALL:
-        assert topic.name in text
-    assert "StorySubmitted" in text and "IntakeOpinion" in text
+        assert topic.name in document["channels"] and topic.dlq in document["channels"]
+    schemas = document["components"]["schemas"]
+    assert "StorySubmitted" in schemas and "IntakeOpinion" in schemas
     committed = json.loads((CONTRACTS / "asyncapi.json").read_text())
     assert committed == document
+
+
+def test_a_service_documents_the_payload_headers_and_key_of_what_it_reads() -> None:
+    from shared.contracts import asyncapi_document
+
+    document = asyncapi_document(
+        title="review", description="", writes=[tp.STORY_REVIEWED], reads=[tp.STORY_SUBMITTED]
+    )
+    operations = document["operations"]
+    assert operations["read_story_submitted"]["action"] == "receive"
+    assert operations["write_story_reviewed"]["action"] == "send"
+    message = document["components"]["messages"]["story_submitted"]
+    assert message["payload"] == {"$ref": "#/components/schemas/StorySubmittedEvent"}
+    assert message["correlationId"]["location"] == "$message.header#/correlation-id"
+    headers = message["headers"]["properties"]
+    assert {"correlation-id", "citydesk-signer", "citydesk-signature"} <= set(headers)
+    assert "correlation_id" not in headers
+    assert "story id" in message["bindings"]["kafka"]["key"]["description"]
+    assert "murmur2" in message["x-partitioner"]
+    assert "dlq-reason" in str(document["channels"]["story.submitted.dlq"])
+
+
+def test_a_county_story_valid_by_the_schema_is_not_refused_for_a_schema_rule() -> None:
+    """The schema states the categories and length bounds the submission service checks."""
+    import jsonschema
+
+    from citydesk.cli import event_schemas
+    from services.submission.config import read_seed
+
+    schema = event_schemas()["intake.story.v1"]
+    event = json.loads(
+        next(e for e in sample_events() if e.type == "intake.story").model_dump_json()
+    )
+    categories, rules = read_seed()
+    event["payload"]["category"] = categories.categories[0].name
+    event["payload"]["title"] = "标" * rules.title_min_chars
+    event["payload"]["body"] = "文" * rules.body_min_chars
+    jsonschema.validate(event, schema)
+    for field, value in (
+        ("category", "不存在的栏目"),
+        ("title", "标" * (rules.title_min_chars - 1)),
+        ("body", "文" * (rules.body_max_chars + 1)),
+    ):
+        wrong = {**event, "payload": {**event["payload"], field: value}}
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(wrong, schema)
 
 
 def test_an_event_of_the_wrong_type_or_with_unknown_fields_is_refused() -> None:

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from services.submission import api, config, service
 from services.submission.handlers import register_handlers
 from shared import topics as tp
+from shared.contracts import IntakeRules
 from shared.rejections import rejections_router
 from shared.runtime import ServiceRuntime, build_service
 from shared.settings import Settings
@@ -47,4 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if runtime.settings.run_consumers:
         register_handlers(runtime)
     runtime.on_startup.append(_prepare_database)
+
+    async def contract_rules() -> IntakeRules:
+        return config.intake_rules(*await config.get_config(db=runtime.db))
+
+    runtime.contract_rules = contract_rules
     return app

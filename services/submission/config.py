@@ -12,6 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.submission.models import CategoryList, Rules
+from shared.contracts import IntakeRules
 
 CONFIG = "config"
 SEED_FILE = Path(__file__).parent / "config.yaml"
@@ -76,3 +77,12 @@ async def get_config(*, db: AsyncDatabase[dict[str, Any]]) -> tuple[CategoryList
 
 def category_names(categories: CategoryList) -> set[str]:
     return {category.name for category in categories.categories}
+
+
+def intake_rules(categories: CategoryList, rules: Rules) -> IntakeRules:
+    """What the intake contract's schema states of these categories and rules."""
+    return IntakeRules(
+        categories=[category.name for category in categories.categories],
+        title_chars=(rules.title_min_chars, rules.title_max_chars),
+        body_chars=(rules.body_min_chars, rules.body_max_chars),
+    )
