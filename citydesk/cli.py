@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import yaml
 
 from citydesk.stack import KAFKA_STORE_ROLES, Stack, StackConfig, StackError
 from shared.contracts import IntakeRules
@@ -19,10 +20,12 @@ stack_app = typer.Typer(help="The embedded local stack (Kafka, MongoDB and S3 on
 contracts_app = typer.Typer(help="Event contracts: JSON Schema and AsyncAPI.")
 dlq_app = typer.Typer(help="Dead-letter topics.")
 demo_app = typer.Typer(help="The demo city: stack, services and a month of work.")
+bus_app = typer.Typer(help="Who writes on the bus: signing keys for services and counties.")
 app.add_typer(stack_app, name="stack")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(demo_app, name="demo")
+app.add_typer(bus_app, name="bus")
 
 StackDir = Annotated[Path, typer.Option("--dir", help="Where the stack keeps its data.")]
 SERVICES = ("submission", "media", "review", "scoring", "sentiment", "console")
@@ -141,7 +144,32 @@ def contracts_export(
         )
     asyncapi = asyncapi_document()
     (out / "asyncapi.json").write_text(json.dumps(asyncapi, indent=2, ensure_ascii=False) + "\n")
+    CHART_TOPICS.write_text(chart_topics())
     typer.echo(f"wrote {len(schemas)} event schemas and asyncapi.json to {out}")
+
+
+CHART_TOPICS = Path(__file__).resolve().parent.parent / "deploy/helm/citydesk/files/topics.yaml"
+
+
+def chart_topics() -> str:
+    """Who writes and reads each topic, for the chart's KafkaTopic and KafkaUser ACLs."""
+    from shared import topics as tp
+
+    services = sorted({s for t in tp.ALL for s in (*t.writers, *t.readers)} - {tp.COUNTY_SYSTEMS})
+    data = {
+        "services": services,
+        "topics": [
+            {
+                "name": t.name,
+                "writers": list(t.writers),
+                "readers": list(t.readers),
+                "rebuildReads": t.rebuild_reads,
+            }
+            for t in tp.ALL
+        ],
+    }
+    header = "# Written by `citydesk contracts export` from shared/topics.py: do not edit.\n"
+    return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
 def _seed_intake_rules() -> IntakeRules:
@@ -174,6 +202,25 @@ def asyncapi_document() -> dict[str, Any]:
         "`dlq-reason` header. Every record is signed by its writer (see docs/integrators.md).",
         rules=_seed_intake_rules(),
     )
+
+
+@bus_app.command("keygen")
+def bus_keygen(
+    principal: Annotated[str, typer.Argument(help="a service name, or county-<code>")],
+    key_file: Annotated[Path, typer.Option(help="where to write the private key (mode 600)")],
+) -> None:
+    """Make a key pair for one writer on the bus: the private key goes to ``key_file`` (for
+    the service's Secret or the county system), the keyring entry is printed (for the
+    chart's ``bus.keyring``)."""
+    from shared.bus_auth import new_private_key_text
+
+    if key_file.exists():
+        typer.secho(f"{key_file} exists; refusing to overwrite a key", fg="red")
+        raise typer.Exit(2)
+    seed, public = new_private_key_text()
+    key_file.write_text(seed + "\n")
+    key_file.chmod(0o600)
+    typer.echo(yaml.safe_dump({principal: {"public_key": public}}), nl=False)
 
 
 @dlq_app.command("replay")

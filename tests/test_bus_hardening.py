@@ -4,9 +4,13 @@ reads what became of its own records."""
 
 from __future__ import annotations
 
+import ast
+import asyncio
+import sys
 import uuid
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +32,7 @@ from tests.support import auth, eventually, header, run_service, settings_for
 pytestmark = pytest.mark.usefixtures("stack_env")
 
 PARTITION = 0
+EXAMPLE_PRODUCER = Path(__file__).resolve().parent.parent / "docs/examples/county_producer.py"
 
 
 def story_intake(county: str, unit: str, external_id: str | None = None) -> ev.IntakeStoryEvent:
@@ -340,3 +345,31 @@ async def test_a_county_reads_its_own_rejections_and_no_one_elses() -> None:
         assert response.status_code == 403
         page = (await client.get("/intake/xs/rejections", headers=xs)).json()
         assert any(item["external_ref"] == posing.payload.external_id for item in page["items"])
+
+
+async def test_the_integrators_example_producer_files_a_story_without_our_code() -> None:
+    imported = {
+        (node.module or "").split(".")[0] if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(ast.parse(EXAMPLE_PRODUCER.read_text()))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert not imported & {"shared", "services", "citydesk", "tests"}
+    settings = settings_for("tests")
+    external_id = f"example-{uuid.uuid4().hex[:8]}"
+    async with run_service("submission") as submission:
+        example = await asyncio.create_subprocess_exec(
+            sys.executable, str(EXAMPLE_PRODUCER), "--bootstrap", settings.kafka_bootstrap,
+            "--county", "xs", "--key-file", f"{settings.bus_keys_dir}/county-xs.key",
+            "--unit", "xs-dyxx", "--external-id", external_id, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        output, _ = await asyncio.wait_for(example.communicate(), timeout=60)
+        assert example.returncode == 0 and b'"offset"' in output
+
+        async def accepted() -> Any:
+            response = await submission.client.get(
+                f"/intake/xs/stories/{external_id}", headers=auth("xs", "reviewer_county")
+            )
+            return response.status_code == 200 and response.json()["status"] == "accepted"
+
+        await eventually(accepted, timeout=30, what="the example's story accepted")

@@ -105,9 +105,11 @@ def test_rendered_manifests_are_valid_kubernetes_objects(
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    # only the Prometheus operator's kinds have no schema here; they are checked below
+    # only the Prometheus and Strimzi operators' kinds have no schema here; they are
+    # checked below
     unknown = [line for line in output.splitlines() if "Couldn't find schema" in line]
-    assert all("monitoring.coreos.com/v1" in line for line in unknown), output
+    operator_kinds = ("monitoring.coreos.com/v1", "kafka.strimzi.io/v1beta2")
+    assert all(any(kind in line for kind in operator_kinds) for line in unknown), output
 
 
 def test_default_values_render_every_object_the_operators_need(rendered: dict[str, str]) -> None:
@@ -546,3 +548,116 @@ def test_every_setting_the_chart_passes_is_one_the_service_reads(
         if container["name"] == name:
             unknown = {env for env in _env(container) if env.startswith("CITYDESK_")} - known
             assert not unknown, f"{name} ignores {sorted(unknown)}"
+
+
+# The fields of Strimzi's KafkaTopic and KafkaUser (v1beta2) that the chart sets, with the
+# values the operators accept; an unknown field or value fails here as it would there.
+_ACL = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["resource", "operations"],
+    "properties": {
+        "resource": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["type", "name", "patternType"],
+            "properties": {
+                "type": {"enum": ["topic", "group", "cluster", "transactionalId"]},
+                "name": {"type": "string", "minLength": 1},
+                "patternType": {"enum": ["literal", "prefix"]},
+            },
+        },
+        "operations": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"enum": ["Read", "Write", "Create", "Delete", "Alter", "Describe",
+                               "ClusterAction", "AlterConfigs", "DescribeConfigs",
+                               "IdempotentWrite", "All"]},
+        },
+    },
+}  # fmt: skip
+_STRIMZI = {
+    "KafkaTopic": {
+        "type": "object",
+        "required": ["partitions", "replicas", "topicName", "config"],
+        "additionalProperties": False,
+        "properties": {
+            "topicName": {"type": "string"},
+            "partitions": {"type": "integer", "minimum": 1},
+            "replicas": {"type": "integer", "minimum": 1, "maximum": 32767},
+            "config": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
+    "KafkaUser": {
+        "type": "object",
+        "required": ["authentication", "authorization"],
+        "additionalProperties": False,
+        "properties": {
+            "authentication": {
+                "type": "object",
+                "properties": {"type": {"enum": ["tls", "scram-sha-512", "tls-external-ca"]}},
+            },
+            "authorization": {
+                "type": "object",
+                "required": ["type", "acls"],
+                "properties": {
+                    "type": {"enum": ["simple"]},
+                    "acls": {"type": "array", "items": _ACL},
+                },
+            },
+        },
+    },
+}  # fmt: skip
+
+
+def test_production_declares_every_topic_and_a_user_per_writer_with_least_rights(
+    rendered: dict[str, str],
+) -> None:
+    import jsonschema
+
+    from shared import topics as tp
+
+    manifest = rendered["production"]
+    topics = {t["spec"]["topicName"]: t for t in _kinds(manifest, "KafkaTopic")}
+    assert set(topics) == {n for t in tp.ALL for n in (t.name, t.dlq)}
+    users = {u["metadata"]["name"]: u for u in _kinds(manifest, "KafkaUser")}
+    for resource in [*topics.values(), *users.values()]:
+        jsonschema.validate(resource["spec"], _STRIMZI[resource["kind"]])
+        assert resource["metadata"]["labels"]["strimzi.io/cluster"] == "citydesk-kafka"
+    for topic in tp.ALL:
+        spec = topics[topic.name]["spec"]
+        assert spec["replicas"] == 3 and spec["config"]["min.insync.replicas"] == "2"
+        assert spec["config"]["retention.ms"] == "-1"
+
+    def writes(user: str) -> set[str]:
+        return {
+            acl["resource"]["name"]
+            for acl in users[user]["spec"]["authorization"]["acls"]
+            if "Write" in acl["operations"] and acl["resource"]["type"] == "topic"
+        }
+
+    for service in ("submission", "review", "scoring", "sentiment", "media"):
+        owned = {t.name for t in tp.ALL if service in t.writers}
+        dead_letters = {t.dlq for t in tp.ALL if service in t.readers}
+        assert writes(f"citydesk-{service}") == owned | dead_letters, service
+    intake = {t.name for t in tp.ALL if tp.COUNTY_SYSTEMS in t.writers}
+    assert writes("county-xs") == intake
+    assert [a["operations"] for a in users["county-xs"]["spec"]["authorization"]["acls"]] == [
+        ["Write", "Describe"]
+    ] * len(intake)  # a county reads nothing: its rejections come over HTTP
+
+    for _, container in _containers(manifest):
+        env = _env(container)
+        if "CITYDESK_KAFKA_SASL_USERNAME" not in env:
+            continue  # the console
+        service = container["name"]
+        assert env["CITYDESK_KAFKA_SASL_USERNAME"] == f"citydesk-{service}"
+        assert env["CITYDESK_KAFKA_CREATE_TOPICS"] == "false"
+        assert env["CITYDESK_BUS_KEYRING_FILE"] == "/etc/citydesk/bus/keyring.yaml"
+        assert "CITYDESK_BUS_SIGNING_KEY" in env
+
+
+def test_the_charts_topic_list_is_the_codes() -> None:
+    from citydesk.cli import CHART_TOPICS, chart_topics
+
+    assert CHART_TOPICS.read_text() == chart_topics()

@@ -144,21 +144,44 @@ spec:
               value: {{ $values.kafka.securityProtocol | quote }}
             - name: CITYDESK_KAFKA_PARTITIONS
               value: {{ $values.kafka.partitions | quote }}
+            - name: CITYDESK_KAFKA_CREATE_TOPICS
+              value: {{ $values.kafka.topics.create | quote }}
+            - name: CITYDESK_KAFKA_REPLICATION_FACTOR
+              value: {{ $values.kafka.topics.replicationFactor | quote }}
+            - name: CITYDESK_KAFKA_MIN_INSYNC_REPLICAS
+              value: {{ $values.kafka.topics.minInsyncReplicas | quote }}
+            - name: CITYDESK_KAFKA_RETENTION_MS
+              value: {{ $values.kafka.topics.retentionMs | quote }}
             {{- if include "citydesk.kafkaUsesSasl" $root }}
+            {{- $kafkaUser := $values.kafka.sasl.username }}
+            {{- $kafkaSecret := $values.kafka.sasl.existingSecret }}
+            {{- if $values.kafka.perServiceUsers }}
+            {{- $kafkaUser = printf "%s%s" $values.kafka.userPrefix .name }}
+            {{- $kafkaSecret = $kafkaUser }}
+            {{- end }}
             - name: CITYDESK_KAFKA_SASL_MECHANISM
               value: {{ $values.kafka.saslMechanism | quote }}
             - name: CITYDESK_KAFKA_SASL_USERNAME
-              value: {{ $values.kafka.sasl.username | quote }}
+              value: {{ $kafkaUser | quote }}
             - name: CITYDESK_KAFKA_SASL_PASSWORD
               valueFrom:
                 secretKeyRef:
-                  name: {{ $values.kafka.sasl.existingSecret }}
+                  name: {{ $kafkaSecret }}
                   key: {{ $values.kafka.sasl.passwordKey }}
             {{- end }}
+            - name: CITYDESK_BUS_KEYRING_FILE
+              value: /etc/citydesk/bus/keyring.yaml
+            - name: CITYDESK_BUS_SIGNING_KEY
+              valueFrom:
+                secretKeyRef:
+                  name: {{ printf "%s%s" $values.bus.signingKeySecretPrefix .name }}
+                  key: {{ $values.bus.signingKeyKey }}
             {{- if $kafkaTls }}
             - name: CITYDESK_KAFKA_CA_FILE
               value: /etc/citydesk/kafka-ca/{{ $values.kafka.tls.caKey }}
             {{- end }}
+            - name: CITYDESK_MONGO_DATABASE_PREFIX
+              value: {{ $values.databasePrefix | quote }}
             - name: CITYDESK_MONGO_URI
               valueFrom:
                 secretKeyRef:
@@ -232,6 +255,11 @@ spec:
               readOnly: true
             - name: tmp
               mountPath: /tmp
+            {{- if .backend }}
+            - name: bus-keyring
+              mountPath: /etc/citydesk/bus
+              readOnly: true
+            {{- end }}
             {{- if $kafkaTls }}
             - name: kafka-ca
               mountPath: /etc/citydesk/kafka-ca
@@ -249,6 +277,11 @@ spec:
         - name: tmp
           emptyDir:
             sizeLimit: {{ $values.tmpSizeLimit }}
+        {{- if .backend }}
+        - name: bus-keyring
+          configMap:
+            name: {{ $fullname }}-bus-keyring
+        {{- end }}
         {{- if $kafkaTls }}
         - name: kafka-ca
           secret:
