@@ -30,8 +30,8 @@ UPLOAD_BODY: dict[str, Any] = {
                         "file": {
                             "type": "string",
                             "format": "binary",
-                            "description": "JPEG, PNG, WebP, MP4 or MOV; the kind (photo or "
-                            "video) follows from its type",
+                            "description": "JPEG, PNG, WebP, HEIC/HEIF, AVIF, MP4 or MOV; "
+                            "the kind (photo or video) follows from its type",
                         },
                     },
                 }
@@ -62,7 +62,10 @@ def problem_response(problem: MediaProblem) -> JSONResponse:
         200: {"model": UploadResult, "description": "the unit already uploaded this file"},
         413: {"description": "larger than the limit for its kind"},
         415: {"description": "not an accepted type, or not the type it claims"},
-        422: {"description": "bad form, or an image that is refused (pixel flood, undecodable)"},
+        422: {
+            "description": "bad form, or a file that is refused (pixel flood, undecodable, "
+            "a video that cannot be read and so cannot be cleaned)"
+        },
         503: {"description": "object storage is down; retry after Retry-After seconds"},
     },
 )

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from services.media.content import PosterState
+from services.media.content import JPEG_RENDITION, PosterState
 from shared.events import MediaKind
 
 ThumbnailSize = Literal["small", "medium"]
@@ -34,19 +34,36 @@ class MediaRead(BaseModel):
     campaign: str | None
     width: int | None
     height: int | None
-    captured_at: datetime | None = Field(description="EXIF DateTimeOriginal, in UTC")
+    captured_at: datetime | None = Field(
+        description="photos: EXIF DateTimeOriginal; videos: the file's creation time; in UTC"
+    )
     gps_removed: bool = Field(description="location data was found and removed")
+    metadata_removed: bool = Field(
+        default=False,
+        description="metadata besides capture time and orientation (device, serials, owner, "
+        "XMP, IPTC, comments, tags) was found and removed",
+    )
     thumbnails: dict[str, Thumbnail]
+    jpeg: Thumbnail | None = Field(
+        default=None,
+        description="HEIC/HEIF/AVIF photos: the size of their full JPEG rendition",
+    )
     poster: PosterState | None = Field(
-        description="videos: 'stored', 'unavailable' (no ffmpeg) or 'failed' (no frame)"
+        description="videos: 'stored', 'failed' (no frame could be read) or 'unavailable' "
+        "(stored before videos were cleaned, without ffmpeg)"
     )
     uploader: str
     stored_at: datetime
     url: str | None = Field(default=None, description="short-lived presigned download link")
+    jpeg_url: str | None = Field(
+        default=None, description="HEIC/HEIF/AVIF photos: a short-lived link to the JPEG"
+    )
     url_expires_at: datetime | None = None
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> MediaRead:
+        renditions = doc.get("renditions", {})
+        jpeg = renditions.get(JPEG_RENDITION)
         return cls(
             id=doc["_id"],
             unit=doc["unit"],
@@ -61,10 +78,13 @@ class MediaRead(BaseModel):
             height=doc.get("height"),
             captured_at=doc.get("captured_at"),
             gps_removed=doc.get("gps_removed", False),
+            metadata_removed=doc.get("metadata_removed", False),
             thumbnails={
                 name: Thumbnail(width=r["width"], height=r["height"])
-                for name, r in doc.get("renditions", {}).items()
+                for name, r in renditions.items()
+                if name != JPEG_RENDITION
             },
+            jpeg=Thumbnail(width=jpeg["width"], height=jpeg["height"]) if jpeg else None,
             poster=doc.get("poster"),
             uploader=doc["uploader"],
             stored_at=doc["stored_at"],
