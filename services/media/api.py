@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from services.media import service
-from services.media.models import MediaPage, MediaRead, ThumbnailSize, UploadResult
+from services.media.models import MediaPage, MediaRead, PupilsMark, ThumbnailSize, UploadResult
 from services.media.service import MediaContext, MediaProblem
 from shared.auth import CurrentPrincipal
 from shared.events import MediaKind
@@ -116,3 +116,15 @@ async def get_thumbnail(
     """Redirect to a short-lived link to the small or medium rendition."""
     doc = await service.get_media(context=context, principal=principal, media_id=media_id)
     return RedirectResponse(service.thumbnail_link(context=context, doc=doc, size=size), 307)
+
+
+@router.put("/{media_id}/pupils", response_model=MediaRead)
+async def mark_pupils(
+    media_id: str, mark: PupilsMark, principal: CurrentPrincipal, context: Context
+) -> MediaRead:
+    """Mark whether pupils can be recognised (可辨认学生) and record their guardians'
+    consent; ``cleared_for_outside_media`` then says whether outside media may show it."""
+    doc = await service.mark_pupils(
+        context=context, principal=principal, media_id=media_id, mark=mark
+    )
+    return MediaRead.from_doc(doc)

@@ -276,8 +276,10 @@ def make_renditions(
     for name, px in sorted(sizes.items(), key=lambda item: -item[1]):
         frame.thumbnail((px, px), Image.Resampling.LANCZOS, reducing_gap=2.0)
         buffer = io.BytesIO()
-        quality = 90 if name == JPEG_RENDITION else 82
-        frame.save(buffer, "JPEG", quality=quality, optimize=True)
+        if name == JPEG_RENDITION:  # full size: optimising its Huffman tables costs a pass
+            frame.save(buffer, "JPEG", quality=90)
+        else:
+            frame.save(buffer, "JPEG", quality=82, optimize=True)
         renditions.append(Rendition(name, buffer.getvalue(), frame.width, frame.height))
     return renditions
 

@@ -3,7 +3,7 @@ media id, unique per (unit, sha256 of the upload)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -18,6 +18,35 @@ MEDIA = "media"
 class Thumbnail(BaseModel):
     width: int
     height: int
+
+
+class GuardianConsent(BaseModel):
+    """The guardians' consent (监护人同意) on file for the pupils a photo shows."""
+
+    model_config = {"extra": "forbid"}
+
+    reference: str = Field(
+        min_length=1, max_length=200, description="the signed form's number or where it is filed"
+    )
+    obtained_on: date
+    outside_media: bool = Field(
+        default=True, description="the consent covers publication in outside media"
+    )
+
+
+class PupilsMark(BaseModel):
+    """Whether pupils can be recognised in the photo or video (可辨认学生), and the consent
+    on file for them."""
+
+    model_config = {"extra": "forbid"}
+
+    identifiable: bool
+    consent: GuardianConsent | None = None
+
+
+class RecordedConsent(GuardianConsent):
+    recorded_by: str
+    recorded_at: datetime
 
 
 class MediaRead(BaseModel):
@@ -54,6 +83,14 @@ class MediaRead(BaseModel):
     )
     uploader: str
     stored_at: datetime
+    pupils_identifiable: bool = Field(
+        default=False, description="marked as showing pupils who can be recognised"
+    )
+    guardian_consent: RecordedConsent | None = None
+    cleared_for_outside_media: bool = Field(
+        default=True,
+        description="no recognisable pupils, or their guardians' consent covers outside media",
+    )
     url: str | None = Field(default=None, description="short-lived presigned download link")
     jpeg_url: str | None = Field(
         default=None, description="HEIC/HEIF/AVIF photos: a short-lived link to the JPEG"
@@ -64,6 +101,8 @@ class MediaRead(BaseModel):
     def from_doc(cls, doc: dict[str, Any]) -> MediaRead:
         renditions = doc.get("renditions", {})
         jpeg = renditions.get(JPEG_RENDITION)
+        pupils = doc.get("pupils") or {}
+        consent = pupils.get("consent")
         return cls(
             id=doc["_id"],
             unit=doc["unit"],
@@ -88,7 +127,20 @@ class MediaRead(BaseModel):
             poster=doc.get("poster"),
             uploader=doc["uploader"],
             stored_at=doc["stored_at"],
+            pupils_identifiable=pupils.get("identifiable", False),
+            guardian_consent=RecordedConsent(**consent) if consent else None,
+            cleared_for_outside_media=cleared_for_outside_media(doc),
         )
+
+
+def cleared_for_outside_media(doc: dict[str, Any]) -> bool:
+    """Outside media may show the file: nobody marked recognisable pupils in it, or their
+    guardians' consent on file covers outside media."""
+    pupils = doc.get("pupils") or {}
+    if not pupils.get("identifiable"):
+        return True
+    consent = pupils.get("consent")
+    return bool(consent and consent.get("outside_media"))
 
 
 class UploadResult(MediaRead):

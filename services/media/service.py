@@ -21,13 +21,20 @@ import urllib3
 from minio import Minio
 from minio.error import MinioException
 from prometheus_client import Counter, Histogram
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from services.media import content
 from services.media.content import JPEG_RENDITION
-from services.media.models import MEDIA, MediaPage, MediaRead, ThumbnailSize, UploadResult
+from services.media.models import (
+    MEDIA,
+    MediaPage,
+    MediaRead,
+    PupilsMark,
+    ThumbnailSize,
+    UploadResult,
+)
 from services.media.settings import MediaSettings
 from services.media.upload import AdmitFile, FileAdmission, UploadForm, UploadProblem, read_upload
 from shared import topics as tp
@@ -433,6 +440,35 @@ def original_disposition(doc: dict[str, Any]) -> str:
 
 def rendition_disposition(doc: dict[str, Any], name: str) -> str:
     return f'inline; filename="{doc["_id"]}-{name}.jpg"'
+
+
+async def mark_pupils(
+    *, context: MediaContext, principal: Principal, media_id: str, mark: PupilsMark
+) -> dict[str, Any]:
+    """Record whether pupils can be recognised in the file and the guardians' consent on
+    file; every change is kept in the file's history."""
+    check_uploader(principal=principal)
+    await get_media(context=context, principal=principal, media_id=media_id)
+    now = datetime.now(UTC)
+    pupils: dict[str, Any] = {
+        "identifiable": mark.identifiable,
+        "consent": None,
+        "marked_by": principal.sub,
+        "marked_at": now,
+    }
+    if mark.consent is not None:
+        consent = mark.consent.model_dump()
+        # a date, as BSON stores it
+        consent["obtained_on"] = datetime.combine(mark.consent.obtained_on, datetime.min.time())
+        pupils["consent"] = consent | {"recorded_by": principal.sub, "recorded_at": now}
+    updated = await context.runtime.db[MEDIA].find_one_and_update(
+        {"_id": media_id},
+        {"$set": {"pupils": pupils}, "$push": {"pupils_history": pupils}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if updated is None:
+        raise MediaProblem(404, f"no media {media_id!r}")
+    return updated
 
 
 def read_with_link(*, context: MediaContext, doc: dict[str, Any]) -> MediaRead:

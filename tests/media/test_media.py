@@ -677,3 +677,58 @@ async def test_a_stored_photo_is_announced_as_media_stored(media: RunningService
     assert payload["size"] == body["size"] and payload["campaign"] == campaign
     assert (payload["width"], payload["height"]) == (1024, 768)
     assert payload["uploader"] == "corr-dh-syxx"
+
+
+async def test_a_photo_marked_with_recognisable_pupils_is_cleared_only_with_consent(
+    media: RunningService,
+) -> None:
+    response = await upload(media, photo(), "class.jpg", "image/jpeg")
+    media_id = response.json()["id"]
+    assert response.json()["cleared_for_outside_media"] is True
+
+    marked = await media.client.put(
+        f"/media/{media_id}/pupils", json={"identifiable": True}, headers=CORRESPONDENT
+    )
+    assert marked.status_code == 200, marked.text
+    assert marked.json()["pupils_identifiable"] is True
+    assert marked.json()["cleared_for_outside_media"] is False
+
+    school_only = {"reference": "2026春-三(2)班-07", "obtained_on": "2026-02-20",
+                   "outside_media": False}  # fmt: skip
+    limited = await media.client.put(
+        f"/media/{media_id}/pupils",
+        json={"identifiable": True, "consent": school_only},
+        headers=CORRESPONDENT,
+    )
+    assert limited.json()["cleared_for_outside_media"] is False
+    consent = school_only | {"outside_media": True}
+    cleared = await media.client.put(
+        f"/media/{media_id}/pupils",
+        json={"identifiable": True, "consent": consent},
+        headers=CORRESPONDENT,
+    )
+    body = cleared.json()
+    assert body["cleared_for_outside_media"] is True
+    assert body["guardian_consent"]["reference"] == "2026春-三(2)班-07"
+    assert body["guardian_consent"]["obtained_on"] == "2026-02-20"
+    assert body["guardian_consent"]["recorded_by"] == "corr-dh-syxx"
+    read = await media.client.get(f"/media/{media_id}", headers=CORRESPONDENT)
+    assert read.json()["cleared_for_outside_media"] is True
+    doc = await media.runtime.db.media.find_one({"_id": media_id})
+    assert [entry["identifiable"] for entry in doc["pupils_history"]] == [True, True, True]
+
+    bad = await media.client.put(
+        f"/media/{media_id}/pupils",
+        json={"identifiable": True, "consent": {"reference": "", "obtained_on": "2026-02-20"}},
+        headers=CORRESPONDENT,
+    )
+    assert bad.status_code == 422
+    other_county = auth(OTHER_COUNTY_SCHOOL, Role.REVIEWER_COUNTY)
+    refused = await media.client.put(
+        f"/media/{media_id}/pupils", json={"identifiable": False}, headers=other_county
+    )
+    assert refused.status_code == 403
+    missing = await media.client.put(
+        "/media/nothing-here/pupils", json={"identifiable": False}, headers=CORRESPONDENT
+    )
+    assert missing.status_code == 404
