@@ -1,7 +1,8 @@
 """Production refuses to start unsafe: local secrets and addresses, clear-text Kafka, HS256,
 a missing issuer or audience, unsigned webhooks and a cookie without Secure each stop a
-service with the reason; the chart's production values start every service; the test
-environment keeps its local defaults."""
+service with the reason; the chart's production values start every service and its
+schema refuses a development environment without the explicit flag; the test environment
+keeps its local defaults."""
 
 from __future__ import annotations
 
@@ -212,3 +213,21 @@ def test_the_charts_production_values_start_every_service(
             settings.refuse_unsafe_production(kafka=backend, mongo=backend, s3=service in USES_S3)
             checked.add(service)
     assert checked >= {"submission", "media", "review", "scoring", "sentiment", "console"}
+
+
+def test_the_chart_refuses_a_development_environment_without_the_explicit_flag() -> None:
+    tools = deploy_tools()
+    chart = str(REPO / "deploy" / "helm" / "citydesk")
+
+    def template(*options: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(tools.helm), "template", "citydesk", chart, "--kube-version",
+             KUBERNETES_VERSION, *options],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    for environment in ("local", "test"):
+        refused = template("--set", f"environment={environment}")
+        assert refused.returncode != 0 and "developmentMode" in refused.stderr
+    development = template("--set", "environment=local", "--set", "developmentMode=true")
+    assert development.returncode == 0, development.stderr
