@@ -475,6 +475,29 @@ async def test_a_png_with_xmp_location_is_stored_clean(media: RunningService) ->
     assert stored.tobytes() == image.tobytes()
 
 
+async def test_a_webp_with_exif_and_xmp_is_stored_clean(media: RunningService) -> None:
+    exif, _ = identifying_exif()
+    exif.get_ifd(ExifTags.IFD.GPSInfo)[ExifTags.GPS.GPSLatitudeRef] = "N"
+    seed = uuid.uuid4().bytes
+    image = Image.frombytes("RGB", (16, 16), (seed * 48)[: 16 * 16 * 3]).resize((320, 240))
+    buffer = io.BytesIO()
+    image.save(buffer, "WEBP", exif=exif, xmp=XMP_WITH_PLACE.encode(), lossless=True)
+    data = buffer.getvalue()
+
+    response = await upload(media, data, "sports.webp", "image/webp")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["gps_removed"] is True and body["metadata_removed"] is True
+    stored_bytes = await stored_object(media, body["id"])
+    assert_nothing_identifying(stored_bytes)
+    stored = Image.open(io.BytesIO(stored_bytes))
+    assert "xmp" not in stored.info
+    stored_exif = stored.getexif()
+    assert stored_exif.get_ifd(ExifTags.IFD.GPSInfo) == {}
+    assert stored_exif[ExifTags.Base.Orientation] == 6
+    assert stored.tobytes() == image.tobytes()
+
+
 async def test_an_mp4_with_a_location_tag_is_stored_clean_and_losslessly(
     media: RunningService, tmp_path: Path
 ) -> None:
