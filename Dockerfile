@@ -16,10 +16,7 @@ RUN /opt/citydesk/bin/pip install . \
     && /opt/citydesk/bin/python -m compileall -q /opt/citydesk/lib
 
 FROM python:3.11-slim AS runtime
-# ffmpeg: media takes video poster frames with it
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends ffmpeg \
-    && rm -rf /var/lib/apt/lists/*
+# no system ffmpeg: media uses the one inside the imageio-ffmpeg wheel
 RUN groupadd --system --gid 10001 citydesk \
     && useradd --system --uid 10001 --gid citydesk --home-dir /app --shell /usr/sbin/nologin citydesk
 COPY --from=build /opt/citydesk /opt/citydesk

@@ -84,8 +84,13 @@ def verify_token(token: str, settings: Settings) -> Principal:
         )
     except jwt.PyJWTError as exc:
         raise AuthError(f"invalid token: {exc}") from exc
+    _check_lifetime(claims, settings.jwt_max_lifetime_seconds)
+    raw_roles = claims["roles"]
+    # a list of names only: {"admin": 1} or "admin" must not read as the admin role
+    if not isinstance(raw_roles, list) or not all(isinstance(r, str) for r in raw_roles):
+        raise AuthError("token roles must be a list of role names")
     try:
-        roles = frozenset(Role(r) for r in claims["roles"])
+        roles = frozenset(Role(r) for r in raw_roles)
     except ValueError as exc:
         raise AuthError(f"unknown role in token: {exc}") from exc
     return Principal(
@@ -94,6 +99,18 @@ def verify_token(token: str, settings: Settings) -> Principal:
         unit=str(claims["unit"]),
         roles=roles,
     )
+
+
+def _check_lifetime(claims: dict[str, Any], maximum: int) -> None:
+    """A token may live at most ``maximum`` seconds from its issue (or from now, when it
+    names no issue time): a leaked long-lived token cannot be revoked by waiting."""
+    issued = claims.get("iat")
+    start = issued if isinstance(issued, int | float) else time.time()
+    if claims["exp"] - start > maximum:
+        raise AuthError(
+            f"token lifetime exceeds the maximum of {maximum} seconds "
+            "(CITYDESK_JWT_MAX_LIFETIME_SECONDS)"
+        )
 
 
 def mint_token(

@@ -110,6 +110,7 @@ def build_service(
     settings: Settings | None = None,
 ) -> tuple[FastAPI, ServiceRuntime]:
     settings = settings or load_settings(name)
+    settings.refuse_unsafe_production(kafka=True, mongo=True, s3=uses_s3)
     org = load_org(settings.org_file)
     mongo = make_client(settings)
     db = mongo[settings.database_name]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import jwt
 import pytest
@@ -82,20 +83,35 @@ def test_missing_wrong_or_expired_tokens_get_401_and_missing_roles_403() -> None
     assert client.post("/units/dh-syxx/stories", headers=bearer(officer)).status_code == 403
 
 
-def test_production_accepts_rs256_with_a_configured_key_and_refuses_local_hs256() -> None:
+def rs256_production() -> tuple[rsa.RSAPrivateKey, Settings]:
+    """A signing key and production settings that verify tokens with its public half."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     public = (
         key.public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
     )
-    production = Settings(environment="production", jwt_public_key=public)
+    production = Settings(
+        environment="production",
+        jwt_public_key=public,
+        jwt_issuer="https://login.example.org/realms/citydesk",
+    )
+    return key, production
+
+
+def rs256_token(key: rsa.RSAPrivateKey, settings: Settings, **changes: Any) -> str:
     now = int(time.time())
     claims = {
         "sub": "city-officer", "unit": "jc", "roles": ["opinion_officer"],
-        "iss": production.jwt_issuer, "aud": production.jwt_audience, "exp": now + 60,
+        "iss": settings.jwt_issuer, "aud": settings.jwt_audience, "iat": now, "exp": now + 60,
     }  # fmt: skip
-    token = jwt.encode(claims, key, algorithm="RS256")
+    return jwt.encode(claims | changes, key, algorithm="RS256")
+
+
+def test_production_accepts_rs256_with_a_configured_key_and_refuses_local_hs256() -> None:
+    key, production = rs256_production()
+    assert production.jwt_hs256_secret is None
+    token = rs256_token(key, production)
     principal = verify_token(token, production)
     assert principal.unit == "jc" and principal.has(Role.OPINION_OFFICER)
     local = mint_token(SETTINGS, sub="x", unit="jc", roles=[Role.ADMIN])
@@ -109,3 +125,34 @@ def test_require_scope_says_404_for_unknown_units() -> None:
     with pytest.raises(HTTPException) as error:
         require_scope(principal, ORG, "nowhere")
     assert error.value.status_code == 404
+
+
+def test_a_token_living_longer_than_the_maximum_is_refused() -> None:
+    key, production = rs256_production()
+    now = int(time.time())
+    century = rs256_token(key, production, exp=now + 100 * 365 * 86400)
+    with pytest.raises(AuthError, match="lifetime exceeds the maximum"):
+        verify_token(century, production)
+    # without an issue time, the lifetime counts from now
+    claims = jwt.decode(century, options={"verify_signature": False})
+    del claims["iat"]
+    no_iat = jwt.encode(claims | {"exp": now + 40 * 86400}, key, algorithm="RS256")
+    with pytest.raises(AuthError, match="lifetime exceeds the maximum"):
+        verify_token(no_iat, production)
+    month = rs256_token(key, production, exp=now + 30 * 86400)
+    assert verify_token(month, production).unit == "jc"
+    # a locally minted token is held to the same maximum
+    long_local = mint_token(
+        SETTINGS, sub="x", unit="dh", roles=[Role.CORRESPONDENT], ttl_seconds=365 * 86400
+    )
+    with pytest.raises(AuthError, match="lifetime"):
+        verify_token(long_local, SETTINGS)
+
+
+@pytest.mark.parametrize("roles", [{"admin": 1}, "admin", [["admin"]], [1], 1])
+def test_roles_must_be_a_list_of_role_names(roles: object) -> None:
+    key, production = rs256_production()
+    with pytest.raises(AuthError, match="roles must be a list of role names"):
+        verify_token(rs256_token(key, production, roles=roles), production)
+    with pytest.raises(AuthError, match="unknown role"):
+        verify_token(rs256_token(key, production, roles=["admin", "superuser"]), production)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from services.media import service
-from services.media.models import MediaPage, MediaRead, ThumbnailSize, UploadResult
+from services.media.models import MediaPage, MediaRead, PupilsMark, ThumbnailSize, UploadResult
 from services.media.service import MediaContext, MediaProblem
 from shared.auth import CurrentPrincipal
 from shared.events import MediaKind
@@ -30,8 +30,8 @@ UPLOAD_BODY: dict[str, Any] = {
                         "file": {
                             "type": "string",
                             "format": "binary",
-                            "description": "JPEG, PNG, WebP, MP4 or MOV; the kind (photo or "
-                            "video) follows from its type",
+                            "description": "JPEG, PNG, WebP, HEIC/HEIF, AVIF, MP4 or MOV; "
+                            "the kind (photo or video) follows from its type",
                         },
                     },
                 }
@@ -62,7 +62,10 @@ def problem_response(problem: MediaProblem) -> JSONResponse:
         200: {"model": UploadResult, "description": "the unit already uploaded this file"},
         413: {"description": "larger than the limit for its kind"},
         415: {"description": "not an accepted type, or not the type it claims"},
-        422: {"description": "bad form, or an image that is refused (pixel flood, undecodable)"},
+        422: {
+            "description": "bad form, or a file that is refused (pixel flood, undecodable, "
+            "a video that cannot be read and so cannot be cleaned)"
+        },
         503: {"description": "object storage is down; retry after Retry-After seconds"},
     },
 )
@@ -113,3 +116,15 @@ async def get_thumbnail(
     """Redirect to a short-lived link to the small or medium rendition."""
     doc = await service.get_media(context=context, principal=principal, media_id=media_id)
     return RedirectResponse(service.thumbnail_link(context=context, doc=doc, size=size), 307)
+
+
+@router.put("/{media_id}/pupils", response_model=MediaRead)
+async def mark_pupils(
+    media_id: str, mark: PupilsMark, principal: CurrentPrincipal, context: Context
+) -> MediaRead:
+    """Mark whether pupils can be recognised (可辨认学生) and record their guardians'
+    consent; ``cleared_for_outside_media`` then says whether outside media may show it."""
+    doc = await service.mark_pupils(
+        context=context, principal=principal, media_id=media_id, mark=mark
+    )
+    return MediaRead.from_doc(doc)

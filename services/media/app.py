@@ -1,5 +1,5 @@
-"""The media service: photos and videos checked, cleaned of location data, stored in S3
-with thumbnails, and announced as ``media.stored``. It consumes no topics."""
+"""The media service: photos and videos checked, cleaned of location and identity, stored
+in S3 with thumbnails, and announced as ``media.stored``. It consumes no topics."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.media import api
-from services.media.content import configure_pillow
+from services.media.content import configure_pillow, ffmpeg_executable
 from services.media.service import (
     MediaContext,
     MediaProblem,
@@ -32,8 +32,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app, runtime = build_service(
         "media",
         title="CityDesk media",
-        description="Photos and videos for stories: checked, stripped of location, stored "
-        "with thumbnails, served by short-lived links.",
+        description="Photos and videos for stories: checked, stripped of location and "
+        "identity, stored with thumbnails, served by short-lived links.",
         publishes=(tp.MEDIA_STORED,),
         uses_s3=True,
         settings=media,
@@ -50,6 +50,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=media,
         store=ObjectStore(client=runtime.minio, signer=signer, bucket=media.media_bucket),
         decoding=asyncio.Semaphore(media.media_decode_concurrency),
+        # found at start: without it videos could not be cleaned, so the service does not
+        # start (the wheel ships it; IMAGEIO_FFMPEG_EXE may name another)
+        ffmpeg=ffmpeg_executable(),
     )
     app.state.media = context
     app.include_router(api.router)

@@ -3,12 +3,12 @@ media id, unique per (unit, sha256 of the upload)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from services.media.content import PosterState
+from services.media.content import JPEG_RENDITION, PosterState
 from shared.events import MediaKind
 
 ThumbnailSize = Literal["small", "medium"]
@@ -18,6 +18,35 @@ MEDIA = "media"
 class Thumbnail(BaseModel):
     width: int
     height: int
+
+
+class GuardianConsent(BaseModel):
+    """The guardians' consent (监护人同意) on file for the pupils a photo shows."""
+
+    model_config = {"extra": "forbid"}
+
+    reference: str = Field(
+        min_length=1, max_length=200, description="the signed form's number or where it is filed"
+    )
+    obtained_on: date
+    outside_media: bool = Field(
+        default=True, description="the consent covers publication in outside media"
+    )
+
+
+class PupilsMark(BaseModel):
+    """Whether pupils can be recognised in the photo or video (可辨认学生), and the consent
+    on file for them."""
+
+    model_config = {"extra": "forbid"}
+
+    identifiable: bool
+    consent: GuardianConsent | None = None
+
+
+class RecordedConsent(GuardianConsent):
+    recorded_by: str
+    recorded_at: datetime
 
 
 class MediaRead(BaseModel):
@@ -34,19 +63,46 @@ class MediaRead(BaseModel):
     campaign: str | None
     width: int | None
     height: int | None
-    captured_at: datetime | None = Field(description="EXIF DateTimeOriginal, in UTC")
+    captured_at: datetime | None = Field(
+        description="photos: EXIF DateTimeOriginal; videos: the file's creation time; in UTC"
+    )
     gps_removed: bool = Field(description="location data was found and removed")
+    metadata_removed: bool = Field(
+        default=False,
+        description="metadata besides capture time and orientation (device, serials, owner, "
+        "XMP, IPTC, comments, tags) was found and removed",
+    )
     thumbnails: dict[str, Thumbnail]
+    jpeg: Thumbnail | None = Field(
+        default=None,
+        description="HEIC/HEIF/AVIF photos: the size of their full JPEG rendition",
+    )
     poster: PosterState | None = Field(
-        description="videos: 'stored', 'unavailable' (no ffmpeg) or 'failed' (no frame)"
+        description="videos: 'stored', 'failed' (no frame could be read) or 'unavailable' "
+        "(stored before videos were cleaned, without ffmpeg)"
     )
     uploader: str
     stored_at: datetime
+    pupils_identifiable: bool = Field(
+        default=False, description="marked as showing pupils who can be recognised"
+    )
+    guardian_consent: RecordedConsent | None = None
+    cleared_for_outside_media: bool = Field(
+        default=True,
+        description="no recognisable pupils, or their guardians' consent covers outside media",
+    )
     url: str | None = Field(default=None, description="short-lived presigned download link")
+    jpeg_url: str | None = Field(
+        default=None, description="HEIC/HEIF/AVIF photos: a short-lived link to the JPEG"
+    )
     url_expires_at: datetime | None = None
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> MediaRead:
+        renditions = doc.get("renditions", {})
+        jpeg = renditions.get(JPEG_RENDITION)
+        pupils = doc.get("pupils") or {}
+        consent = pupils.get("consent")
         return cls(
             id=doc["_id"],
             unit=doc["unit"],
@@ -61,14 +117,30 @@ class MediaRead(BaseModel):
             height=doc.get("height"),
             captured_at=doc.get("captured_at"),
             gps_removed=doc.get("gps_removed", False),
+            metadata_removed=doc.get("metadata_removed", False),
             thumbnails={
                 name: Thumbnail(width=r["width"], height=r["height"])
-                for name, r in doc.get("renditions", {}).items()
+                for name, r in renditions.items()
+                if name != JPEG_RENDITION
             },
+            jpeg=Thumbnail(width=jpeg["width"], height=jpeg["height"]) if jpeg else None,
             poster=doc.get("poster"),
             uploader=doc["uploader"],
             stored_at=doc["stored_at"],
+            pupils_identifiable=pupils.get("identifiable", False),
+            guardian_consent=RecordedConsent(**consent) if consent else None,
+            cleared_for_outside_media=cleared_for_outside_media(doc),
         )
+
+
+def cleared_for_outside_media(doc: dict[str, Any]) -> bool:
+    """Outside media may show the file: nobody marked recognisable pupils in it, or their
+    guardians' consent on file covers outside media."""
+    pupils = doc.get("pupils") or {}
+    if not pupils.get("identifiable"):
+        return True
+    consent = pupils.get("consent")
+    return bool(consent and consent.get("outside_media"))
 
 
 class UploadResult(MediaRead):

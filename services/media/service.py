@@ -21,12 +21,20 @@ import urllib3
 from minio import Minio
 from minio.error import MinioException
 from prometheus_client import Counter, Histogram
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from services.media import content
-from services.media.models import MEDIA, MediaPage, MediaRead, ThumbnailSize, UploadResult
+from services.media.content import JPEG_RENDITION
+from services.media.models import (
+    MEDIA,
+    MediaPage,
+    MediaRead,
+    PupilsMark,
+    ThumbnailSize,
+    UploadResult,
+)
 from services.media.settings import MediaSettings
 from services.media.upload import AdmitFile, FileAdmission, UploadForm, UploadProblem, read_upload
 from shared import topics as tp
@@ -104,15 +112,17 @@ class ObjectStore:
             with contextlib.suppress(MinioException):  # another replica made it meanwhile
                 await asyncio.to_thread(self.client.make_bucket, self.bucket)
 
-    async def put_file(self, key: str, path: Path, content_type: str) -> None:
+    async def put_file(self, key: str, path: Path, content_type: str, disposition: str) -> None:
         await asyncio.to_thread(
-            self.client.fput_object, self.bucket, key, str(path), content_type=content_type
-        )
+            self.client.fput_object, self.bucket, key, str(path), content_type=content_type,
+            metadata={"Content-Disposition": disposition},
+        )  # fmt: skip
 
-    async def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+    async def put_bytes(self, key: str, data: bytes, content_type: str, disposition: str) -> None:
         await asyncio.to_thread(
             self.client.put_object,
             self.bucket, key, io.BytesIO(data), len(data), content_type=content_type,
+            metadata={"Content-Disposition": disposition},
         )  # fmt: skip
 
     async def remove(self, keys: list[str]) -> None:
@@ -123,8 +133,18 @@ class ObjectStore:
             except STORAGE_ERRORS as exc:
                 log.warning("could not remove orphaned object %s: %s", key, exc)
 
-    def presigned(self, key: str, expires: timedelta) -> str:
-        return self.signer.presigned_get_object(self.bucket, key, expires=expires)
+    def presigned(
+        self, key: str, expires: timedelta, *, content_type: str, disposition: str
+    ) -> str:
+        """A link that answers with the sniffed type and a disposition whatever the object
+        was stored with (browsers then neither guess a type nor run what they download)."""
+        return self.signer.presigned_get_object(
+            self.bucket, key, expires=expires,
+            response_headers={
+                "response-content-type": content_type,
+                "response-content-disposition": disposition,
+            },
+        )  # fmt: skip
 
 
 @dataclass
@@ -136,6 +156,8 @@ class MediaContext:
     store: ObjectStore
     # images decoded at once in this process (bounds memory)
     decoding: asyncio.Semaphore
+    # the ffmpeg that cleans videos and takes their poster frames
+    ffmpeg: str
 
     @property
     def rendition_sizes(self) -> dict[str, int]:
@@ -279,7 +301,6 @@ async def store_upload(
         "poster": None,
     }
     renditions: list[content.Rendition]
-    stored_path = spooled.path
     if real.kind is MediaKind.PHOTO:
         async with context.decoding:
             try:
@@ -295,27 +316,34 @@ async def store_upload(
         stored_path = image.stored_path
         renditions = image.renditions
         doc.update(
-            width=image.width, height=image.height,
-            captured_at=image.captured_at, gps_removed=image.gps_removed,
+            width=image.width, height=image.height, captured_at=image.captured_at,
+            gps_removed=image.gps_removed, metadata_removed=image.metadata_removed,
         )  # fmt: skip
     else:
-        video = await content.inspect_video(
-            spooled.path, timeout=context.settings.media_ffmpeg_timeout_seconds
-        )
+        try:
+            video = await content.inspect_video(
+                spooled.path, real, ffmpeg=context.ffmpeg,
+                timeout=context.settings.media_ffmpeg_timeout_seconds,
+            )  # fmt: skip
+        except content.VideoRefused as exc:
+            raise UploadProblem(422, str(exc), kind=kind.value, outcome="refused") from exc
+        stored_path = video.stored_path
         renditions = []
         if video.poster_frame is not None:
             try:
                 async with context.decoding:
-                    renditions = await asyncio.to_thread(
+                    renditions, video.width, video.height = await asyncio.to_thread(
                         content.poster_renditions, video.poster_frame, sizes=context.rendition_sizes
                     )
             except content.ImageRefused:
                 video.poster = "failed"
-        doc.update(width=video.width, height=video.height, captured_at=None,
-                   gps_removed=False, poster=video.poster)  # fmt: skip
+        doc.update(
+            width=video.width, height=video.height, captured_at=video.captured_at,
+            gps_removed=video.gps_removed, metadata_removed=video.metadata_removed,
+            poster=video.poster,
+        )  # fmt: skip
 
-    extension = real.extensions[0]
-    doc["object_key"] = f"{prefix}/original{extension}"
+    doc["object_key"] = f"{prefix}/original{real.extensions[0]}"
     doc["size"] = stored_path.stat().st_size
     doc["renditions"] = {
         r.name: {"key": f"{prefix}/{r.name}.jpg", "width": r.width, "height": r.height}
@@ -324,11 +352,15 @@ async def store_upload(
     written: list[str] = []
     try:
         await context.store.ensure_bucket()
-        await context.store.put_file(doc["object_key"], stored_path, real.content_type)
+        await context.store.put_file(
+            doc["object_key"], stored_path, real.content_type, original_disposition(doc)
+        )
         written.append(doc["object_key"])
         for rendition in renditions:
             key = doc["renditions"][rendition.name]["key"]
-            await context.store.put_bytes(key, rendition.data, "image/jpeg")
+            await context.store.put_bytes(
+                key, rendition.data, "image/jpeg", rendition_disposition(doc, rendition.name)
+            )
             written.append(key)
     except (StorageDown, *STORAGE_ERRORS) as exc:
         await context.store.remove(written)
@@ -400,11 +432,59 @@ async def get_media(
     return doc
 
 
+def original_disposition(doc: dict[str, Any]) -> str:
+    """Downloaded, under the media id: the uploader's file name may name a pupil."""
+    extension = Path(doc["object_key"]).suffix
+    return f'attachment; filename="{doc["_id"]}{extension}"'
+
+
+def rendition_disposition(doc: dict[str, Any], name: str) -> str:
+    return f'inline; filename="{doc["_id"]}-{name}.jpg"'
+
+
+async def mark_pupils(
+    *, context: MediaContext, principal: Principal, media_id: str, mark: PupilsMark
+) -> dict[str, Any]:
+    """Record whether pupils can be recognised in the file and the guardians' consent on
+    file; every change is kept in the file's history."""
+    check_uploader(principal=principal)
+    await get_media(context=context, principal=principal, media_id=media_id)
+    now = datetime.now(UTC)
+    pupils: dict[str, Any] = {
+        "identifiable": mark.identifiable,
+        "consent": None,
+        "marked_by": principal.sub,
+        "marked_at": now,
+    }
+    if mark.consent is not None:
+        consent = mark.consent.model_dump()
+        # a date, as BSON stores it
+        consent["obtained_on"] = datetime.combine(mark.consent.obtained_on, datetime.min.time())
+        pupils["consent"] = consent | {"recorded_by": principal.sub, "recorded_at": now}
+    updated = await context.runtime.db[MEDIA].find_one_and_update(
+        {"_id": media_id},
+        {"$set": {"pupils": pupils}, "$push": {"pupils_history": pupils}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if updated is None:
+        raise MediaProblem(404, f"no media {media_id!r}")
+    return updated
+
+
 def read_with_link(*, context: MediaContext, doc: dict[str, Any]) -> MediaRead:
-    """The metadata with a presigned download link that expires soon."""
+    """The metadata with presigned links (the original, and the JPEG rendition of a HEIC
+    or AVIF photo) that expire soon."""
     expires = timedelta(seconds=context.settings.media_url_expiry_seconds)
     read = MediaRead.from_doc(doc)
-    read.url = context.store.presigned(doc["object_key"], expires)
+    read.url = context.store.presigned(
+        doc["object_key"], expires,
+        content_type=doc["content_type"], disposition=original_disposition(doc),
+    )  # fmt: skip
+    if (jpeg := doc.get("renditions", {}).get(JPEG_RENDITION)) is not None:
+        read.jpeg_url = context.store.presigned(
+            jpeg["key"], expires,
+            content_type="image/jpeg", disposition=rendition_disposition(doc, JPEG_RENDITION),
+        )  # fmt: skip
     read.url_expires_at = datetime.now(UTC) + expires
     return read
 
@@ -415,12 +495,15 @@ def thumbnail_link(*, context: MediaContext, doc: dict[str, Any], size: Thumbnai
     rendition = doc.get("renditions", {}).get(size)
     if rendition is None:
         reason = {
-            "unavailable": "no poster frame: ffmpeg is not installed on the server",
+            "unavailable": "no poster frame: ffmpeg was not installed when it was stored",
             "failed": "no poster frame: none could be read from the video",
         }.get(doc.get("poster") or "", "no thumbnail")
         raise MediaProblem(404, f"media {doc['_id']!r} has {reason}")
     expires = timedelta(seconds=context.settings.media_url_expiry_seconds)
-    return context.store.presigned(rendition["key"], expires)
+    return context.store.presigned(
+        rendition["key"], expires,
+        content_type="image/jpeg", disposition=rendition_disposition(doc, size),
+    )  # fmt: skip
 
 
 async def list_media(

@@ -142,6 +142,10 @@ spec:
               value: {{ $values.kafka.bootstrap | quote }}
             - name: CITYDESK_KAFKA_SECURITY_PROTOCOL
               value: {{ $values.kafka.securityProtocol | quote }}
+            {{- if $values.kafka.allowPlaintext }}
+            - name: CITYDESK_KAFKA_ALLOW_PLAINTEXT
+              value: "true"
+            {{- end }}
             - name: CITYDESK_KAFKA_PARTITIONS
               value: {{ $values.kafka.partitions | quote }}
             - name: CITYDESK_KAFKA_CREATE_TOPICS
