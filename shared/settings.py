@@ -130,6 +130,13 @@ class Settings(BaseSettings):
         if kafka and self.kafka_security_protocol.startswith("SASL"):
             if not self.kafka_sasl_username or self.kafka_sasl_password is None:
                 problems.append("CITYDESK_KAFKA_SASL_USERNAME and _PASSWORD must be set for SASL")
+        if kafka and (self.bus_signing_key is None or not self.bus_keyring_file):
+            problems.append(
+                "CITYDESK_BUS_SIGNING_KEY and CITYDESK_BUS_KEYRING_FILE must be set: every "
+                "record is signed and every writer checked (a local key folder is for laptops)"
+            )
+        if kafka and self.bus_keys_dir:
+            problems.append("CITYDESK_BUS_KEYS_DIR is the local stack's key folder: unset it")
         if mongo and self.mongo_uri == LOCAL_MONGO_URI:
             problems.append("CITYDESK_MONGO_URI is the local default: set the cluster's URI")
         if s3:

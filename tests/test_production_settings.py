@@ -32,6 +32,8 @@ SAFE: dict[str, Any] = {
     "mongo_uri": "mongodb://db-0.cluster:27017/?replicaSet=rs0&tls=true",
     "s3_access_key": "media-writer",
     "s3_secret_key": "a-long-generated-s3-secret",
+    "bus_signing_key": "the-service-s-own-ed25519-seed",
+    "bus_keyring_file": "/etc/citydesk/bus/keyring.yaml",
 }
 EVERYTHING = {"kafka": True, "mongo": True, "s3": True}
 
@@ -76,6 +78,9 @@ def test_safe_production_settings_start() -> None:
         ({"jwt_issuer": ""}, "CITYDESK_JWT_ISSUER is missing"),
         ({"jwt_audience": ""}, "CITYDESK_JWT_AUDIENCE is missing"),
         ({"jwt_jwks_url": None}, "set CITYDESK_JWT_JWKS_URL or CITYDESK_JWT_PUBLIC_KEY"),
+        ({"bus_signing_key": None}, "CITYDESK_BUS_SIGNING_KEY and CITYDESK_BUS_KEYRING_FILE"),
+        ({"bus_keyring_file": None}, "CITYDESK_BUS_SIGNING_KEY and CITYDESK_BUS_KEYRING_FILE"),
+        ({"bus_keys_dir": "/work/.stack/bus-keys"}, "CITYDESK_BUS_KEYS_DIR is the local"),
     ],
 )
 def test_each_unsafe_setting_stops_production_with_its_reason(
