@@ -26,6 +26,7 @@ from services.review.models import (
 from services.review.publishing import PublishQueue
 from services.review.settings import ReviewSettings
 from shared.auth import CurrentPrincipal, Role, require_role
+from shared.refusals import refusal_for_status
 from shared.runtime import ServiceRuntime
 
 router = APIRouter()
@@ -249,4 +250,5 @@ async def replace_config(
 def refusal_response(_: Request, exc: Exception) -> JSONResponse:
     """A refusal from the service layer as a 4xx answer with its reason."""
     assert isinstance(exc, service.Refused)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+    refusal = refusal_for_status(exc.status, exc.detail)
+    return JSONResponse(refusal.body(), status_code=exc.status)

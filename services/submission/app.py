@@ -10,6 +10,7 @@ from services.submission import api, config, service
 from services.submission.handlers import register_handlers
 from shared import topics as tp
 from shared.contracts import IntakeRules
+from shared.refusals import refusal_for_status
 from shared.rejections import rejections_router
 from shared.runtime import ServiceRuntime, build_service
 from shared.settings import Settings
@@ -42,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for error, code in ERROR_STATUS.items():
 
         async def answer(request: Request, exc: Exception, code: int = code) -> JSONResponse:
-            return JSONResponse({"detail": str(exc)}, status_code=code)
+            return JSONResponse(refusal_for_status(code, str(exc)).body(), status_code=code)
 
         app.add_exception_handler(error, answer)
     if runtime.settings.run_consumers:

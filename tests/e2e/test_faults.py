@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import signal
 from collections import Counter
@@ -16,6 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
 from pymongo import AsyncMongoClient
 
 from citydesk.processes import ServiceProcesses
@@ -28,7 +31,7 @@ from shared.orgtree import example_city
 from shared.settings import Settings
 from tests.e2e import flows
 from tests.e2e.conftest import start_city
-from tests.support import auth, eventually
+from tests.support import auth, eventually, header
 
 pytestmark = [pytest.mark.slow]
 
@@ -41,6 +44,24 @@ COMPLAINTS = [
     "{name}食堂卫生太差，饭菜有异味，强烈要求彻查！",
     "我家孩子在{name}吃完午饭肚子疼，食堂必须给家长一个说法。",
 ]
+
+
+async def whole_topic(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of ``topic`` so far, read without a consumer group."""
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await reader.start()
+    try:
+        await reader.topics()
+        partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
+        reader.assign(partitions)
+        await reader.seek_to_beginning()
+        records: list[Any] = []
+        while batch := await reader.getmany(timeout_ms=1000):
+            for part in batch.values():
+                records.extend(part)
+        return records
+    finally:
+        await reader.stop()
 
 
 def intake_story(county: str, school: str, index: int, run: str) -> ev.IntakeStoryEvent:
@@ -77,15 +98,19 @@ class Load:
         self.run = run
         self.stories: list[ev.IntakeStoryEvent] = []
         self.opinions: list[ev.IntakeOpinionEvent] = []
+        self.poisons: dict[str, list[bytes]] = {"intake.stories": [], "intake.opinions": []}
 
     async def send(self, topic: tp.Topic, event: ev.Envelope) -> None:
+        await self.send_raw(topic, event.model_dump_json().encode(), topic.key(event))
+
+    async def send_raw(
+        self, topic: tp.Topic, value: bytes, key: bytes, headers: dict[str, str] | None = None
+    ) -> None:
         while True:
             producer = SignedProducer(self.settings, request_timeout_ms=5000)
             try:
                 await producer.start()
-                await producer.send_and_wait(
-                    topic.name, event.model_dump_json().encode(), key=topic.key(event)
-                )
+                await producer.send_and_wait(topic.name, value, key=key, headers=headers)
                 return
             except Exception:
                 await asyncio.sleep(1)
@@ -108,6 +133,12 @@ class Load:
         # a county system resends what it already sent: must change nothing
         await self.send(tp.INTAKE_STORIES, self.stories[-1])
         await self.send(tp.INTAKE_OPINIONS, self.opinions[-1])
+        # and a record that says JSON but is not: dead-lettered once, whatever is killed
+        for topic in (tp.INTAKE_STORIES, tp.INTAKE_OPINIONS):
+            poison = f"\xff not json {self.run} {topic.name} {wave}".encode("latin-1")
+            self.poisons[topic.name].append(poison)
+            county = INTAKE_COUNTIES[0].encode()
+            await self.send_raw(topic, poison, county, {"content-type": "application/json"})
 
 
 async def approve_everything(
@@ -235,6 +266,22 @@ async def test_kills_and_restarts_lose_nothing_and_count_nothing_twice(
             return {i["school"]: i["item_count"] for i in found}
 
         await until_counts(incidents, dict(per_school), "one incident per school, every item once")
+
+        # each poison record is in its dead-letter topic exactly once per consuming service
+        async def poison_copies(topic_name: str, service: str) -> Counter[bytes]:
+            records = await whole_topic(config.kafka_bootstrap, f"{topic_name}.dlq")
+            ours = [r.value for r in records if header(r, "dlq-service") == service]
+            return Counter(value for value in ours if value in load.poisons[topic_name])
+
+        for topic_name, service in (
+            ("intake.stories", "submission"),
+            ("intake.opinions", "sentiment"),
+        ):
+            await until_counts(
+                functools.partial(poison_copies, topic_name, service),
+                Counter(dict.fromkeys(load.poisons[topic_name], 1)),
+                f"{service}'s poison records dead-lettered once each",
+            )
         alerts = Counter(
             a["school"]
             for a in await sentiment.alerts.find(
