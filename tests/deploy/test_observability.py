@@ -4,6 +4,8 @@ situations they describe, and every metric they read exists on the running servi
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
 from shared import observability
-from tests.deploy.conftest import chart_path
+from tests.deploy.conftest import chart_path, rendered_rules
 from tests.deploy.promql import (
     SYNTHETIC,
     dashboard_expressions,
@@ -74,9 +76,22 @@ def test_metric_names_are_read_from_promql_and_not_from_labels_or_functions() ->
     assert metric_names(expr) == {"citydesk_http_request_duration_seconds_bucket", "citydesk_ready"}
 
 
-def test_alert_rules_pass_promtool_check(tools: DeployTools) -> None:
+def _write_rules(tools: DeployTools, folder: Path, *, annotations: bool = True) -> Path:
+    """The chart's rules as helm renders them with the default thresholds."""
+    rules = rendered_rules(tools)
+    if not annotations:
+        for group in rules["groups"]:
+            for rule in group["rules"]:
+                rule.pop("annotations", None)
+    path = folder / "citydesk.rules.yaml"
+    path.write_text(yaml.safe_dump(rules, allow_unicode=True))
+    return path
+
+
+def test_alert_rules_pass_promtool_check(tools: DeployTools, tmp_path: Path) -> None:
+    promtool = _promtool(tools)
     result = subprocess.run(
-        [str(_promtool(tools)), "check", "rules", str(RULES)],
+        [str(promtool), "check", "rules", str(_write_rules(tools, tmp_path))],
         capture_output=True,
         text=True,
         timeout=60,
@@ -84,10 +99,32 @@ def test_alert_rules_pass_promtool_check(tools: DeployTools) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_alerts_fire_on_the_situations_they_describe(tools: DeployTools) -> None:
+def test_every_threshold_comes_from_values(tools: DeployTools) -> None:
+    raw = RULES.read_text()
+    rendered = yaml.safe_dump(rendered_rules(tools), allow_unicode=True)
+    assert "${" in raw and "${" not in rendered
+    thresholds = yaml.safe_load(chart_path("values.yaml").read_text())["metrics"]["prometheusRule"][
+        "thresholds"
+    ]
+    used = set(re.findall(r"\$\{(\w+)\}", raw))
+    assert used == set(thresholds), "thresholds in values.yaml and rules differ"
+    lowered = rendered_rules(tools, "--set", "metrics.prometheusRule.thresholds.outboxPending=3")
+    (outbox,) = [
+        rule
+        for group in lowered["groups"]
+        for rule in group["rules"]
+        if rule["alert"] == "CitydeskOutboxNotDrained"
+    ]
+    assert "(citydesk_outbox_pending) > 3" in outbox["expr"]
+
+
+def test_alerts_fire_on_the_situations_they_describe(tools: DeployTools, tmp_path: Path) -> None:
+    promtool = _promtool(tools)
+    _write_rules(tools, tmp_path, annotations=False)
+    shutil.copy(Path(__file__).parent / "data" / "alerts.test.yaml", tmp_path)
     result = subprocess.run(
-        [str(_promtool(tools)), "test", "rules", "alerts.test.yaml"],
-        cwd=Path(__file__).parent / "data",
+        [str(promtool), "test", "rules", "alerts.test.yaml"],
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,
@@ -95,23 +132,41 @@ def test_alerts_fire_on_the_situations_they_describe(tools: DeployTools) -> None
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_every_alert_says_what_to_do_and_how_bad_it_is() -> None:
-    rules = yaml.safe_load(RULES.read_text())
+def test_every_alert_says_what_it_means_and_what_to_do_in_both_languages(
+    tools: DeployTools,
+) -> None:
+    rules = rendered_rules(tools)
     alerts = [rule for group in rules["groups"] for rule in group["rules"]]
     names = {rule["alert"] for rule in alerts}
-    for wanted in (
-        "CitydeskConsumerLagGrowing",
+    assert {
+        "CitydeskConsumerLagHigh",
+        "CitydeskConsumerStalled",
         "CitydeskDeadLetters",
         "CitydeskHandlerErrorRate",
+        "CitydeskOutboxNotDrained",
         "CitydeskHttp5xxRate",
-        "CitydeskReviewCasesOverdue",
-        "CitydeskOpinionAlertEscalated",
         "CitydeskServiceNotReady",
-    ):
-        assert wanted in names
+        "CitydeskReviewCasesOverdue",
+        "CitydeskReviewCaseWaitingLong",
+        "CitydeskOpinionAlertSerious",
+        "CitydeskOpinionAlertOverdue",
+        "CitydeskOpinionAlertEscalated",
+    } <= names
+    chinese = re.compile(r"[\u4e00-\u9fff]")
     for rule in alerts:
+        notes = rule["annotations"]
         assert rule["labels"]["severity"] in {"warning", "critical"}, rule["alert"]
-        assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+        assert notes["summary"] and notes["description"] and notes["runbook_en"], rule["alert"]
+        assert chinese.search(notes["runbook_zh"]) and chinese.search(notes["summary_zh"])
+        assert "含义" in notes["runbook_zh"] and "处置" in notes["runbook_zh"], rule["alert"]
+        # two releases in one Prometheus stay apart
+        if "by (" in rule["expr"]:
+            assert "namespace" in rule["expr"], rule["alert"]
+    stalled = next(rule for rule in alerts if rule["alert"] == "CitydeskConsumerStalled")
+    assert "citydesk_event_redeliveries_total" in stalled["expr"]
+    replay = next(rule for rule in alerts if rule["alert"] == "CitydeskDeadLetters")
+    assert "citydesk dlq replay" in replay["annotations"]["runbook_en"]
+    assert "citydesk dlq replay" in replay["annotations"]["runbook_zh"]
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=[path.stem for path in DASHBOARDS])
@@ -125,6 +180,15 @@ def test_dashboard_is_valid_json_with_unique_panels(path: Path) -> None:
         if panel["type"] != "row":
             assert panel["targets"], panel["title"]
             assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+    # importable: a schema version, a datasource variable, a namespace to choose
+    assert dashboard["schemaVersion"] >= 36
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["namespace"]["type"] == "query"
+    for expr in dashboard_expressions(path):
+        assert 'namespace=~"$namespace"' in expr, expr
+        if "citydesk_http_request" in expr:
+            assert 'route!~"/metrics|/healthz|/readyz"' in expr, expr
 
 
 def test_dashboard_queries_are_valid_promql(tools: DeployTools, tmp_path: Path) -> None:
