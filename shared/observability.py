@@ -216,11 +216,14 @@ def route_label(request: Request, path: str, root_path: str) -> str:
 
 
 def _prime_http_metrics(app: FastAPI, service: str) -> None:
-    """A 500 series at zero for every API route, so the first server error is a rate."""
+    """Every API route's success and 500 series and its latency histogram at zero, so the
+    first call of a route and its first server error are visible to ``rate()``."""
     for route in app.router.routes:
         if isinstance(route, APIRoute) and route.path not in PROBE_ROUTES:
             for method in route.methods:
-                HTTP_REQUESTS.labels(service, method, route.path, "500")
+                for status in {str(route.status_code or 200), "500"}:
+                    HTTP_REQUESTS.labels(service, method, route.path, status)
+                HTTP_SECONDS.labels(service, method, route.path)
 
 
 ReadinessCheck = Callable[[], Awaitable[None]]
