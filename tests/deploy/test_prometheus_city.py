@@ -351,9 +351,22 @@ def test_every_dashboard_query_returns_a_series(watched: Watched, path: Path) ->
     empty = []
     for panel in dashboards.panels_of(dashboard):
         for expr in panel.exprs:
-            if not _query(watched, dashboards.concrete(expr, variables, "1m")):
+            query = dashboards.concrete(expr, variables, "1m")
+            if _query(watched, query):
+                continue
+            # a scrape that outlasted its one-second timeout on a busy machine marks that
+            # service's series stale until the next one: ask again for a few seconds
+            try:
+                _wait_for(lambda q=query: _query(watched, q), query, timeout=10)
+            except AssertionError:
                 empty.append(f"{panel.title}: {expr}")
-    assert not empty, "queries without a series:\n" + "\n".join(empty)
+    if empty:
+        targets = httpx.get(f"{watched.prometheus}/api/v1/targets", timeout=5).json()
+        health = [
+            (t["labels"]["service"], t["health"], t["lastError"])
+            for t in targets["data"]["activeTargets"]
+        ]
+        raise AssertionError("queries without a series:\n" + "\n".join(empty) + f"\n{health}")
     # the variables Grafana fills its drop-downs from
     for variable in dashboard["templating"]["list"]:
         if variable["type"] == "query":
@@ -361,11 +374,27 @@ def test_every_dashboard_query_returns_a_series(watched: Watched, path: Path) ->
             assert _query(watched, metric), variable["name"]
 
 
+def test_every_scrape_stays_small_and_quick(watched: Watched) -> None:
+    """Priming label values adds series: each service's page stays a few thousand samples
+    and is answered well inside the one-second scrape."""
+    samples = {
+        s["metric"]["service"]: float(s["value"][1])
+        for s in _query(watched, 'max_over_time(scrape_samples_scraped{job="citydesk"}[5m])')
+    }
+    seconds = {
+        s["metric"]["service"]: float(s["value"][1])
+        for s in _query(
+            watched, 'quantile_over_time(0.5, scrape_duration_seconds{job="citydesk"}[5m])'
+        )
+    }
+    print(f"\nsamples per scrape: {samples}\nmedian scrape seconds: {seconds}")
+    assert set(samples) == set(SERVICES)
+    assert all(count < 5000 for count in samples.values()), samples
+    assert all(value < 0.5 for value in seconds.values()), seconds
+
+
 def test_the_dashboards_render_to_png(watched: Watched, tmp_path: Path) -> None:
     out = Path(os.environ.get("CITYDESK_DASHBOARDS_OUT") or tmp_path)
-    # the story's API calls are the last thing that happened: wait until rates see them
-    api = 'sum(rate(citydesk_http_request_duration_seconds_count{route!~"/metrics|/healthz"}[1m]))'
-    _wait_for(lambda: _query(watched, f"{api} > 0"), "API calls in the rates", timeout=20)
     minutes = (time.time() - watched.started_at) / 60 + 0.05
     written = dashboards.render_all(watched.prometheus, out, minutes=minutes, step=2.0)
     assert {p.name for p in written} == {f"{p.stem}.png" for p in DASHBOARD_FILES}
