@@ -242,11 +242,15 @@ def dashboards_render(
     prometheus: Annotated[str, typer.Option(help="Prometheus base URL")] = "http://127.0.0.1:9090",
     out: Annotated[Path, typer.Option(help="Folder for the PNGs")] = Path("docs/dashboards"),
     minutes: Annotated[float, typer.Option(help="Time range, ending now")] = 60.0,
+    all_panels: Annotated[bool, typer.Option("--all", help="Every panel, not the key")] = False,
 ) -> None:
-    """Render both dashboards' panels to PNG from a Prometheus' answers to their queries."""
+    """Render both dashboards' key panels to PNG from a Prometheus' answers to their queries."""
     from citydesk.dashboards import render_all
 
-    for path in render_all(prometheus.rstrip("/"), out, minutes=minutes, step=max(1.0, minutes)):
+    step = max(1.0, minutes)  # about 60 points per line
+    for path in render_all(
+        prometheus.rstrip("/"), out, minutes=minutes, step=step, all_panels=all_panels
+    ):
         typer.echo(f"wrote {path}")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 
 from shared import observability
@@ -301,3 +302,95 @@ async def test_every_metric_the_console_is_watched_by_exists_on_the_console() ->
     assert not missing, (
         f"the console's /metrics lacks series read by alerts or dashboards: {missing}"
     )
+
+
+def test_precreate_needs_every_label_and_creates_each_combination_at_zero() -> None:
+    from prometheus_client import CollectorRegistry, Counter
+
+    counter = Counter("x_total", "x", ["level", "outcome"], registry=CollectorRegistry())
+    with pytest.raises(ValueError, match="missing labels"):
+        observability.precreate(counter, level=["a"])
+    observability.precreate(counter, level=["school", "city"], outcome=["ok", "failed"])
+    samples = {
+        (s.labels["level"], s.labels["outcome"]): s.value
+        for metric in counter.collect()
+        for s in metric.samples
+    }
+    assert samples == {
+        (level, outcome): 0.0 for level in ("school", "city") for outcome in ("ok", "failed")
+    }
+    assert not [s for m in counter.collect() for s in m.samples if s.name.endswith("_created")]
+
+
+def test_bus_metrics_of_a_service_start_at_zero() -> None:
+    observability.prime_bus_metrics(
+        "primed",
+        consumed=[("g.primed.story.reviewed", "story.reviewed", "on_reviewed")],
+        published=["story.published"],
+        counties=["dh", "xs"],
+    )
+    text = generate_latest().decode()
+    for line in (
+        'citydesk_events_handled_total{handler="on_reviewed",outcome="dead_lettered",'
+        'service="primed",topic="story.reviewed"} 0.0',
+        'citydesk_dlq_messages_total{county="unknown",reason="invalid",service="primed",'
+        'topic="story.reviewed"} 0.0',
+        'citydesk_event_redeliveries_total{service="primed",topic="story.reviewed"} 0.0',
+        'citydesk_events_published_total{service="primed",topic="story.published"} 0.0',
+        'citydesk_outbox_pending{service="primed"} 0.0',
+    ):
+        assert line in text, line
+
+
+async def test_routes_are_labelled_by_template_and_readiness_comes_from_the_background() -> None:
+    import asyncio
+
+    import httpx
+    from fastapi import FastAPI
+
+    state = {"up": False}
+
+    async def dependency() -> None:
+        if not state["up"]:
+            raise RuntimeError("down")
+
+    app = FastAPI()
+    observability.install_http_observability(
+        app, service="labelled", checks={"db": dependency}, readiness_every_seconds=0.05
+    )
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: str) -> dict[str, str]:
+        return {"id": item_id}
+
+    def count(route: str, status: str) -> float | None:
+        labels = {"service": "labelled", "method": "GET", "route": route, "status": status}
+        return REGISTRY.get_sample_value("citydesk_http_requests_total", labels)
+
+    def ready() -> float | None:
+        return REGISTRY.get_sample_value("citydesk_ready", {"service": "labelled"})
+
+    async with app.router.lifespan_context(app):
+        # every API route's success and 500 series exist before the first call
+        assert count("/items/{item_id}", "200") == 0 and count("/items/{item_id}", "500") == 0
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            await client.get("/items/7")
+            await client.get("/docs")
+            await client.get("/nowhere")
+            assert (await client.get("/readyz")).status_code == 503
+            await asyncio.sleep(0.2)
+            assert ready() == 0
+            state["up"] = True
+            await asyncio.sleep(0.2)
+            # nobody called /readyz: the gauge follows the dependency on its own
+            assert ready() == 1
+    assert count("/items/{item_id}", "200") == 1
+    assert count("/docs", "200") == 1
+    assert count("unmatched", "404") == 1
+    assert count("/readyz", "503") == 1
+    latency = REGISTRY.get_sample_value(
+        "citydesk_http_request_duration_seconds_count",
+        {"service": "labelled", "method": "GET", "route": "/readyz"},
+    )
+    assert latency is None, "probe routes stay out of the latency histogram"
