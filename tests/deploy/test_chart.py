@@ -469,6 +469,11 @@ def test_every_service_monitor_scrapes_the_http_port_of_api_and_worker_pods(
         assert chosen, monitor["metadata"]["name"]
         endpoint = monitor["spec"]["endpoints"][0]
         assert endpoint["path"] == "/metrics" and endpoint["honorLabels"] is True
+        # `service` is the CityDesk name on every series, `up` and process_* included
+        assert {
+            "sourceLabels": ["__meta_kubernetes_pod_label_citydesk_io_service"],
+            "targetLabel": "service",
+        } in endpoint["relabelings"]
         for svc in chosen:
             assert endpoint["port"] in {port["name"] for port in svc["spec"]["ports"]}
         # every pod of the service sits behind one of the chosen Services
