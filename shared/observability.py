@@ -229,12 +229,16 @@ def _prime_http_metrics(app: FastAPI, service: str) -> None:
 ReadinessCheck = Callable[[], Awaitable[None]]
 
 
+CHECK_TIMEOUT_SECONDS = 10.0
+
+
 async def run_checks(checks: dict[str, ReadinessCheck]) -> dict[str, str]:
-    """Every check at once; each answer is ``ok`` or why it failed."""
+    """Every check at once; each answer is ``ok`` or why it failed (a check that hangs
+    fails after CHECK_TIMEOUT_SECONDS rather than freezing the gauge)."""
 
     async def one(check: ReadinessCheck) -> str:
         try:
-            await check()
+            await asyncio.wait_for(check(), CHECK_TIMEOUT_SECONDS)
             return "ok"
         except Exception as exc:
             return f"failed: {exc.__class__.__name__}: {exc}"[:300]
