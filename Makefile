@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo stop test lint format bench contracts stack-up stack-down clean
+.PHONY: venv demo stop test lint format bench contracts dashboards stack-up stack-down clean
 
 venv: $(STAMP)
 
@@ -38,6 +38,12 @@ bench: venv
 
 contracts: venv
 	$(BIN)/citydesk contracts export --out docs/contracts
+
+# the chart's two Grafana dashboards as PNGs (docs/dashboards/), from a real Prometheus
+# scraping a small running city with the chart's rules: the run of
+# tests/deploy/test_prometheus_city.py
+dashboards: venv
+	CITYDESK_DASHBOARDS_OUT=$(CURDIR)/docs/dashboards $(BIN)/pytest -q -p no:cacheprovider tests/deploy/test_prometheus_city.py
 
 stack-up: venv
 	$(BIN)/citydesk stack up

@@ -21,11 +21,13 @@ contracts_app = typer.Typer(help="Event contracts: JSON Schema and AsyncAPI.")
 dlq_app = typer.Typer(help="Dead-letter topics.")
 demo_app = typer.Typer(help="The demo city: stack, services and a month of work.")
 bus_app = typer.Typer(help="Who writes on the bus: signing keys for services and counties.")
+dashboards_app = typer.Typer(help="The chart's Grafana dashboards, rendered without Grafana.")
 app.add_typer(stack_app, name="stack")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(demo_app, name="demo")
 app.add_typer(bus_app, name="bus")
+app.add_typer(dashboards_app, name="dashboards")
 
 StackDir = Annotated[Path, typer.Option("--dir", help="Where the stack keeps its data.")]
 SERVICES = ("submission", "media", "review", "scoring", "sentiment", "console")
@@ -233,6 +235,23 @@ def dlq_replay(
 
     moved = asyncio.run(replay_dlq(load_settings("cli"), topic, limit=limit))
     typer.echo(f"moved {moved} messages from {topic}.dlq back to {topic}")
+
+
+@dashboards_app.command("render")
+def dashboards_render(
+    prometheus: Annotated[str, typer.Option(help="Prometheus base URL")] = "http://127.0.0.1:9090",
+    out: Annotated[Path, typer.Option(help="Folder for the PNGs")] = Path("docs/dashboards"),
+    minutes: Annotated[float, typer.Option(help="Time range, ending now")] = 60.0,
+    all_panels: Annotated[bool, typer.Option("--all", help="Every panel, not the key")] = False,
+) -> None:
+    """Render both dashboards' key panels to PNG from a Prometheus' answers to their queries."""
+    from citydesk.dashboards import render_all
+
+    step = max(1.0, minutes)  # about 60 points per line
+    for path in render_all(
+        prometheus.rstrip("/"), out, minutes=minutes, step=step, all_panels=all_panels
+    ):
+        typer.echo(f"wrote {path}")
 
 
 @app.command("serve")

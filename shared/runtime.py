@@ -30,6 +30,7 @@ from shared.observability import (
     CONSUMER_LAG,
     configure_logging,
     install_http_observability,
+    prime_bus_metrics,
 )
 from shared.orgtree import OrgTree, load_org
 from shared.refusals import ERROR_RESPONSES, install_refusals
@@ -139,6 +140,12 @@ def build_service(
         await ensure_base_indexes(db)
         for hook in runtime.on_startup:
             await hook(runtime)
+        prime_bus_metrics(
+            name,
+            consumed=[(sub.group, sub.topic.name, sub.name) for sub in bus.subscriptions],
+            published=[topic.name for topic in publishes],
+            counties=[unit.code for unit in org.counties()],
+        )
         await bus.start()
         relay.start()
         tasks = [asyncio.create_task(_measure_lag(runtime))]

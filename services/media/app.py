@@ -12,6 +12,9 @@ from fastapi.responses import JSONResponse
 from services.media import api
 from services.media.content import configure_pillow, ffmpeg_executable
 from services.media.service import (
+    PROCESSING_SECONDS,
+    UPLOAD_BYTES,
+    UPLOADS,
     MediaContext,
     MediaProblem,
     ObjectStore,
@@ -20,6 +23,8 @@ from services.media.service import (
 )
 from services.media.settings import media_settings
 from shared import topics as tp
+from shared.events import MediaKind
+from shared.observability import precreate
 from shared.runtime import ServiceRuntime, build_service
 from shared.settings import Settings
 from shared.storage import make_minio
@@ -72,4 +77,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("media bucket not ready yet: %s", exc)
 
     runtime.background.append(prepare_bucket)
+    _prime_metrics()
     return app
+
+
+def _prime_metrics() -> None:
+    """Every known label value at zero, so the first refusal of each kind is an increase."""
+    kinds = [kind.value for kind in MediaKind]
+    outcomes = ["stored", "duplicate", "too_large", "wrong_type", "refused", "storage_down"]
+    precreate(UPLOADS, kind=[*kinds, "unknown"], outcome=outcomes)
+    precreate(UPLOAD_BYTES, kind=kinds)
+    precreate(PROCESSING_SECONDS, kind=kinds)

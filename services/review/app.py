@@ -10,13 +10,17 @@ from fastapi import FastAPI
 
 from services.review import api, publishing, service
 from services.review.handlers import register_handlers
+from services.review.models import FEED_CHANNEL
 from services.review.publishing import PublishQueue
 from services.review.settings import review_settings
+from shared import events as ev
 from shared import topics as tp
+from shared.observability import precreate
 from shared.runtime import ServiceRuntime, build_service
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
+PUBLICATION_OUTCOMES = ("success", "retrying", "failed")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -37,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if config.run_consumers:
         register_handlers(runtime)
     runtime.on_startup += [service.ensure_indexes, publishing.ensure_indexes, service.seed_config]
+    runtime.on_startup.append(_prime_metrics)
 
     async def watch_cases(runtime: ServiceRuntime) -> None:
         """Flag overdue cases and refresh the case gauges from the database."""
@@ -53,3 +58,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     runtime.background += [watch_cases, publish]
     return app
+
+
+async def _prime_metrics(runtime: ServiceRuntime) -> None:
+    """Every known label value at zero (channels from the stored configuration), so the
+    first failed delivery or decision of each kind is an increase."""
+    config = await service.load_config(db=runtime.db)
+    channels = [FEED_CHANNEL, *(hook.name for hook in config.publication.webhooks)]
+    levels = [level.value for level in ev.ReviewLevel]
+    precreate(service.DECISIONS, level=levels, decision=[d.value for d in ev.Decision])
+    precreate(service.CASES_OPEN, level=levels)
+    precreate(service.CASES_OVERDUE, level=levels)
+    precreate(service.QUEUE_OLDEST, level=levels)
+    precreate(publishing.PUBLICATIONS_TOTAL, channel=channels, outcome=PUBLICATION_OUTCOMES)
+    precreate(publishing.WEBHOOK_FAILURES, channel=channels)
+    outside = [level.value for level in ev.OutletLevel if level != ev.OutletLevel.BUREAU]
+    precreate(publishing.ADOPTIONS_TOTAL, level=outside)

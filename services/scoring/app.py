@@ -6,11 +6,20 @@ from fastapi import FastAPI
 
 from services.scoring.api import router
 from services.scoring.handlers import register_handlers
+from services.scoring.ledger import LEDGER_ENTRIES, POINTS_AWARDED
 from services.scoring.service import ensure_indexes, seed_rules
+from shared.observability import precreate
+from shared.orgtree import OrgTree
 from shared.runtime import ServiceRuntime, build_service
 from shared.settings import Settings
 
 NAME = "scoring"
+# the kinds of ledger entry services/scoring/ledger.py writes
+LEDGER_KINDS = (
+    "submitted", "approved", "returned", "rejected", "publication", "media_bonus",
+    "adoption", "withdrawal", "leader_bonus", "campaign_completed", "incident",
+    "serious_incident",
+)  # fmt: skip
 
 
 async def prepare_database(runtime: ServiceRuntime) -> None:
@@ -32,4 +41,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime.on_startup.append(prepare_database)
     if runtime.settings.run_consumers:
         register_handlers(runtime)
+    _prime_metrics(runtime.org)
     return app
+
+
+def _prime_metrics(org: OrgTree) -> None:
+    """Every known label value at zero, so the first entry of each kind is an increase."""
+    precreate(LEDGER_ENTRIES, kind=LEDGER_KINDS)
+    precreate(POINTS_AWARDED, county=[*(unit.code for unit in org.counties()), "city"])

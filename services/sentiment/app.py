@@ -15,7 +15,11 @@ from services.sentiment.classifier import SentimentModel
 from services.sentiment.handlers import register_handlers
 from services.sentiment.service import Sentiment
 from services.sentiment.settings import sentiment_settings
+from services.sentiment.state_metrics import prime_alert_gauges, refresh_alert_gauges
 from shared import topics as tp
+from shared.events import Severity
+from shared.observability import precreate
+from shared.orgtree import OrgTree
 from shared.rejections import rejections_router
 from shared.runtime import ServiceRuntime, build_service
 from shared.settings import Settings
@@ -48,6 +52,7 @@ async def _escalation_pass(sentiment: Sentiment) -> None:
 
 async def _gauge_pass(sentiment: Sentiment) -> None:
     await service.refresh_gauges(sentiment=sentiment)
+    await refresh_alert_gauges(sentiment.runtime.db)
 
 
 def _webhook_job(sentiment: Sentiment) -> Callable[[ServiceRuntime], Awaitable[None]]:
@@ -92,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await asyncio.to_thread(sentiment.model.warm_up)
 
     runtime.on_startup.append(prepare)
+    _prime_metrics(runtime.org)
     if own.run_consumers:
         register_handlers(sentiment)
         runtime.background.append(
@@ -104,3 +110,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _every(lambda s: s.settings.sentiment_gauge_refresh_seconds, _gauge_pass, sentiment)
     )
     return app
+
+
+def _prime_metrics(org: OrgTree) -> None:
+    """Every known label value at zero, so the first escalation is an increase."""
+    counties = [unit.code for unit in org.counties()]
+    precreate(service.ITEMS, county=counties, negative=["true", "false"])
+    precreate(service.INCIDENTS, county=counties)
+    precreate(service.ALERTS_ESCALATED, to_level=["county", "city"])
+    precreate(service.SCREENINGS, flagged=["true", "false"])
+    precreate(service.WEBHOOK_DELIVERIES, outcome=["delivered", "retry", "failed"])
+    precreate(service.ALERTS_OPEN, severity=[s.value for s in Severity])
+    prime_alert_gauges()

@@ -10,6 +10,8 @@ from services.submission import api, config, service
 from services.submission.handlers import register_handlers
 from shared import topics as tp
 from shared.contracts import IntakeRules
+from shared.observability import precreate
+from shared.orgtree import OrgTree
 from shared.refusals import refusal_for_status
 from shared.rejections import rejections_router
 from shared.runtime import ServiceRuntime, build_service
@@ -54,4 +56,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return config.intake_rules(*await config.get_config(db=runtime.db))
 
     runtime.contract_rules = contract_rules
+    _prime_metrics(runtime.org)
     return app
+
+
+def _prime_metrics(org: OrgTree) -> None:
+    """Every known label value at zero, so the first event of each is an increase."""
+    counties = [unit.code for unit in org.counties()]
+    precreate(service.STORIES_SUBMITTED, county=[*counties, "city"], source=["api", "intake"])
+    precreate(service.FLAGS, flag=["late", "possible_copy"])
+    precreate(service.INTAKE, county=counties, outcome=["created", "new_version", "duplicate"])

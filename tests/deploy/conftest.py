@@ -69,3 +69,12 @@ def documents(manifest: str) -> list[dict]:
 
 def chart_path(*parts: str) -> Path:
     return CHART.joinpath(*parts)
+
+
+def rendered_rules(tools: DeployTools, *helm_args: str) -> dict:
+    """The chart's PrometheusRule spec (thresholds from values put in), as Prometheus
+    reads a rule file; ``helm_args`` e.g. ``--set metrics.prometheusRule.thresholds.x=1``."""
+    result = helm_template(tools, "--show-only", "templates/prometheusrule.yaml", *helm_args)
+    assert result.returncode == 0, f"helm template failed:\n{result.stderr}"
+    (rule,) = documents(result.stdout)
+    return dict(rule["spec"])

@@ -469,6 +469,11 @@ def test_every_service_monitor_scrapes_the_http_port_of_api_and_worker_pods(
         assert chosen, monitor["metadata"]["name"]
         endpoint = monitor["spec"]["endpoints"][0]
         assert endpoint["path"] == "/metrics" and endpoint["honorLabels"] is True
+        # `service` is the CityDesk name on every series, `up` and process_* included
+        assert {
+            "sourceLabels": ["__meta_kubernetes_pod_label_citydesk_io_service"],
+            "targetLabel": "service",
+        } in endpoint["relabelings"]
         for svc in chosen:
             assert endpoint["port"] in {port["name"] for port in svc["spec"]["ports"]}
         # every pod of the service sits behind one of the chosen Services
@@ -481,7 +486,12 @@ def test_every_service_monitor_scrapes_the_http_port_of_api_and_worker_pods(
 
 def test_prometheus_rule_carries_the_checked_rule_file(rendered: dict[str, str]) -> None:
     (rule,) = _kinds(rendered["production"], "PrometheusRule")
-    assert rule["spec"] == yaml.safe_load(chart_path("rules", "citydesk.rules.yaml").read_text())
+    # the rule file with each ${name} replaced by values.yaml's threshold
+    text = chart_path("rules", "citydesk.rules.yaml").read_text()
+    values = yaml.safe_load(chart_path("values.yaml").read_text())
+    for name, value in values["metrics"]["prometheusRule"]["thresholds"].items():
+        text = text.replace("${" + name + "}", str(value))
+    assert rule["spec"] == yaml.safe_load(text)
     assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
 
 

@@ -4,15 +4,18 @@ situations they describe, and every metric they read exists on the running servi
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 
 from shared import observability
-from tests.deploy.conftest import chart_path
+from tests.deploy.conftest import chart_path, rendered_rules
 from tests.deploy.promql import (
     SYNTHETIC,
     dashboard_expressions,
@@ -74,9 +77,22 @@ def test_metric_names_are_read_from_promql_and_not_from_labels_or_functions() ->
     assert metric_names(expr) == {"citydesk_http_request_duration_seconds_bucket", "citydesk_ready"}
 
 
-def test_alert_rules_pass_promtool_check(tools: DeployTools) -> None:
+def _write_rules(tools: DeployTools, folder: Path, *, annotations: bool = True) -> Path:
+    """The chart's rules as helm renders them with the default thresholds."""
+    rules = rendered_rules(tools)
+    if not annotations:
+        for group in rules["groups"]:
+            for rule in group["rules"]:
+                rule.pop("annotations", None)
+    path = folder / "citydesk.rules.yaml"
+    path.write_text(yaml.safe_dump(rules, allow_unicode=True))
+    return path
+
+
+def test_alert_rules_pass_promtool_check(tools: DeployTools, tmp_path: Path) -> None:
+    promtool = _promtool(tools)
     result = subprocess.run(
-        [str(_promtool(tools)), "check", "rules", str(RULES)],
+        [str(promtool), "check", "rules", str(_write_rules(tools, tmp_path))],
         capture_output=True,
         text=True,
         timeout=60,
@@ -84,10 +100,32 @@ def test_alert_rules_pass_promtool_check(tools: DeployTools) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_alerts_fire_on_the_situations_they_describe(tools: DeployTools) -> None:
+def test_every_threshold_comes_from_values(tools: DeployTools) -> None:
+    raw = RULES.read_text()
+    rendered = yaml.safe_dump(rendered_rules(tools), allow_unicode=True)
+    assert "${" in raw and "${" not in rendered
+    thresholds = yaml.safe_load(chart_path("values.yaml").read_text())["metrics"]["prometheusRule"][
+        "thresholds"
+    ]
+    used = set(re.findall(r"\$\{(\w+)\}", raw))
+    assert used == set(thresholds), "thresholds in values.yaml and rules differ"
+    lowered = rendered_rules(tools, "--set", "metrics.prometheusRule.thresholds.outboxPending=3")
+    (outbox,) = [
+        rule
+        for group in lowered["groups"]
+        for rule in group["rules"]
+        if rule["alert"] == "CitydeskOutboxNotDrained"
+    ]
+    assert "(citydesk_outbox_pending) > 3" in outbox["expr"]
+
+
+def test_alerts_fire_on_the_situations_they_describe(tools: DeployTools, tmp_path: Path) -> None:
+    promtool = _promtool(tools)
+    _write_rules(tools, tmp_path, annotations=False)
+    shutil.copy(Path(__file__).parent / "data" / "alerts.test.yaml", tmp_path)
     result = subprocess.run(
-        [str(_promtool(tools)), "test", "rules", "alerts.test.yaml"],
-        cwd=Path(__file__).parent / "data",
+        [str(promtool), "test", "rules", "alerts.test.yaml"],
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,
@@ -95,23 +133,41 @@ def test_alerts_fire_on_the_situations_they_describe(tools: DeployTools) -> None
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_every_alert_says_what_to_do_and_how_bad_it_is() -> None:
-    rules = yaml.safe_load(RULES.read_text())
+def test_every_alert_says_what_it_means_and_what_to_do_in_both_languages(
+    tools: DeployTools,
+) -> None:
+    rules = rendered_rules(tools)
     alerts = [rule for group in rules["groups"] for rule in group["rules"]]
     names = {rule["alert"] for rule in alerts}
-    for wanted in (
-        "CitydeskConsumerLagGrowing",
+    assert {
+        "CitydeskConsumerLagHigh",
+        "CitydeskConsumerStalled",
         "CitydeskDeadLetters",
         "CitydeskHandlerErrorRate",
+        "CitydeskOutboxNotDrained",
         "CitydeskHttp5xxRate",
-        "CitydeskReviewCasesOverdue",
-        "CitydeskOpinionAlertEscalated",
         "CitydeskServiceNotReady",
-    ):
-        assert wanted in names
+        "CitydeskReviewCasesOverdue",
+        "CitydeskReviewCaseWaitingLong",
+        "CitydeskOpinionAlertSerious",
+        "CitydeskOpinionAlertOverdue",
+        "CitydeskOpinionAlertEscalated",
+    } <= names
+    chinese = re.compile(r"[\u4e00-\u9fff]")
     for rule in alerts:
+        notes = rule["annotations"]
         assert rule["labels"]["severity"] in {"warning", "critical"}, rule["alert"]
-        assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+        assert notes["summary"] and notes["description"] and notes["runbook_en"], rule["alert"]
+        assert chinese.search(notes["runbook_zh"]) and chinese.search(notes["summary_zh"])
+        assert "含义" in notes["runbook_zh"] and "处置" in notes["runbook_zh"], rule["alert"]
+        # two releases in one Prometheus stay apart
+        if "by (" in rule["expr"]:
+            assert "namespace" in rule["expr"], rule["alert"]
+    stalled = next(rule for rule in alerts if rule["alert"] == "CitydeskConsumerStalled")
+    assert "citydesk_event_redeliveries_total" in stalled["expr"]
+    replay = next(rule for rule in alerts if rule["alert"] == "CitydeskDeadLetters")
+    assert "citydesk dlq replay" in replay["annotations"]["runbook_en"]
+    assert "citydesk dlq replay" in replay["annotations"]["runbook_zh"]
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=[path.stem for path in DASHBOARDS])
@@ -125,6 +181,15 @@ def test_dashboard_is_valid_json_with_unique_panels(path: Path) -> None:
         if panel["type"] != "row":
             assert panel["targets"], panel["title"]
             assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+    # importable: a schema version, a datasource variable, a namespace to choose
+    assert dashboard["schemaVersion"] >= 36
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["namespace"]["type"] == "query"
+    for expr in dashboard_expressions(path):
+        assert 'namespace=~"$namespace"' in expr, expr
+        if "citydesk_http_request" in expr:
+            assert 'route!~"/metrics|/healthz|/readyz"' in expr, expr
 
 
 def test_dashboard_queries_are_valid_promql(tools: DeployTools, tmp_path: Path) -> None:
@@ -237,3 +302,95 @@ async def test_every_metric_the_console_is_watched_by_exists_on_the_console() ->
     assert not missing, (
         f"the console's /metrics lacks series read by alerts or dashboards: {missing}"
     )
+
+
+def test_precreate_needs_every_label_and_creates_each_combination_at_zero() -> None:
+    from prometheus_client import CollectorRegistry, Counter
+
+    counter = Counter("x_total", "x", ["level", "outcome"], registry=CollectorRegistry())
+    with pytest.raises(ValueError, match="missing labels"):
+        observability.precreate(counter, level=["a"])
+    observability.precreate(counter, level=["school", "city"], outcome=["ok", "failed"])
+    samples = {
+        (s.labels["level"], s.labels["outcome"]): s.value
+        for metric in counter.collect()
+        for s in metric.samples
+    }
+    assert samples == {
+        (level, outcome): 0.0 for level in ("school", "city") for outcome in ("ok", "failed")
+    }
+    assert not [s for m in counter.collect() for s in m.samples if s.name.endswith("_created")]
+
+
+def test_bus_metrics_of_a_service_start_at_zero() -> None:
+    observability.prime_bus_metrics(
+        "primed",
+        consumed=[("g.primed.story.reviewed", "story.reviewed", "on_reviewed")],
+        published=["story.published"],
+        counties=["dh", "xs"],
+    )
+    text = generate_latest().decode()
+    for line in (
+        'citydesk_events_handled_total{handler="on_reviewed",outcome="dead_lettered",'
+        'service="primed",topic="story.reviewed"} 0.0',
+        'citydesk_dlq_messages_total{county="unknown",reason="invalid",service="primed",'
+        'topic="story.reviewed"} 0.0',
+        'citydesk_event_redeliveries_total{service="primed",topic="story.reviewed"} 0.0',
+        'citydesk_events_published_total{service="primed",topic="story.published"} 0.0',
+        'citydesk_outbox_pending{service="primed"} 0.0',
+    ):
+        assert line in text, line
+
+
+async def test_routes_are_labelled_by_template_and_readiness_comes_from_the_background() -> None:
+    import asyncio
+
+    import httpx
+    from fastapi import FastAPI
+
+    state = {"up": False}
+
+    async def dependency() -> None:
+        if not state["up"]:
+            raise RuntimeError("down")
+
+    app = FastAPI()
+    observability.install_http_observability(
+        app, service="labelled", checks={"db": dependency}, readiness_every_seconds=0.05
+    )
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: str) -> dict[str, str]:
+        return {"id": item_id}
+
+    def count(route: str, status: str) -> float | None:
+        labels = {"service": "labelled", "method": "GET", "route": route, "status": status}
+        return REGISTRY.get_sample_value("citydesk_http_requests_total", labels)
+
+    def ready() -> float | None:
+        return REGISTRY.get_sample_value("citydesk_ready", {"service": "labelled"})
+
+    async with app.router.lifespan_context(app):
+        # every API route's success and 500 series exist before the first call
+        assert count("/items/{item_id}", "200") == 0 and count("/items/{item_id}", "500") == 0
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            await client.get("/items/7")
+            await client.get("/docs")
+            await client.get("/nowhere")
+            assert (await client.get("/readyz")).status_code == 503
+            await asyncio.sleep(0.2)
+            assert ready() == 0
+            state["up"] = True
+            await asyncio.sleep(0.2)
+            # nobody called /readyz: the gauge follows the dependency on its own
+            assert ready() == 1
+    assert count("/items/{item_id}", "200") == 1
+    assert count("/docs", "200") == 1
+    assert count("unmatched", "404") == 1
+    assert count("/readyz", "503") == 1
+    latency = REGISTRY.get_sample_value(
+        "citydesk_http_request_duration_seconds_count",
+        {"service": "labelled", "method": "GET", "route": "/readyz"},
+    )
+    assert latency is None, "probe routes stay out of the latency histogram"

