@@ -163,14 +163,21 @@ class BusWriter:
         self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
     ) -> None:
         """Write one record, signed when this process has a key; waits for the ack."""
-        if self._producer is None:
-            await self.start()
-        assert self._producer is not None
         signed = dict(headers)
         if self.signer is not None:
             signed.update(self.signer.headers(topic, key, value))
+        await self.send_as_is(topic, key, value, signed)
+
+    async def send_as_is(
+        self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
+    ) -> None:
+        """Write one record with exactly these headers: a dead letter keeps the original
+        writer's signature, so that once replayed it is checked as what it was."""
+        if self._producer is None:
+            await self.start()
+        assert self._producer is not None
         await self._producer.send_and_wait(
-            topic, value, key=key, headers=[(k, v.encode()) for k, v in signed.items()]
+            topic, value, key=key, headers=[(k, v.encode()) for k, v in headers.items()]
         )
 
 
@@ -234,8 +241,9 @@ def make_bus(settings: Settings, db: AsyncDatabase[dict[str, Any]]) -> Bus:
         )
     writer = BusWriter(settings, signer_for(settings))
     dead_letters = DeadLetters(
-        db, writer.send, service=settings.service_name, max_bytes=settings.kafka_dlq_max_bytes
-    )
+        db, writer.send_as_is, service=settings.service_name,
+        max_bytes=settings.kafka_dlq_max_bytes,
+    )  # fmt: skip
     return Bus(settings, make_broker(settings), writer, keyring, dead_letters)
 
 
