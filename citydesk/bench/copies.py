@@ -1,0 +1,259 @@
+"""Copy detection: precision and recall on the hand-written pairs, and lookup latency.
+
+* ``evaluation``: the pairs in ``copy_pairs/`` (see its README) are compared exactly as
+  the service compares a submission with a candidate; the resemblance and containment
+  thresholds are chosen on the tuning half (the pair of thresholds with the best F1,
+  then the highest containment threshold among equals, the most conservative) and
+  precision and recall are reported on the held-out half with those thresholds;
+* ``lookup``: 100,000 fingerprints of other units' stories are stored in MongoDB with
+  their versions, then a submission's lookup (standard texts, candidates by shared keys,
+  exact comparison of the best few) is timed; the raw indexed ``find_one`` latency of
+  the same server in the same run is the yardstick.
+
+    python -m citydesk.bench.copies   # starts a local stack on free ports, prints JSON
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from pymongo import AsyncMongoClient
+
+from citydesk.bench.suite import run_alone
+from services.submission import copies
+from services.submission.copytext import Normaliser, TextPrint, compare, standard_share
+from shared.orgtree import example_city
+from shared.settings import Settings
+
+PAIRS = Path(__file__).parent / "copy_pairs"
+DEFAULT_COPIES = (("S", "F"), ("S", "E"), ("S", "R"), ("S", "T"), ("F", "E"))
+DEFAULT_DISTINCT = (("S", "O"), ("S", "I"), ("F", "O"), ("R", "O"), ("I", "O"), ("F", "I"))
+RESEMBLANCE_GRID = tuple(round(0.30 + 0.05 * step, 2) for step in range(13))
+CONTAINMENT_GRID = tuple(round(0.30 + 0.05 * step, 2) for step in range(13))
+STORED_FINGERPRINTS = 100_000
+LOOKUPS = 200
+INSERT_BATCH = 2_000
+
+
+@dataclass(frozen=True)
+class Pair:
+    name: str
+    split: str
+    kind: str  # which two texts of the group, e.g. "S-F"
+    original: str
+    later: str
+    standard: tuple[str, ...]
+    copy: bool
+
+
+def load_pairs(folder: Path = PAIRS) -> list[Pair]:
+    """Every labelled pair of the evaluation set, in file order."""
+    pairs = []
+    for path in sorted(folder.glob("*.yaml")):
+        for group in yaml.safe_load(path.read_text(encoding="utf-8")):
+            texts: dict[str, str] = group["texts"]
+            standard = tuple(group.get("standard", []))
+            labelled = [(a, b, True) for a, b in group.get("copies", DEFAULT_COPIES)]
+            labelled += [(a, b, False) for a, b in group.get("distinct", DEFAULT_DISTINCT)]
+            for a, b, is_copy in labelled:
+                if a in texts and b in texts:
+                    pairs.append(
+                        Pair(f"{group['group']} {a}-{b}", group["split"], f"{a}-{b}",
+                             texts[a], texts[b], standard, is_copy)  # fmt: skip
+                    )
+    return pairs
+
+
+@dataclass(frozen=True)
+class Scored:
+    pair: Pair
+    resemblance: float
+    containment: float
+    matched_chars: int
+    republication: float
+
+
+def score_pairs(pairs: list[Pair], normaliser: Normaliser) -> list[Scored]:
+    """Compare the later text of each pair with the earlier, as a submission would be."""
+    scored = []
+    for pair in pairs:
+        standard = [TextPrint.of(text, normaliser) for text in pair.standard]
+        later = TextPrint.of(pair.later, normaliser)
+        found = compare(later, TextPrint.of(pair.original, normaliser), standard)
+        scored.append(
+            Scored(pair, found.resemblance, found.containment, found.matched_chars,
+                   standard_share(later, standard))  # fmt: skip
+        )
+    return scored
+
+
+def flagged(item: Scored, resemblance: float, containment: float) -> bool:
+    if item.matched_chars < copies.MIN_MATCHED_CHARS:
+        return False
+    return item.resemblance >= resemblance or item.containment >= containment
+
+
+def figures(items: list[Scored], resemblance: float, containment: float) -> dict[str, Any]:
+    truth = [item.pair.copy for item in items]
+    said = [flagged(item, resemblance, containment) for item in items]
+    tp = sum(t and s for t, s in zip(truth, said, strict=True))
+    fp = sum(s and not t for t, s in zip(truth, said, strict=True))
+    fn = sum(t and not s for t, s in zip(truth, said, strict=True))
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    recall = tp / (tp + fn) if tp + fn else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "pairs": len(items),
+        "copies": sum(truth),
+        "precision": round(precision, 3),
+        "recall": round(recall, 3),
+        "f1": round(f1, 3),
+        "missed": [i.pair.name for i, t, s in zip(items, truth, said, strict=True) if t and not s],
+        "false_flags": [
+            i.pair.name for i, t, s in zip(items, truth, said, strict=True) if s and not t
+        ],
+    }
+
+
+def choose_thresholds(tuning: list[Scored]) -> tuple[float, float]:
+    """The best F1 on the tuning half; among equals the strictest thresholds."""
+    best: tuple[tuple[float, float, float], tuple[float, float]] | None = None
+    for resemblance, containment in product(RESEMBLANCE_GRID, CONTAINMENT_GRID):
+        f1 = figures(tuning, resemblance, containment)["f1"]
+        rank = (f1, containment, resemblance)
+        if best is None or rank > best[0]:
+            best = (rank, (resemblance, containment))
+    assert best is not None
+    return best[1]
+
+
+def evaluation() -> dict[str, Any]:
+    normaliser = Normaliser.for_org(example_city())
+    pairs = load_pairs()
+    started = time.perf_counter()
+    scored = score_pairs(pairs, normaliser)
+    per_pair_ms = (time.perf_counter() - started) * 1000 / len(pairs)
+    tuning = [item for item in scored if item.pair.split == "tuning"]
+    held_out = [item for item in scored if item.pair.split == "held_out"]
+    resemblance, containment = choose_thresholds(tuning)
+    by_kind: dict[str, dict[str, Any]] = {}
+    for kind in sorted({item.pair.kind for item in held_out}):
+        of_kind = [item for item in held_out if item.pair.kind == kind]
+        said = sum(flagged(item, resemblance, containment) for item in of_kind)
+        by_kind[kind] = {"pairs": len(of_kind), "flagged": said}
+    republished = [item for item in scored if item.pair.standard]
+    return {
+        "pairs": len(pairs),
+        "groups": len({item.pair.name.split(" ")[0] for item in scored}),
+        "thresholds": {"resemblance": resemblance, "containment": containment},
+        "tuning": figures(tuning, resemblance, containment),
+        "held_out": figures(held_out, resemblance, containment),
+        "held_out_by_kind": by_kind,
+        "republication_shares": sorted(round(item.republication, 2) for item in republished),
+        "compare_ms_per_pair": round(per_pair_ms, 2),
+    }
+
+
+# ---- lookup latency -----------------------------------------------------------------
+def _story(rng: random.Random, sentences: list[str]) -> str:
+    return "。".join(rng.sample(sentences, 8)) + "。"
+
+
+async def lookup_latency(settings: Settings) -> dict[str, Any]:
+    """Median and p95 of a submission's lookup with ``STORED_FINGERPRINTS`` stored."""
+    normaliser = Normaliser.for_org(example_city())
+    rng = random.Random(5)
+    sentences = [
+        s for pair in load_pairs() for s in (pair.original + pair.later).split("。") if len(s) > 12
+    ]
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri)
+    db = mongo[f"bench_copies_{uuid.uuid4().hex[:8]}"]
+    try:
+        await copies.ensure_indexes(db)
+        now = datetime.now(UTC)
+        schools = [unit.code for unit in example_city().schools()]
+        started = time.perf_counter()
+        for offset in range(0, STORED_FINGERPRINTS, INSERT_BATCH):
+            prints, versions = [], []
+            for index in range(offset, offset + INSERT_BATCH):
+                # a shuffled mix of real sentences with random tails: realistic keys and
+                # realistic overlap (many stories share a stock sentence or two)
+                body = _story(rng, sentences) + "".join(rng.choices(sentences[0], k=20))
+                text = TextPrint.of(body, normaliser)
+                at = now - timedelta(minutes=index)
+                story_id = f"s{index}"
+                prints.append(
+                    {"_id": f"{story_id}:1", "story_id": story_id, "version": 1,
+                     "unit": schools[index % len(schools)],
+                     "keys": text.keys.view(np.int64).tolist(), "submitted_at": at,
+                     "first_submitted_at": at, "published_at": None}  # fmt: skip
+                )
+                versions.append(
+                    {"_id": f"{story_id}:1", "title": f"稿件{index}", "body": body,
+                     "submitted_at": at}  # fmt: skip
+                )
+            await db[copies.FINGERPRINTS].insert_many(prints, ordered=False)
+            await db[copies.VERSIONS].insert_many(versions, ordered=False)
+        store_seconds = time.perf_counter() - started
+
+        raw = []
+        for index in range(LOOKUPS):
+            started = time.perf_counter()
+            await db[copies.FINGERPRINTS].find_one({"_id": f"s{index * 97}:1"})
+            raw.append((time.perf_counter() - started) * 1000)
+
+        timings, found = [], 0
+        for index in range(LOOKUPS):
+            body = _story(rng, sentences)
+            started = time.perf_counter()
+            text = TextPrint.of(body, normaliser)
+            standard = await copies.matching_standard_texts(db, text=text, normaliser=normaliser)
+            match = await copies.find_possible_copy(
+                db, text=text, unit="dh-syxx", since=now - timedelta(days=90),
+                published_since=now - timedelta(days=730), original_before=now,
+                thresholds=copies.CopyThresholds(resemblance=0.6, containment=0.6),
+                standard=standard, normaliser=normaliser,
+            )  # fmt: skip
+            timings.append((time.perf_counter() - started) * 1000)
+            found += match is not None
+    finally:
+        await mongo.drop_database(db.name)
+        await mongo.close()
+    median = statistics.median(timings)
+    raw_median = statistics.median(raw)
+    return {
+        "stored_fingerprints": STORED_FINGERPRINTS,
+        "store_seconds": round(store_seconds, 1),
+        "lookups": LOOKUPS,
+        "lookup_ms_median": round(median, 2),
+        "lookup_ms_p95": round(sorted(timings)[int(0.95 * len(timings))], 2),
+        "raw_find_one_ms_median": round(raw_median, 2),
+        "lookup_ratio_to_raw_find_one": round(median / raw_median, 1),
+        "lookups_flagging_a_copy": found,
+    }
+
+
+async def run(env: dict[str, str]) -> dict[str, Any]:
+    values = {
+        k.removeprefix("CITYDESK_").lower(): v for k, v in env.items() if k.startswith("CITYDESK_")
+    }
+    settings = Settings.model_validate({**values, "service_name": "bench"})
+    return {"evaluation": evaluation(), "lookup": await lookup_latency(settings)}
+
+
+def main() -> None:
+    run_alone(run)
+
+
+if __name__ == "__main__":
+    main()
