@@ -46,6 +46,7 @@ ROLES = (
     "副校长|校长|副书记|书记|副主任|主任|班主任|老师|教师|同学|副园长|园长|副局长|局长|"
     "组长|队长|辅导员|教练|医生|警官|所长|站长|教授|专家|家长|妈妈|爸爸"
 )
+AFTER_NAME = "和|与|及|等|在|为|向|对|说|表示|指出|强调|介绍|带|作|讲|致|宣|主持|的|也|还|一行"
 _CN_DIGITS = "〇零一二两三四五六七八九十百千万"
 _PERIOD = "上午|下午|晚上|中午|早上|傍晚|凌晨"
 _DATE_PATTERNS = (
@@ -146,7 +147,10 @@ class Normaliser:
         surname = f"(?:{'|'.join(sorted(SURNAMES_MULTI, key=len, reverse=True))}|[{SURNAMES}])"
         given = r"[\u4e00-\u9fff]"
         self._person_before_role = re.compile(rf"{surname}{given}{{0,2}}?(?=(?:{ROLES}))")
-        self._person_after_role = re.compile(rf"((?:{ROLES}))({surname}{given}{{1,2}})")
+        # after a role the name's end is unknown: it must be followed by what follows names
+        self._person_after_role = re.compile(
+            rf"((?:{ROLES}))({surname}{given}{{1,2}})(?=[，。、；：！？“”（）\s]|{AFTER_NAME})"
+        )
         self._numbers = re.compile("|".join(_NUMBER_PATTERNS))
 
     @classmethod
@@ -176,6 +180,7 @@ def normaliser_for(org: OrgTree) -> Normaliser:
 
 # ---- passages, grams and keys -------------------------------------------------------
 _SENTENCE_END = re.compile(r"[。！？!?；;\n]+")
+_CLAUSE_END = re.compile(r"[，,、：:]+")
 
 
 @dataclass(frozen=True)
@@ -193,20 +198,33 @@ class Passage:
 
 
 def _spans(body: str) -> list[tuple[int, int]]:
+    """Sentences; a long one is cut at its commas into clauses of about half
+    ``LONG_PASSAGE_CHARS``, and an unpunctuated run into pieces of that length."""
     spans, start = [], 0
     for match in _SENTENCE_END.finditer(body):
         spans.append((start, match.end()))
         start = match.end()
     if start < len(body):
         spans.append((start, len(body)))
-    pieces = []
+    pieces: list[tuple[int, int]] = []
     for begin, end in spans:
         if end - begin <= LONG_PASSAGE_CHARS:
             pieces.append((begin, end))
             continue
-        step = LONG_PASSAGE_CHARS // 2
-        pieces.extend((at, min(at + step, end)) for at in range(begin, end, step))
-    return pieces
+        cuts = [m.end() for m in _CLAUSE_END.finditer(body, begin, end)]
+        clause_start = begin
+        for cut in [*cuts, end]:
+            if cut - clause_start >= LONG_PASSAGE_CHARS // 2 or cut == end:
+                pieces.extend(_chunks(clause_start, cut))
+                clause_start = cut
+    return [piece for piece in pieces if piece[1] > piece[0]]
+
+
+def _chunks(begin: int, end: int) -> list[tuple[int, int]]:
+    if end - begin <= LONG_PASSAGE_CHARS:
+        return [(begin, end)]
+    step = LONG_PASSAGE_CHARS // 2
+    return [(at, min(at + step, end)) for at in range(begin, end, step)]
 
 
 def grams_of(normalised: str) -> np.ndarray:

@@ -223,7 +223,7 @@ class Rules(Input):
     copy_similarity_threshold: float = Field(gt=0, le=1)
     copy_window_days: int = Field(ge=1, le=3650)
     # defaults, so that rules stored before these existed still load
-    copy_containment_threshold: float = Field(0.6, gt=0, le=1)
+    copy_containment_threshold: float = Field(0.45, gt=0, le=1)
     copy_published_window_days: int = Field(730, ge=1, le=3650)
     republication_share: float = Field(0.6, gt=0, le=1)
 
