@@ -21,15 +21,14 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.submission.copytext import Comparison, Normaliser, TextPrint, compare
+from services.submission.copytext import Comparison, Normaliser, TextPrint, compare, query_keys
 from shared.orgtree import OrgTree
 
 FINGERPRINTS = "fingerprints"
 VERSIONS = "versions"
 STANDARD_TEXTS = "standard_texts"
 MAX_CANDIDATES = 300
-COMPARED = 6  # candidates compared exactly, the most keys shared first
-MIN_SHARED_KEYS = 2
+COMPARED = 5  # candidates compared exactly, the most keys shared first
 MIN_MATCHED_CHARS = 40  # normalised characters found in the other text before anything is a copy
 
 _normalisers: dict[int, Normaliser] = {}
@@ -80,7 +79,7 @@ async def ensure_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
 
 
 async def matching_standard_texts(
-    db: AsyncDatabase[dict[str, Any]], *, text: TextPrint, normaliser: Normaliser
+    db: AsyncDatabase[dict[str, Any]], *, text: TextPrint
 ) -> list[StandardText]:
     """The registered standard texts sharing a key with ``text``."""
     if text.keys.size == 0:
@@ -88,16 +87,29 @@ async def matching_standard_texts(
     docs = await (
         db[STANDARD_TEXTS]
         .find(
-            {"keys": {"$in": _stored(text.keys)}, "retired": False},
-            projection={"title": 1, "body": 1},
+            {"keys": {"$in": _stored(query_keys(text.keys))}, "retired": False},
+            projection={"title": 1, "body": 1, "passages": 1},
         )
         .limit(20)
         .to_list()
     )
     return [
-        StandardText(doc["_id"], doc["title"], TextPrint.of(doc["body"], normaliser))
+        StandardText(
+            doc["_id"], doc["title"], TextPrint.from_passages(doc["body"], doc["passages"])
+        )
         for doc in docs
     ]
+
+
+def _in_window(
+    row: dict[str, Any], *, since: datetime, published_since: datetime, original_before: datetime
+) -> bool:
+    if row["first_submitted_at"] >= original_before:
+        return False  # of two look-alikes the later is the copy
+    published_at = row.get("published_at")
+    return row["submitted_at"] >= since or (
+        published_at is not None and published_at >= published_since
+    )
 
 
 async def find_possible_copy(
@@ -110,51 +122,58 @@ async def find_possible_copy(
     original_before: datetime,
     thresholds: CopyThresholds,
     standard: list[StandardText],
-    normaliser: Normaliser,
 ) -> CopyMatch | None:
     """The story of another unit that ``text`` most likely copies or is lifted into:
     submitted since ``since`` or published since ``published_since``, and first
-    submitted before ``original_before`` (of two look-alikes the later is the copy)."""
+    submitted before ``original_before``."""
     if text.keys.size == 0:
         return None
+    asked = _stored(query_keys(text.keys))
+    # one indexed condition: the local MongoDB-wire server evaluates ``$or`` beside a
+    # multikey ``$in`` by scanning, so the two windows are told apart here
     candidates = await (
         db[FINGERPRINTS]
         .find(
             {
-                "keys": {"$in": _stored(text.keys)},
+                "keys": {"$in": asked},
                 "unit": {"$ne": unit},
-                "first_submitted_at": {"$lt": original_before},
-                "$or": [
-                    {"submitted_at": {"$gte": since}},
-                    {"published_at": {"$gte": published_since}},
-                ],
+                "seen_at": {"$gte": min(since, published_since)},
             },
-            projection={"story_id": 1, "version": 1, "unit": 1, "keys": 1, "published_at": 1},
+            projection={
+                "story_id": 1,
+                "version": 1,
+                "unit": 1,
+                "keys": 1,
+                "submitted_at": 1,
+                "first_submitted_at": 1,
+                "published_at": 1,
+            },
         )
         .limit(MAX_CANDIDATES)
         .to_list()
     )
-    ours = set(_stored(text.keys))
+    ours = set(asked)
     best_version: dict[str, tuple[int, dict[str, Any]]] = {}
     for row in candidates:
+        if not _in_window(
+            row, since=since, published_since=published_since, original_before=original_before
+        ):
+            continue
         shared = len(ours.intersection(row["keys"]))
-        if shared >= MIN_SHARED_KEYS and shared > best_version.get(row["story_id"], (0, {}))[0]:
+        if shared > best_version.get(row["story_id"], (0, {}))[0]:
             best_version[row["story_id"]] = (shared, row)
     ranked = sorted(best_version.values(), key=lambda pair: pair[0], reverse=True)[:COMPARED]
     if not ranked:
         return None
     rows = {row["_id"]: row for _, row in ranked}
-    versions = await (
-        db[VERSIONS]
-        .find({"_id": {"$in": list(rows)}}, projection={"title": 1, "body": 1, "submitted_at": 1})
-        .to_list()
+    stored = await (
+        db[FINGERPRINTS].find({"_id": {"$in": list(rows)}}, projection={"passages": 1}).to_list()
     )
     standard_prints = [s.text for s in standard]
-    best: tuple[tuple[float, float], CopyMatch] | None = None
-    for version in versions:
-        row = rows[version["_id"]]
-        theirs = TextPrint.of(version["body"], normaliser)
-        comparison = compare(text, theirs, standard_prints)
+    best: tuple[tuple[float, float], dict[str, Any], Comparison] | None = None
+    for doc in stored:
+        row = rows[doc["_id"]]
+        comparison = compare(text, TextPrint.from_passages("", doc["passages"]), standard_prints)
         if not comparison.is_copy(
             resemblance=thresholds.resemblance,
             containment=thresholds.containment,
@@ -162,23 +181,23 @@ async def find_possible_copy(
         ):
             continue
         # the strongest evidence wins; among equals the earliest, the likeliest original
-        rank = (
-            max(comparison.resemblance, comparison.containment),
-            -version["submitted_at"].timestamp(),
-        )
+        strength = max(comparison.resemblance, comparison.containment)
+        rank = (strength, -row["first_submitted_at"].timestamp())
         if best is None or rank > best[0]:
-            match = CopyMatch(
-                story_id=row["story_id"],
-                version=row["version"],
-                unit=row["unit"],
-                title=version["title"],
-                body=version["body"],
-                submitted_at=version["submitted_at"],
-                published=row.get("published_at") is not None,
-                comparison=comparison,
-            )
-            best = (rank, match)
-    return best[1] if best else None
+            best = (rank, row, comparison)
+    if best is None:
+        return None
+    _, row, comparison = best
+    version = await db[VERSIONS].find_one(
+        {"_id": row["_id"]}, projection={"title": 1, "body": 1, "submitted_at": 1}
+    )
+    if version is None:
+        return None
+    return CopyMatch(
+        story_id=row["story_id"], version=row["version"], unit=row["unit"],
+        title=version["title"], body=version["body"], submitted_at=version["submitted_at"],
+        published=row.get("published_at") is not None, comparison=comparison,
+    )  # fmt: skip
 
 
 async def record_fingerprint(
@@ -192,20 +211,37 @@ async def record_fingerprint(
     first_submitted_at: datetime,
     session: AsyncClientSession,
 ) -> None:
-    """Keep a submitted version's keys for later lookups."""
+    """Keep a submitted version's keys and normalised passages for later lookups."""
     await db[FINGERPRINTS].insert_one(
-        {
-            "_id": f"{story_id}:{version}",
-            "story_id": story_id,
-            "version": version,
-            "unit": unit,
-            "keys": _stored(text.keys),
-            "submitted_at": submitted_at,
-            "first_submitted_at": first_submitted_at,
-            "published_at": None,
-        },
+        fingerprint_doc(
+            text=text, story_id=story_id, version=version, unit=unit,
+            submitted_at=submitted_at, first_submitted_at=first_submitted_at,
+        ),
         session=session,
-    )
+    )  # fmt: skip
+
+
+def fingerprint_doc(
+    *,
+    text: TextPrint,
+    story_id: str,
+    version: int,
+    unit: str,
+    submitted_at: datetime,
+    first_submitted_at: datetime,
+) -> dict[str, Any]:
+    return {
+        "_id": f"{story_id}:{version}",
+        "story_id": story_id,
+        "version": version,
+        "unit": unit,
+        "keys": _stored(text.keys),
+        "passages": text.stored_passages(),
+        "submitted_at": submitted_at,
+        "first_submitted_at": first_submitted_at,
+        "published_at": None,
+        "seen_at": submitted_at,  # the later of submission and publication
+    }
 
 
 async def mark_published(
@@ -219,7 +255,7 @@ async def mark_published(
     """A published version stays a source for the longer published window."""
     await db[FINGERPRINTS].update_one(
         {"_id": f"{story_id}:{version}", "published_at": None},
-        {"$set": {"published_at": published_at}},
+        {"$set": {"published_at": published_at}, "$max": {"seen_at": published_at}},
         session=session,
     )
 
@@ -237,6 +273,7 @@ async def register_standard_text(
     """Register a text everyone is asked to republish (a bureau notice, a campaign's text)."""
     text = TextPrint.of(body, normaliser)
     doc = {
+        "passages": text.stored_passages(),
         "_id": uuid.uuid4().hex,
         "title": title,
         "body": body,
@@ -254,7 +291,7 @@ async def list_standard_texts(db: AsyncDatabase[dict[str, Any]]) -> list[dict[st
     """Every registered standard text still in force, newest first."""
     return (
         await db[STANDARD_TEXTS]
-        .find({"retired": False}, projection={"keys": 0})
+        .find({"retired": False}, projection={"keys": 0, "passages": 0})
         .sort("registered_at", -1)
         .to_list()
     )

@@ -11,7 +11,8 @@ alike) and containment (the share of one text's passages found in the other, eit
 direction: a paragraph lifted into a longer story). Retrieval keys are winnowed k-gram
 hashes, which guarantee that any shared normalised run of ``WINDOW + KGRAM - 1``
 characters shares a key, so an embedded paragraph is found even when the whole texts
-are not alike.
+are not alike; a lookup asks for a spread of ``QUERY_KEYS`` of them, since each key is
+one index probe.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import opencc
@@ -28,7 +30,8 @@ import opencc
 from shared.orgtree import OrgTree
 
 KGRAM = 6
-WINDOW = 20  # any shared normalised run of 25 characters shares at least one key
+WINDOW = 40  # any shared normalised run of 45 characters shares at least one key
+QUERY_KEYS = 16  # keys a lookup asks for, spread over the text (each costs an index probe)
 MIN_PASSAGE_CHARS = 8  # shorter passages ("会议强调。") prove nothing either way
 LONG_PASSAGE_CHARS = 80  # an unpunctuated run is cut into pieces of half this length
 PASSAGE_FOUND = 0.8  # share of a passage's 3-grams present in the other text
@@ -86,6 +89,9 @@ _SCHOOL_KINDS = {
     "特殊教育学校": ("特殊教育学校", "特校"),
     "职业技术学校": ("职业技术学校", "职校"),
 }
+
+
+_NOT_ALNUM = re.compile(r"[\W_]+")
 
 
 @lru_cache(maxsize=1)
@@ -167,7 +173,7 @@ class Normaliser:
         text = self._person_after_role.sub(lambda m: m.group(1) + PERSON, text)
         text = self._person_before_role.sub(PERSON, text)
         text = self._numbers.sub(NUMBER, text)
-        return "".join(ch for ch in text if ch.isalnum())
+        return _NOT_ALNUM.sub("", text)
 
 
 SURNAMES_MULTI = ("欧阳", "司马", "上官", "诸葛")
@@ -245,8 +251,8 @@ def _mix(values: np.ndarray) -> np.ndarray:
 
 def winnowed_keys(normalised: str) -> np.ndarray:
     """The minimum k-gram hash of every window of ``WINDOW`` k-grams (Schleimer et al.'s
-    winnowing): two texts sharing a normalised run of ``WINDOW + KGRAM - 1`` characters
-    share a key."""
+    winnowing), in the order they occur: two texts sharing a normalised run of
+    ``WINDOW + KGRAM - 1`` characters share a key."""
     codes = np.frombuffer(normalised.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     if codes.size < KGRAM:
         return np.empty(0, dtype=np.uint64)
@@ -256,9 +262,20 @@ def winnowed_keys(normalised: str) -> np.ndarray:
         for offset in range(KGRAM):
             hashes ^= _mix(codes[offset : offset + count] ^ _SEEDS[offset])
     if count <= WINDOW:
-        return np.unique(hashes.min(keepdims=True))
+        return hashes[[int(hashes.argmin())]]
     windows = np.lib.stride_tricks.sliding_window_view(hashes, WINDOW)
-    return np.unique(windows.min(axis=1))
+    positions = np.unique(windows.argmin(axis=1) + np.arange(windows.shape[0]))
+    keys = hashes[positions]
+    _, first = np.unique(keys, return_index=True)
+    return keys[np.sort(first)]
+
+
+def query_keys(keys: np.ndarray) -> np.ndarray:
+    """At most ``QUERY_KEYS`` of a text's keys, evenly spread over it: a copied
+    paragraph of a fair share of the text still gets some."""
+    if keys.size <= QUERY_KEYS:
+        return keys
+    return keys[np.linspace(0, keys.size - 1, QUERY_KEYS).round().astype(int)]
 
 
 @dataclass(frozen=True)
@@ -280,9 +297,22 @@ class TextPrint:
         for start, end in _spans(body):
             normalised = normaliser.normalise(body[start:end])
             if len(normalised) >= MIN_PASSAGE_CHARS:
-                passages.append(Passage(start, end, normalised, grams_of(normalised)))
-        whole = "".join(p.normalised for p in passages)
-        return cls(body, tuple(passages), grams_of(whole), winnowed_keys(whole))
+                passages.append((start, end, normalised))
+        return cls.from_passages(body, passages)
+
+    @classmethod
+    def from_passages(cls, body: str, passages: Iterable[Sequence[Any]]) -> TextPrint:
+        """Rebuilt from stored ``(start, end, normalised)`` passages, without normalising
+        again (what a lookup does with its candidates)."""
+        kept = tuple(
+            Passage(int(start), int(end), str(normalised), grams_of(str(normalised)))
+            for start, end, normalised in passages
+        )
+        whole = "".join(p.normalised for p in kept)
+        return cls(body, kept, grams_of(whole), winnowed_keys(whole))
+
+    def stored_passages(self) -> list[list[int | str]]:
+        return [[p.start, p.end, p.normalised] for p in self.passages]
 
 
 # ---- scores -------------------------------------------------------------------------

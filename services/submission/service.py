@@ -295,7 +295,7 @@ async def _submit_version(
     unit_path = ev.UnitPath(**story["unit_path"])
     normaliser = copies.normaliser_for(runtime.org)
     text = TextPrint.of(content.body, normaliser)
-    standard = await copies.matching_standard_texts(db, text=text, normaliser=normaliser)
+    standard = await copies.matching_standard_texts(db, text=text)
     match = await copies.find_possible_copy(
         db, text=text, unit=story["unit"],
         since=now - timedelta(days=rules.copy_window_days),
@@ -305,7 +305,7 @@ async def _submit_version(
             resemblance=rules.copy_similarity_threshold,
             containment=rules.copy_containment_threshold,
         ),
-        standard=standard, normaliser=normaliser,
+        standard=standard,
     )  # fmt: skip
     age_days = (today_in_shanghai(now) - content.event_date).days
     late = age_days > rules.late_after_days
