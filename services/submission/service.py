@@ -404,7 +404,7 @@ def _shanghai_day(moment: datetime) -> str:
 def copy_reason(match: copies.CopyMatch, unit_name: str) -> str:
     """The flag's reason as the reviewer reads it."""
     found = match.comparison
-    verb = "发布" if match.published else "报送"
+    verb = "报送并已发布" if match.published else "报送"
     source = f"{unit_name}{_shanghai_day(match.submitted_at)}{verb}的《{match.title}》"
     if found.ours_in_theirs >= 0.9 and found.theirs_in_ours >= 0.9:
         return (
