@@ -98,6 +98,10 @@ class PossibleCopy(Contract):
     story_id: str
     unit: str
     similarity: float = Field(ge=0, le=1)
+    # optional since v1.1: the larger share of one story's passages found in the other,
+    # and the reason in words for the reviewer
+    containment: float | None = Field(default=None, ge=0, le=1)
+    reason: str | None = None
 
 
 class StorySubmitted(Contract):

@@ -22,7 +22,7 @@ from citydesk.bench.raw import broker_rates, mongo_rates, s3_rate
 from citydesk.stack import Stack, StackConfig, free_port
 from shared.settings import Settings
 
-SERVICE_BENCHES = ("submission", "media", "review", "scoring", "sentiment")
+SERVICE_BENCHES = ("submission", "copies", "media", "review", "scoring", "sentiment")
 
 
 def machine() -> str:

@@ -3,18 +3,20 @@ admins (categories and rules)."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 
-from services.submission import config, service
+from services.submission import config, copies, service
 from services.submission.models import (
     CategoryList,
     DraftCreate,
     DraftUpdate,
     IntakeStatus,
     Rules,
+    StandardTextCreate,
+    StandardTextRead,
     StoryContent,
     StoryPage,
     StoryRead,
@@ -201,3 +203,56 @@ async def county_story_status(
         404, "intake_unknown", "尚未收到这篇稿件（或仍在处理中）",
         f"no story {external_id!r} from county {county!r} has been received yet",
     )  # fmt: skip
+
+
+# ---- standard texts (转载规定文本) ------------------------------------------------------
+def _require_city_office(principal: CurrentPrincipal, runtime: ServiceRuntime) -> None:
+    """Standard texts are the city bureau's to register: its final reviewers or an admin."""
+    require_role(principal, Role.REVIEWER_CITY)
+    if principal.unit != runtime.org.city.code and not principal.has(Role.ADMIN):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            {"code": "city_office_only", "message": "规定文本只能由市教育局登记"},
+        )
+
+
+def _standard_text(doc: dict[str, Any]) -> StandardTextRead:
+    return StandardTextRead(id=doc["_id"], **{k: v for k, v in doc.items() if k != "_id"})
+
+
+@router.post("/standard-texts", status_code=status.HTTP_201_CREATED,
+             response_model=StandardTextRead, tags=["copies"])  # fmt: skip
+async def register_standard_text(
+    request: Request, principal: CurrentPrincipal, body: StandardTextCreate
+) -> StandardTextRead:
+    """Register a text every school is asked to republish (a bureau notice, a campaign's
+    standard text): a story made mostly of it is marked 转载规定文本, not a copy."""
+    runtime = _runtime(request)
+    _require_city_office(principal, runtime)
+    doc = await copies.register_standard_text(
+        runtime.db, title=body.title.strip(), body=body.body.strip(), campaign=body.campaign,
+        registered_by=principal.sub, registered_at=datetime.now(UTC),
+        normaliser=copies.normaliser_for(runtime.org),
+    )  # fmt: skip
+    return _standard_text(doc)
+
+
+@router.get("/standard-texts", response_model=list[StandardTextRead], tags=["copies"])
+async def list_standard_texts(
+    request: Request, principal: CurrentPrincipal
+) -> list[StandardTextRead]:
+    """The standard texts in force, newest first."""
+    return [_standard_text(doc) for doc in await copies.list_standard_texts(_runtime(request).db)]
+
+
+@router.delete("/standard-texts/{text_id}", status_code=status.HTTP_204_NO_CONTENT,
+               tags=["copies"])  # fmt: skip
+async def retire_standard_text(request: Request, principal: CurrentPrincipal, text_id: str) -> None:
+    """Stop treating a standard text as one to republish (later submissions only)."""
+    runtime = _runtime(request)
+    _require_city_office(principal, runtime)
+    if not await copies.retire_standard_text(runtime.db, text_id=text_id):
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            {"code": "standard_text_not_found", "message": "没有这篇规定文本，或已停用"},
+        )

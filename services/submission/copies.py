@@ -1,178 +1,209 @@
-"""Near-duplicate detection (不审阅不修改, 直接转发): MinHash over character 3-grams of
-normalised Chinese text, with LSH bands stored in MongoDB so that a lookup reads only
-the few stories that share a band, never the whole window.
+"""Possible copies (不审阅不修改, 直接转发) and republished standard texts (转载规定文本):
+where the fingerprints are kept and how a submitted body is looked up against them.
 
-MinHash rather than SimHash: with 16 bands of 4 rows a pair at Jaccard 0.8 shares a
-band with probability > 0.999 and a pair at 0.3 with about 0.12, whereas 16-bit SimHash
-chunks find a pair at Jaccard 0.8 (about ten differing bits) only one time in four. The
-similarity recorded is the exact Jaccard of the two 3-gram sets, computed on the
-candidates only.
+Each submitted version keeps its winnowed keys (see ``copytext``) in MongoDB under a
+multikey index; a lookup reads the stories sharing a key (other units' stories in the
+window, and published stories over a longer window), ranks them by keys shared, and
+compares the best few exactly on their normalised passages. Registered standard texts
+are found the same way: their passages are left out of the comparison, and a story
+made mostly of one is marked as republication instead of a copy.
 """
 
 from __future__ import annotations
 
-import hashlib
-import unicodedata
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
-import opencc
 from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.submission.copytext import Comparison, Normaliser, TextPrint, compare, query_keys
+from shared.orgtree import OrgTree
+
 FINGERPRINTS = "fingerprints"
 VERSIONS = "versions"
-PERMUTATIONS = 64
-ROWS_PER_BAND = 4
-MIN_SHINGLES = 10  # below this a text is too short to call anything a copy of it
-MAX_CANDIDATES = 200
+STANDARD_TEXTS = "standard_texts"
+MAX_CANDIDATES = 300
+COMPARED = 5  # candidates compared exactly, the most keys shared first
+MIN_MATCHED_CHARS = 40  # normalised characters found in the other text before anything is a copy
 
-_SEEDS = (np.arange(1, PERMUTATIONS + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15))[:, None]
-
-
-@lru_cache(maxsize=1)
-def _to_simplified() -> opencc.OpenCC:
-    return opencc.OpenCC("t2s")
+_normalisers: dict[int, Normaliser] = {}
 
 
-def normalise(text: str) -> str:
-    """Simplified characters, full-width folded, lower case, letters and digits only."""
-    folded = unicodedata.normalize("NFKC", _to_simplified().convert(text)).lower()
-    return "".join(ch for ch in folded if ch.isalnum())
+def normaliser_for(org: OrgTree) -> Normaliser:
+    """One normaliser per org tree (its unit-name pattern takes a while to build)."""
+    found = _normalisers.get(id(org))
+    if found is None:
+        found = _normalisers[id(org)] = Normaliser.for_org(org)
+    return found
 
 
-def shingles(text: str) -> np.ndarray:
-    """The set of character 3-grams of ``text``, each packed exactly into 63 bits."""
-    codes = np.frombuffer(normalise(text).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-    if codes.size < 3:
-        return np.empty(0, dtype=np.uint64)
-    grams = (codes[:-2] << np.uint64(42)) | (codes[1:-1] << np.uint64(21)) | codes[2:]
-    return np.unique(grams)
-
-
-def _mix(values: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: a bijection on 64-bit words, so ``mix(x ^ seed)`` is one
-    random-looking permutation per seed."""
-    values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return values ^ (values >> np.uint64(31))
-
-
-def signature(grams: np.ndarray) -> np.ndarray:
-    """The MinHash signature of a 3-gram set (one minimum per permutation)."""
-    return _mix(grams[None, :] ^ _SEEDS).min(axis=1)
-
-
-def bands(sig: np.ndarray) -> list[str]:
-    """LSH band keys: two texts sharing any key become candidates."""
-    keys = []
-    for index in range(PERMUTATIONS // ROWS_PER_BAND):
-        rows = sig[index * ROWS_PER_BAND : (index + 1) * ROWS_PER_BAND]
-        keys.append(f"{index:02d}{hashlib.blake2b(rows.tobytes(), digest_size=8).hexdigest()}")
-    return keys
-
-
-def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    if a.size == 0 or b.size == 0:
-        return 0.0
-    common = np.intersect1d(a, b, assume_unique=True).size
-    return common / (a.size + b.size - common)
-
-
-def text_of(title: str, body: str) -> str:
-    return f"{title}\n{body}"
+def _stored(keys: np.ndarray) -> list[int]:
+    return keys.view(np.int64).tolist()  # MongoDB integers are signed 64-bit
 
 
 @dataclass(frozen=True)
-class Fingerprint:
-    grams: np.ndarray
-    sig: np.ndarray
-
-    @classmethod
-    def of(cls, text: str) -> Fingerprint | None:
-        grams = shingles(text)
-        if grams.size < MIN_SHINGLES:
-            return None
-        return cls(grams, signature(grams))
+class CopyThresholds:
+    resemblance: float
+    containment: float
+    min_chars: int = MIN_MATCHED_CHARS
 
 
 @dataclass(frozen=True)
 class CopyMatch:
     story_id: str
+    version: int
     unit: str
-    similarity: float
+    title: str
+    body: str
+    submitted_at: datetime
+    published: bool
+    comparison: Comparison
+
+
+@dataclass(frozen=True)
+class StandardText:
+    text_id: str
+    title: str
+    text: TextPrint
 
 
 async def ensure_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
-    await db[FINGERPRINTS].create_index([("bands", ASCENDING)])
-    await db[FINGERPRINTS].create_index([("submitted_at", ASCENDING)])
+    await db[FINGERPRINTS].create_index([("keys", ASCENDING)])
+    await db[FINGERPRINTS].create_index([("story_id", ASCENDING)])
+    await db[STANDARD_TEXTS].create_index([("keys", ASCENDING)])
+
+
+async def matching_standard_texts(
+    db: AsyncDatabase[dict[str, Any]], *, text: TextPrint
+) -> list[StandardText]:
+    """The registered standard texts sharing a key with ``text``."""
+    if text.keys.size == 0:
+        return []
+    docs = await (
+        db[STANDARD_TEXTS]
+        .find(
+            {"keys": {"$in": _stored(query_keys(text.keys))}, "retired": False},
+            projection={"title": 1, "body": 1, "passages": 1},
+        )
+        .limit(20)
+        .to_list()
+    )
+    return [
+        StandardText(
+            doc["_id"], doc["title"], TextPrint.from_passages(doc["body"], doc["passages"])
+        )
+        for doc in docs
+    ]
+
+
+def _in_window(
+    row: dict[str, Any], *, since: datetime, published_since: datetime, original_before: datetime
+) -> bool:
+    if row["first_submitted_at"] >= original_before:
+        return False  # of two look-alikes the later is the copy
+    published_at = row.get("published_at")
+    return row["submitted_at"] >= since or (
+        published_at is not None and published_at >= published_since
+    )
 
 
 async def find_possible_copy(
     db: AsyncDatabase[dict[str, Any]],
     *,
-    fingerprint: Fingerprint,
+    text: TextPrint,
     unit: str,
     since: datetime,
+    published_since: datetime,
     original_before: datetime,
-    threshold: float,
+    thresholds: CopyThresholds,
+    standard: list[StandardText],
 ) -> CopyMatch | None:
-    """The most similar story of another unit, submitted since ``since`` and first
-    submitted before ``original_before`` (the later of two look-alikes is the copy), if at
-    least ``threshold`` similar."""
-    candidates = (
-        await db[FINGERPRINTS]
+    """The story of another unit that ``text`` most likely copies or is lifted into:
+    submitted since ``since`` or published since ``published_since``, and first
+    submitted before ``original_before``."""
+    if text.keys.size == 0:
+        return None
+    asked = _stored(query_keys(text.keys))
+    # one indexed condition: the local MongoDB-wire server evaluates ``$or`` beside a
+    # multikey ``$in`` by scanning, so the two windows are told apart here
+    candidates = await (
+        db[FINGERPRINTS]
         .find(
             {
-                "bands": {"$in": bands(fingerprint.sig)},
+                "keys": {"$in": asked},
                 "unit": {"$ne": unit},
-                "submitted_at": {"$gte": since},
-                "first_submitted_at": {"$lt": original_before},
+                "seen_at": {"$gte": min(since, published_since)},
             },
             projection={
                 "story_id": 1,
                 "version": 1,
                 "unit": 1,
-                "signature": 1,
+                "keys": 1,
+                "submitted_at": 1,
                 "first_submitted_at": 1,
+                "published_at": 1,
             },
         )
         .limit(MAX_CANDIDATES)
         .to_list()
     )
-    # the MinHash estimate sorts out the clear misses before the exact comparison
-    promising = []
+    ours = set(asked)
+    best_version: dict[str, tuple[int, dict[str, Any]]] = {}
     for row in candidates:
-        estimate = float(
-            np.mean(np.array(row["signature"], dtype=np.int64).view(np.uint64) == fingerprint.sig)
-        )
-        if estimate >= threshold - 0.2:
-            promising.append((estimate, row))
-    promising.sort(key=lambda pair: pair[0], reverse=True)
-    # the most similar wins; among equals the earliest, which is the likeliest original
-    best: tuple[float, float, CopyMatch] | None = None
-    for _, row in promising[:5]:
-        version = await db[VERSIONS].find_one(
-            {"_id": f"{row['story_id']}:{row['version']}"}, projection={"title": 1, "body": 1}
-        )
-        if version is None:
+        if not _in_window(
+            row, since=since, published_since=published_since, original_before=original_before
+        ):
             continue
-        theirs = shingles(text_of(version["title"], version["body"]))
-        similarity = round(jaccard(fingerprint.grams, theirs), 4)
-        rank = (similarity, -row["first_submitted_at"].timestamp())
-        if similarity >= threshold and (best is None or rank > best[:2]):
-            best = (*rank, CopyMatch(row["story_id"], row["unit"], similarity))
-    return best[2] if best else None
+        shared = len(ours.intersection(row["keys"]))
+        if shared > best_version.get(row["story_id"], (0, {}))[0]:
+            best_version[row["story_id"]] = (shared, row)
+    ranked = sorted(best_version.values(), key=lambda pair: pair[0], reverse=True)[:COMPARED]
+    if not ranked:
+        return None
+    rows = {row["_id"]: row for _, row in ranked}
+    stored = await (
+        db[FINGERPRINTS].find({"_id": {"$in": list(rows)}}, projection={"passages": 1}).to_list()
+    )
+    standard_prints = [s.text for s in standard]
+    best: tuple[tuple[float, float], dict[str, Any], Comparison] | None = None
+    for doc in stored:
+        row = rows[doc["_id"]]
+        comparison = compare(text, TextPrint.from_passages("", doc["passages"]), standard_prints)
+        if not comparison.is_copy(
+            resemblance=thresholds.resemblance,
+            containment=thresholds.containment,
+            min_chars=thresholds.min_chars,
+        ):
+            continue
+        # the strongest evidence wins; among equals the earliest, the likeliest original
+        strength = max(comparison.resemblance, comparison.containment)
+        rank = (strength, -row["first_submitted_at"].timestamp())
+        if best is None or rank > best[0]:
+            best = (rank, row, comparison)
+    if best is None:
+        return None
+    _, row, comparison = best
+    version = await db[VERSIONS].find_one(
+        {"_id": row["_id"]}, projection={"title": 1, "body": 1, "submitted_at": 1}
+    )
+    if version is None:
+        return None
+    return CopyMatch(
+        story_id=row["story_id"], version=row["version"], unit=row["unit"],
+        title=version["title"], body=version["body"], submitted_at=version["submitted_at"],
+        published=row.get("published_at") is not None, comparison=comparison,
+    )  # fmt: skip
 
 
 async def record_fingerprint(
     db: AsyncDatabase[dict[str, Any]],
     *,
-    fingerprint: Fingerprint,
+    text: TextPrint,
     story_id: str,
     version: int,
     unit: str,
@@ -180,17 +211,95 @@ async def record_fingerprint(
     first_submitted_at: datetime,
     session: AsyncClientSession,
 ) -> None:
-    """Keep a submitted version's bands and signature for later lookups."""
+    """Keep a submitted version's keys and normalised passages for later lookups."""
     await db[FINGERPRINTS].insert_one(
-        {
-            "_id": f"{story_id}:{version}",
-            "story_id": story_id,
-            "version": version,
-            "unit": unit,
-            "bands": bands(fingerprint.sig),
-            "signature": fingerprint.sig.view(np.int64).tolist(),
-            "submitted_at": submitted_at,
-            "first_submitted_at": first_submitted_at,
-        },
+        fingerprint_doc(
+            text=text, story_id=story_id, version=version, unit=unit,
+            submitted_at=submitted_at, first_submitted_at=first_submitted_at,
+        ),
+        session=session,
+    )  # fmt: skip
+
+
+def fingerprint_doc(
+    *,
+    text: TextPrint,
+    story_id: str,
+    version: int,
+    unit: str,
+    submitted_at: datetime,
+    first_submitted_at: datetime,
+) -> dict[str, Any]:
+    return {
+        "_id": f"{story_id}:{version}",
+        "story_id": story_id,
+        "version": version,
+        "unit": unit,
+        "keys": _stored(text.keys),
+        "passages": text.stored_passages(),
+        "submitted_at": submitted_at,
+        "first_submitted_at": first_submitted_at,
+        "published_at": None,
+        "seen_at": submitted_at,  # the later of submission and publication
+    }
+
+
+async def mark_published(
+    db: AsyncDatabase[dict[str, Any]],
+    *,
+    story_id: str,
+    version: int,
+    published_at: datetime,
+    session: AsyncClientSession,
+) -> None:
+    """A published version stays a source for the longer published window."""
+    await db[FINGERPRINTS].update_one(
+        {"_id": f"{story_id}:{version}", "published_at": None},
+        {"$set": {"published_at": published_at}, "$max": {"seen_at": published_at}},
         session=session,
     )
+
+
+async def register_standard_text(
+    db: AsyncDatabase[dict[str, Any]],
+    *,
+    title: str,
+    body: str,
+    campaign: str | None,
+    registered_by: str,
+    registered_at: datetime,
+    normaliser: Normaliser,
+) -> dict[str, Any]:
+    """Register a text everyone is asked to republish (a bureau notice, a campaign's text)."""
+    text = TextPrint.of(body, normaliser)
+    doc = {
+        "passages": text.stored_passages(),
+        "_id": uuid.uuid4().hex,
+        "title": title,
+        "body": body,
+        "campaign": campaign,
+        "registered_by": registered_by,
+        "registered_at": registered_at,
+        "retired": False,
+        "keys": _stored(text.keys),
+    }
+    await db[STANDARD_TEXTS].insert_one(doc)
+    return doc
+
+
+async def list_standard_texts(db: AsyncDatabase[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every registered standard text still in force, newest first."""
+    return (
+        await db[STANDARD_TEXTS]
+        .find({"retired": False}, projection={"keys": 0, "passages": 0})
+        .sort("registered_at", -1)
+        .to_list()
+    )
+
+
+async def retire_standard_text(db: AsyncDatabase[dict[str, Any]], *, text_id: str) -> bool:
+    """Stop treating a standard text as one to republish; false when there is none."""
+    result = await db[STANDARD_TEXTS].update_one(
+        {"_id": text_id, "retired": False}, {"$set": {"retired": True}}
+    )
+    return result.matched_count == 1

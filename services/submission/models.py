@@ -78,16 +78,50 @@ class DraftUpdate(Input):
         return content.model_copy(update=changes)
 
 
+class MatchedPassage(BaseModel):
+    """A passage of this version and the passage of the other story it was found in:
+    character offsets into each body (end exclusive) and the original words."""
+
+    ours_start: int
+    ours_end: int
+    ours_text: str
+    theirs_start: int
+    theirs_end: int
+    theirs_text: str
+
+
 class CopyFlag(BaseModel):
     story_id: str
     unit: str
-    similarity: float
+    similarity: float = Field(description="resemblance: Jaccard of the normalised 3-grams")
+    containment: float = Field(
+        0.0, description="the larger share of one story's passages found in the other"
+    )
+    ours_in_theirs: float = Field(0.0, description="share of this story found in the other")
+    theirs_in_ours: float = Field(0.0, description="share of the other story found in this one")
+    version: int | None = None
+    unit_name: str | None = None
+    title: str | None = None
+    submitted_at: datetime | None = None
+    published: bool = Field(False, description="the other story is on the bureau's channels")
+    reason: str | None = Field(None, description="why it was flagged, for the reviewer")
+    passages: list[MatchedPassage] = Field(default_factory=list)
+
+
+class RepublicationFlag(BaseModel):
+    """转载规定文本: the story is mostly a registered standard text."""
+
+    standard_text_id: str
+    title: str
+    share: float = Field(description="share of the story made of the standard text")
+    reason: str
 
 
 class QualityFlags(BaseModel):
     late: bool = False
     late_days: int = Field(0, description="days from the event to the submission, when late")
     possible_copy: CopyFlag | None = None
+    republication: RepublicationFlag | None = None
 
 
 class VersionRead(StoryContent):
@@ -150,6 +184,21 @@ class StoryPage(BaseModel):
     page_size: int
 
 
+class StandardTextCreate(Input):
+    title: str = Field(min_length=2, max_length=200)
+    body: str = Field(min_length=20, max_length=200_000)
+    campaign: str | None = Field(default=None, max_length=64)
+
+
+class StandardTextRead(BaseModel):
+    id: str
+    title: str
+    body: str
+    campaign: str | None = None
+    registered_by: str
+    registered_at: datetime
+
+
 class Category(Input):
     name: str = Field(min_length=1, max_length=32)
     description: str = Field(default="", max_length=500)
@@ -174,6 +223,10 @@ class Rules(Input):
     late_after_days: int = Field(ge=0, le=3650)
     copy_similarity_threshold: float = Field(gt=0, le=1)
     copy_window_days: int = Field(ge=1, le=3650)
+    # defaults, so that rules stored before these existed still load
+    copy_containment_threshold: float = Field(0.45, gt=0, le=1)
+    copy_published_window_days: int = Field(730, ge=1, le=3650)
+    republication_share: float = Field(0.6, gt=0, le=1)
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> Self:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
@@ -17,11 +18,15 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from services.submission import copies
 from services.submission.config import category_names, get_config
+from services.submission.copytext import TextPrint, standard_share
 from services.submission.models import (
     EDITABLE,
+    CopyFlag,
     DraftCreate,
     DraftUpdate,
+    MatchedPassage,
     QualityFlags,
+    RepublicationFlag,
     Rules,
     StoryContent,
     StoryStatus,
@@ -288,24 +293,29 @@ async def _submit_version(
     version = story["version"] + 1
     first_submitted_at = story.get("first_submitted_at") or now
     unit_path = ev.UnitPath(**story["unit_path"])
-    fingerprint = copies.Fingerprint.of(copies.text_of(content.title, content.body))
-    match = None
-    if fingerprint is not None:
-        match = await copies.find_possible_copy(
-            db, fingerprint=fingerprint, unit=story["unit"],
-            since=now - timedelta(days=rules.copy_window_days),
-            original_before=first_submitted_at,
-            threshold=rules.copy_similarity_threshold,
-        )  # fmt: skip
+    normaliser = copies.normaliser_for(runtime.org)
+    text = TextPrint.of(content.body, normaliser)
+    standard = await copies.matching_standard_texts(db, text=text)
+    match = await copies.find_possible_copy(
+        db, text=text, unit=story["unit"],
+        since=now - timedelta(days=rules.copy_window_days),
+        published_since=now - timedelta(days=rules.copy_published_window_days),
+        original_before=first_submitted_at,
+        thresholds=copies.CopyThresholds(
+            resemblance=rules.copy_similarity_threshold,
+            containment=rules.copy_containment_threshold,
+        ),
+        standard=standard,
+    )  # fmt: skip
     age_days = (today_in_shanghai(now) - content.event_date).days
     late = age_days > rules.late_after_days
+    copy_flag = None if match is None else _copy_flag(runtime, match, content.body)
     flags = QualityFlags(
         late=late,
         late_days=age_days if late else 0,
-        possible_copy=None if match is None else {
-            "story_id": match.story_id, "unit": match.unit, "similarity": match.similarity
-        },
-    )  # fmt: skip
+        possible_copy=copy_flag,
+        republication=_republication_flag(text, standard, rules.republication_share),
+    )
     photos = sum(1 for m in checked.media if m["kind"] == ev.MediaKind.PHOTO.value)
     videos = sum(1 for m in checked.media if m["kind"] == ev.MediaKind.VIDEO.value)
     flags_doc = flags.model_dump()
@@ -328,8 +338,10 @@ async def _submit_version(
             media_ids=content.media_ids, photo_count=photos, video_count=videos,
             author=story["author"], source=source, external_id=story.get("external_id"),
             late=flags.late, late_days=flags.late_days,
-            possible_copy=None if match is None else ev.PossibleCopy(
-                story_id=match.story_id, unit=match.unit, similarity=match.similarity
+            possible_copy=None if copy_flag is None else ev.PossibleCopy(
+                story_id=copy_flag.story_id, unit=copy_flag.unit,
+                similarity=copy_flag.similarity, containment=copy_flag.containment,
+                reason=copy_flag.reason,
             ),
         ),
         producer=SERVICE, county=unit_path.county, unit=unit_path.unit,
@@ -365,12 +377,10 @@ async def _submit_version(
         if stored is None:
             raise StoryConflict(f"story {story['_id']} was submitted or changed meanwhile")
         await db[copies.VERSIONS].insert_one(version_doc, session=session)
-        if fingerprint is not None:
-            await copies.record_fingerprint(
-                db, fingerprint=fingerprint, story_id=story["_id"], version=version,
-                unit=story["unit"], submitted_at=now, first_submitted_at=first_submitted_at,
-                session=session,
-            )  # fmt: skip
+        await copies.record_fingerprint(
+            db, text=text, story_id=story["_id"], version=version, unit=story["unit"],
+            submitted_at=now, first_submitted_at=first_submitted_at, session=session,
+        )  # fmt: skip
         await runtime.emit(tp.STORY_SUBMITTED, event, session=session)
         return stored
 
@@ -381,7 +391,76 @@ async def _submit_version(
         FLAGS.labels("late").inc()
     if match is not None:
         FLAGS.labels("possible_copy").inc()
+    if flags.republication is not None:
+        FLAGS.labels("republication").inc()
     return stored
+
+
+def _shanghai_day(moment: datetime) -> str:
+    day = moment.astimezone(SHANGHAI)
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
+def copy_reason(match: copies.CopyMatch, unit_name: str) -> str:
+    """The flag's reason as the reviewer reads it."""
+    found = match.comparison
+    verb = "报送并已发布" if match.published else "报送"
+    source = f"{unit_name}{_shanghai_day(match.submitted_at)}{verb}的《{match.title}》"
+    if found.ours_in_theirs >= 0.9 and found.theirs_in_ours >= 0.9:
+        return (
+            f"疑似直接转发：与{source}基本相同，本稿{found.ours_counted}句中有"
+            f"{found.ours_found}句见于对方稿件（校名、日期、人名、数字不计），"
+            f"全文相似度{found.resemblance:.0%}。"
+        )
+    if found.ours_in_theirs >= found.theirs_in_ours:
+        return (
+            f"疑似摘抄他人稿件：本稿{found.ours_in_theirs:.0%}的内容"
+            f"（{found.ours_counted}句中的{found.ours_found}句）取自{source}。"
+        )
+    return (
+        f"疑似整段搬用：{source}{found.theirs_in_ours:.0%}的内容"
+        f"（{found.theirs_counted}句中的{found.theirs_found}句）出现在本稿中。"
+    )
+
+
+def _copy_flag(runtime: ServiceRuntime, match: copies.CopyMatch, body: str) -> CopyFlag:
+    found = match.comparison
+    unit = runtime.org.get(match.unit)
+    unit_name = unit.name if unit else match.unit
+    return CopyFlag(
+        story_id=match.story_id, unit=match.unit, similarity=found.resemblance,
+        containment=found.containment, ours_in_theirs=found.ours_in_theirs,
+        theirs_in_ours=found.theirs_in_ours, version=match.version, unit_name=unit_name,
+        title=match.title, submitted_at=match.submitted_at, published=match.published,
+        reason=copy_reason(match, unit_name),
+        passages=[
+            MatchedPassage(
+                ours_start=pair.ours[0], ours_end=pair.ours[1],
+                ours_text=body[pair.ours[0] : pair.ours[1]],
+                theirs_start=pair.theirs[0], theirs_end=pair.theirs[1],
+                theirs_text=match.body[pair.theirs[0] : pair.theirs[1]],
+            )
+            for pair in found.pairs
+        ],
+    )  # fmt: skip
+
+
+def _republication_flag(
+    text: TextPrint, standard: list[copies.StandardText], share_needed: float
+) -> RepublicationFlag | None:
+    """转载规定文本 when most of the story is one registered standard text."""
+    best: tuple[float, copies.StandardText] | None = None
+    for each in standard:
+        share = standard_share(text, [each.text])
+        if best is None or share > best[0]:
+            best = (share, each)
+    if best is None or best[0] < share_needed:
+        return None
+    share, chosen = best
+    return RepublicationFlag(
+        standard_text_id=chosen.text_id, title=chosen.title, share=round(share, 4),
+        reason=f"转载规定文本：本稿{share:.0%}的内容为统一发布的《{chosen.title}》，不按抄袭处理。",
+    )  # fmt: skip
 
 
 # ---- county intake ------------------------------------------------------------------
@@ -463,9 +542,11 @@ async def _apply_to_story(
     entry: dict[str, Any],
     status_change: dict[str, Any] | None,
     unless: tuple[StoryStatus, ...] = (),
+    also: Callable[[AsyncClientSession], Awaitable[None]] | None = None,
 ) -> None:
     """Add ``entry`` to the story's history and, when the event is about the latest
-    version and the story is not in one of ``unless``, change its status; once."""
+    version and the story is not in one of ``unless``, change its status; and ``also``
+    in the same transaction; once."""
     db = runtime.db
 
     async def effect(session: AsyncClientSession) -> None:
@@ -486,6 +567,8 @@ async def _apply_to_story(
                 {"$set": status_change},
                 session=session,
             )
+        if also is not None:
+            await also(session)
 
     await apply_once(
         runtime.mongo, db, consumer=consumer, event_id=str(event.event_id), effect=effect
@@ -541,10 +624,18 @@ async def record_publication(runtime: ServiceRuntime, *, event: ev.StoryPublishe
         "outlet_level": published.outlet_level.value, "link": published.link,
         "comment": published.reason,
     }  # fmt: skip
+
+    async def keep_as_copy_source(session: AsyncClientSession) -> None:
+        await copies.mark_published(
+            runtime.db, story_id=published.story_id, version=published.version,
+            published_at=published.published_at, session=session,
+        )  # fmt: skip
+
     await _apply_to_story(
         runtime, consumer=f"{SERVICE}:story.published", event=event,
         story_id=published.story_id, version=published.version, entry=entry,
         status_change=status, unless=unless,
+        also=keep_as_copy_source if published.kind == ev.PublicationKind.CHANNEL else None,
     )  # fmt: skip
 
 

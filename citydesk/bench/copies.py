@@ -1,0 +1,355 @@
+"""Copy detection: precision and recall on the hand-written pairs, and lookup latency.
+
+* ``evaluation``: the pairs in ``copy_pairs/`` (see its README) are compared exactly as
+  the service compares a submission with a candidate; the resemblance and containment
+  thresholds are chosen on the tuning half (the pair of thresholds with the best F1,
+  then the highest containment threshold among equals, the most conservative) and
+  precision and recall are reported on the held-out half with those thresholds;
+* ``lookup``: 100,000 fingerprints of other units' stories are stored in MongoDB with
+  their versions, then a submission's lookup (standard texts, candidates by shared keys,
+  exact comparison of the best few) is timed; the raw indexed ``find_one`` latency of
+  the same server in the same run is the yardstick.
+
+    python -m citydesk.bench.copies   # starts a local stack on free ports, prints JSON
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pymongo import AsyncMongoClient
+
+from citydesk.bench.submission import CHARACTERS
+from citydesk.bench.suite import run_alone
+from services.submission import copies
+from services.submission.copytext import (
+    Normaliser,
+    TextPrint,
+    compare,
+    query_keys,
+    standard_share,
+)
+from shared.orgtree import example_city
+from shared.settings import Settings
+
+PAIRS = Path(__file__).parent / "copy_pairs"
+DEFAULT_COPIES = (("S", "F"), ("S", "E"), ("S", "R"), ("S", "T"), ("F", "E"))
+DEFAULT_DISTINCT = (("S", "O"), ("S", "I"), ("F", "O"), ("R", "O"), ("I", "O"), ("F", "I"))
+RESEMBLANCE_GRID = tuple(round(0.30 + 0.05 * step, 2) for step in range(13))
+CONTAINMENT_GRID = tuple(round(0.30 + 0.05 * step, 2) for step in range(13))
+STORED_FINGERPRINTS = 100_000
+LOOKUPS = 200
+INSERT_BATCH = 2_000
+
+
+@dataclass(frozen=True)
+class Pair:
+    name: str
+    split: str
+    kind: str  # which two texts of the group, e.g. "S-F"
+    original: str
+    later: str
+    standard: tuple[str, ...]
+    copy: bool
+
+
+def groups(folder: Path = PAIRS) -> list[dict[str, Any]]:
+    """The groups of the evaluation set as written."""
+    found: list[dict[str, Any]] = []
+    for path in sorted(folder.glob("*.yaml")):
+        found.extend(yaml.safe_load(path.read_text(encoding="utf-8")))
+    return found
+
+
+def group(name: str) -> dict[str, Any]:
+    return next(each for each in groups() if each["group"] == name)
+
+
+def group_texts(name: str) -> dict[str, str]:
+    texts: dict[str, str] = group(name)["texts"]
+    return texts
+
+
+def load_pairs(folder: Path = PAIRS) -> list[Pair]:
+    """Every labelled pair of the evaluation set, in file order."""
+    pairs = []
+    for each in groups(folder):
+        texts: dict[str, str] = each["texts"]
+        standard = tuple(each.get("standard", []))
+        labelled = [(a, b, True) for a, b in each.get("copies", DEFAULT_COPIES)]
+        labelled += [(a, b, False) for a, b in each.get("distinct", DEFAULT_DISTINCT)]
+        for a, b, is_copy in labelled:
+            if a in texts and b in texts:
+                pairs.append(
+                    Pair(
+                        name=f"{each['group']} {a}-{b}",
+                        split=each["split"],
+                        kind=f"{a}-{b}",
+                        original=texts[a],
+                        later=texts[b],
+                        standard=standard,
+                        copy=is_copy,
+                    )
+                )
+    return pairs
+
+
+@dataclass(frozen=True)
+class Scored:
+    pair: Pair
+    resemblance: float
+    containment: float
+    matched_chars: int
+    republication: float
+    retrieved: bool  # a lookup's keys reach the original at all
+
+
+def score_pairs(pairs: list[Pair], normaliser: Normaliser) -> list[Scored]:
+    """Compare the later text of each pair with the earlier, as a submission would be."""
+    scored = []
+    for pair in pairs:
+        standard = [TextPrint.of(text, normaliser) for text in pair.standard]
+        later = TextPrint.of(pair.later, normaliser)
+        original = TextPrint.of(pair.original, normaliser)
+        found = compare(later, original, standard)
+        asked = set(query_keys(later.keys).tolist())
+        scored.append(
+            Scored(
+                pair, found.resemblance, found.containment, found.matched_chars,
+                standard_share(later, standard), bool(asked & set(original.keys.tolist())),
+            )
+        )  # fmt: skip
+    return scored
+
+
+def flagged(item: Scored, resemblance: float, containment: float) -> bool:
+    if not item.retrieved or item.matched_chars < copies.MIN_MATCHED_CHARS:
+        return False
+    return item.resemblance >= resemblance or item.containment >= containment
+
+
+def figures(items: list[Scored], resemblance: float, containment: float) -> dict[str, Any]:
+    truth = [item.pair.copy for item in items]
+    said = [flagged(item, resemblance, containment) for item in items]
+    tp = sum(t and s for t, s in zip(truth, said, strict=True))
+    fp = sum(s and not t for t, s in zip(truth, said, strict=True))
+    fn = sum(t and not s for t, s in zip(truth, said, strict=True))
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    recall = tp / (tp + fn) if tp + fn else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "pairs": len(items),
+        "copies": sum(truth),
+        "precision": round(precision, 3),
+        "recall": round(recall, 3),
+        "f1": round(f1, 3),
+        "missed": [i.pair.name for i, t, s in zip(items, truth, said, strict=True) if t and not s],
+        "false_flags": [
+            i.pair.name for i, t, s in zip(items, truth, said, strict=True) if s and not t
+        ],
+    }
+
+
+def choose_thresholds(tuning: list[Scored]) -> tuple[float, float]:
+    """The best F1 on the tuning half; among equals the strictest thresholds."""
+    best: tuple[tuple[float, float, float], tuple[float, float]] | None = None
+    for resemblance, containment in product(RESEMBLANCE_GRID, CONTAINMENT_GRID):
+        f1 = figures(tuning, resemblance, containment)["f1"]
+        rank = (f1, containment, resemblance)
+        if best is None or rank > best[0]:
+            best = (rank, (resemblance, containment))
+    assert best is not None
+    return best[1]
+
+
+def _kind(pair: Pair) -> str:
+    if pair.standard:
+        return "standard text, " + ("copied around it" if pair.copy else "republished by both")
+    return pair.kind
+
+
+def evaluation() -> dict[str, Any]:
+    normaliser = Normaliser.for_org(example_city())
+    pairs = load_pairs()
+    started = time.perf_counter()
+    scored = score_pairs(pairs, normaliser)
+    per_pair_ms = (time.perf_counter() - started) * 1000 / len(pairs)
+    tuning = [item for item in scored if item.pair.split == "tuning"]
+    held_out = [item for item in scored if item.pair.split == "held_out"]
+    resemblance, containment = choose_thresholds(tuning)
+    by_kind: dict[str, dict[str, Any]] = {}
+    for kind in sorted({_kind(item.pair) for item in held_out}):
+        of_kind = [item for item in held_out if _kind(item.pair) == kind]
+        said = sum(flagged(item, resemblance, containment) for item in of_kind)
+        by_kind[kind] = {"pairs": len(of_kind), "flagged": said}
+    republished = [item for item in scored if item.pair.standard]
+    return {
+        "pairs": len(pairs),
+        "groups": len({item.pair.name.split(" ")[0] for item in scored}),
+        "thresholds": {"resemblance": resemblance, "containment": containment},
+        "tuning": figures(tuning, resemblance, containment),
+        "held_out": figures(held_out, resemblance, containment),
+        "held_out_by_kind": by_kind,
+        "republication_share_min": round(min(item.republication for item in republished), 2),
+        "compare_ms_per_pair": round(per_pair_ms, 2),
+    }
+
+
+# ---- lookup latency -----------------------------------------------------------------
+# common characters without numerals, which the normaliser leaves as they are: the
+# stored stories need no normalising, so filling the store takes minutes, not an hour
+PLAIN = "".join(ch for ch in CHARACTERS if ch not in "一二三四五六七八九十百千万两")
+
+
+def _own_words(rng: random.Random, sentences: int = 12) -> list[str]:
+    """Random common characters in sentences of 40: a story nobody else wrote."""
+    return ["".join(rng.choice(PLAIN) for _ in range(39)) + "。" for _ in range(sentences)]
+
+
+def _stock_sentences() -> list[str]:
+    """Sentences of the evaluation set: the stock phrases many real stories share."""
+    found = {
+        sentence.strip() + "。"
+        for pair in load_pairs()
+        for sentence in (pair.original + "。" + pair.later).split("。")
+        if len(sentence.strip()) > 12
+    }
+    return sorted(found)
+
+
+def _stored_story(
+    own: list[str], stock: str, stock_normalised: str
+) -> tuple[str, list[tuple[int, int, str]]]:
+    """A body and its passages as ``TextPrint.of`` would find them."""
+    body, passages = "", []
+    for sentence, normalised in [*((s, s[:-1]) for s in own), (stock, stock_normalised)]:
+        passages.append((len(body), len(body) + len(sentence), normalised))
+        body += sentence
+    return body, passages
+
+
+async def _timed_lookups(
+    db: Any, bodies: list[str], normaliser: Normaliser, now: datetime
+) -> tuple[list[float], int]:
+    timings, flagged_count = [], 0
+    for body in bodies:
+        started = time.perf_counter()
+        text = TextPrint.of(body, normaliser)
+        standard = await copies.matching_standard_texts(db, text=text)
+        match = await copies.find_possible_copy(
+            db, text=text, unit="bench-unit", since=now - timedelta(days=90),
+            published_since=now - timedelta(days=730), original_before=now,
+            thresholds=copies.CopyThresholds(resemblance=0.45, containment=0.45),
+            standard=standard,
+        )  # fmt: skip
+        timings.append((time.perf_counter() - started) * 1000)
+        flagged_count += match is not None
+    return timings, flagged_count
+
+
+def _summary(timings: list[float], flagged_count: int, raw_median: float) -> dict[str, Any]:
+    ordered = sorted(timings)
+    median = statistics.median(ordered)
+    return {
+        "median_ms": round(median, 2),
+        "p95_ms": round(ordered[int(0.95 * len(ordered))], 2),
+        "ratio_to_raw_find_one": round(median / raw_median, 1),
+        "flagged": flagged_count,
+    }
+
+
+async def lookup_latency(settings: Settings, stored: int = STORED_FINGERPRINTS) -> dict[str, Any]:
+    """A submission's lookup with ``stored`` fingerprints of other units' stories (each
+    its own words plus one stock sentence of the evaluation set), for a new story and
+    for a forward of a stored one; beside the raw indexed ``find_one`` of the server."""
+    normaliser = Normaliser.for_org(example_city())
+    rng = random.Random(5)
+    stock = _stock_sentences()
+    stock_normalised = [normaliser.normalise(sentence) for sentence in stock]
+    schools = [unit.code for unit in example_city().schools()]
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
+    db = mongo[f"bench_copies_{uuid.uuid4().hex[:8]}"]
+    now = datetime.now(UTC)
+    kept: list[str] = []
+    try:
+        started = time.perf_counter()
+        for offset in range(0, stored, INSERT_BATCH):
+            prints, versions = [], []
+            for index in range(offset, min(offset + INSERT_BATCH, stored)):
+                choice = rng.randrange(len(stock))
+                own = _own_words(rng)
+                body, passages = _stored_story(own, stock[choice], stock_normalised[choice])
+                if index < 3:  # the shortcut holds: the same passages as a submission's
+                    assert TextPrint.of(body, normaliser).stored_passages() == [
+                        list(p) for p in passages
+                    ]
+                at = now - timedelta(minutes=index)
+                prints.append(
+                    copies.fingerprint_doc(
+                        text=TextPrint.from_passages(body, passages), story_id=f"s{index}",
+                        version=1, unit=schools[index % len(schools)], submitted_at=at,
+                        first_submitted_at=at,
+                    )
+                )  # fmt: skip
+                versions.append(
+                    {
+                        "_id": f"s{index}:1",
+                        "title": f"稿件{index}",
+                        "body": body,
+                        "submitted_at": at,
+                    }
+                )
+                if index % (stored // LOOKUPS) == 0:
+                    kept.append(body)
+            await db[copies.FINGERPRINTS].insert_many(prints, ordered=False)
+            await db[copies.VERSIONS].insert_many(versions, ordered=False)
+        # the indexes are built once the store is full: much faster on the local server
+        # than growing a multikey index document by document
+        await copies.ensure_indexes(db)
+        store_seconds = time.perf_counter() - started
+
+        raw = []
+        for _ in range(LOOKUPS):
+            started = time.perf_counter()
+            await db[copies.FINGERPRINTS].find_one({"_id": f"s{rng.randrange(stored)}:1"})
+            raw.append((time.perf_counter() - started) * 1000)
+        raw_median = statistics.median(raw)
+        fresh = ["".join(_own_words(rng)) + rng.choice(stock) for _ in range(LOOKUPS)]
+        new_story = await _timed_lookups(db, fresh, normaliser, now)
+        forward = await _timed_lookups(db, kept[:LOOKUPS], normaliser, now)
+    finally:
+        await mongo.drop_database(db.name)
+        await mongo.close()
+    return {
+        "stored_fingerprints": stored,
+        "store_seconds": round(store_seconds, 1),
+        "lookups_each": LOOKUPS,
+        "raw_find_one_median_ms": round(raw_median, 2),
+        "new_story": _summary(*new_story, raw_median),
+        "forward_of_a_stored_story": _summary(*forward, raw_median),
+    }
+
+
+async def run(env: dict[str, str]) -> dict[str, Any]:
+    values = {
+        k.removeprefix("CITYDESK_").lower(): v for k, v in env.items() if k.startswith("CITYDESK_")
+    }
+    settings = Settings.model_validate({**values, "service_name": "bench"})
+    return {"evaluation": evaluation(), "lookup": await lookup_latency(settings)}
+
+
+def main() -> None:
+    run_alone(run)
+
+
+if __name__ == "__main__":
+    main()
