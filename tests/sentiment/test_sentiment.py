@@ -505,17 +505,17 @@ async def test_a_batch_mixing_bad_and_good_items_dead_letters_exactly_the_bad_on
 # fifteen parents praising, thanking and asking about one school, in the words the old
 # model took for complaints (家长, 孩子, 老师, 食堂, 安全); the first is the text
 PARENT_PRAISE = [
-    "西山区第一小学的老师对孩子很负责，家长很放心。",
+    "清河县第一小学的老师对孩子很负责，家长很放心。",
     "一小的食堂越办越好了，孩子每天回来都说午饭好吃，当家长的放心。",
-    "感谢西山一小的班主任，孩子发烧时第一时间联系我们，还一直陪着他。",
-    "请问西山区第一小学下学期几号开学？要不要提前交午餐费？",
+    "感谢清河一小的班主任，孩子发烧时第一时间联系我们，还一直陪着他。",
+    "请问清河县第一小学下学期几号开学？要不要提前交午餐费？",
     "孩子在一小上三年级，老师每天在群里发孩子们上课的照片，家长都很安心。",
     "一小的安全教育做得真细，孩子回家教我怎么用灭火器。",
-    "西山一小开了防溺水家长会，讲得很实在，我们家长都认真听了。",
-    "想问一下西山区第一小学的课后服务是几点结束？家长下班比较晚。",
+    "清河一小开了防溺水家长会，讲得很实在，我们家长都认真听了。",
+    "想问一下清河县第一小学的课后服务是几点结束？家长下班比较晚。",
     "孩子说一小的体育老师上课很有趣，现在天天吵着要去跳绳。",
     "一小门口每天都有老师和保安护导，孩子过马路我们家长很放心。",
-    "西山區第一小學嘅老師好有心，個仔每日都好開心返學。",
+    "清河縣第一小學嘅老師好有心，個仔每日都好開心返學。",
     "谢谢一小的老师们，孩子转学过来一个月就交到了好朋友。",
     "请问一小今年的校服在哪里订？一套多少钱？",
     "家长开放日去一小食堂看了，干净整洁，菜色也好，给学校点赞。",
@@ -523,11 +523,11 @@ PARENT_PRAISE = [
 ]
 # six parents about another school's lunches, most without a complaint word
 HUNGRY_CHILDREN = [
-    "西山区第二小学的孩子说中午又没吃饱，菜少得可怜，一连好几天了。",
+    "清河县第二小学的孩子说中午又没吃饱，菜少得可怜，一连好几天了。",
     "二小食堂的饭是凉的，孩子们冬天天天吃冷饭，回家就喊肚子疼。",
-    "西山二小的午饭米饭夹生，孩子吃了两口就倒了，下午饿得上不了课。",
+    "清河二小的午饭米饭夹生，孩子吃了两口就倒了，下午饿得上不了课。",
     "孩子说二小食堂的菜有怪味，好几个同学吃完都拉肚子了。",
-    "西山区第二小学食堂饭菜分量越来越少，价钱倒是涨了，家长们都很有意见。",
+    "清河县第二小学食堂饭菜分量越来越少，价钱倒是涨了，家长们都很有意见。",
     "二小的孩子们午饭吃不饱，反映了好几次，学校一直没有回音。",
 ]
 
@@ -535,9 +535,9 @@ HUNGRY_CHILDREN = [
 async def test_parents_praise_stays_quiet_while_a_complaint_burst_raises_one_alert(
     sentiment: RunningService,
 ) -> None:
-    praised, complained = "xs-dyxx", "xs-dezx"
-    praise = [opinion("xs", praised, text, source="parent_forum") for text in PARENT_PRAISE]
-    burst = [opinion("xs", complained, text, source="parent_forum") for text in HUNGRY_CHILDREN]
+    praised, complained = "qh-dyxx", "qh-dezx"
+    praise = [opinion("qh", praised, text, source="parent_forum") for text in PARENT_PRAISE]
+    burst = [opinion("qh", complained, text, source="parent_forum") for text in HUNGRY_CHILDREN]
     # one county, one partition: the praise is analysed before the burst
     await send("intake.opinions", *praise, *burst)
 
@@ -562,16 +562,16 @@ async def test_every_item_is_listed_with_link_and_reasons_and_an_officer_correct
     from services.sentiment.dataset import _read
     from services.sentiment.items import export_corrections
 
-    school = "nl-dyxx"
+    school = "qs-dyxx"
     praise = opinion(
-        "nl",
+        "qs",
         school,
-        "南岭县第一小学的食堂阿姨很细心，孩子过敏她都记得，家长很放心。",
+        "青石县第一小学的食堂阿姨很细心，孩子过敏她都记得，家长很放心。",
         source="forum",
         link="https://bbs.example.org/t/123",
     )
-    complaint = opinion("nl", school, "孩子说南岭一小的教室一冬天都没有暖气，冻得手都肿了。")
-    sneaky = opinion("nl", school, "点这里看原帖", link="javascript:alert(document.cookie)")
+    complaint = opinion("qs", school, "孩子说青石一小的教室一冬天都没有暖气，冻得手都肿了。")
+    sneaky = opinion("qs", school, "点这里看原帖", link="javascript:alert(document.cookie)")
     await send("intake.opinions", praise, complaint, sneaky)
 
     records = await read_topic(
@@ -580,10 +580,12 @@ async def test_every_item_is_listed_with_link_and_reasons_and_an_officer_correct
             json.loads(r.value).get("event_id") == str(sneaky.event_id) for r in rs
         ),
     )
-    refused = next(r for r in records if json.loads(r.value)["event_id"] == str(sneaky.event_id))
+    refused = next(
+        r for r in records if json.loads(r.value).get("event_id") == str(sneaky.event_id)
+    )
     assert "only http(s) links" in (header(refused, "dlq-reason") or "")
 
-    county_officer = auth("nl", OFFICER)
+    county_officer = auth("qs", OFFICER)
 
     async def both_listed() -> list[dict[str, Any]] | None:
         response = await sentiment.client.get(
@@ -621,11 +623,11 @@ async def test_every_item_is_listed_with_link_and_reasons_and_an_officer_correct
     marked = await sentiment.client.post(
         f"/items/{quiet['id']}/correction",
         json={"negative": True, "note": "复核后认定"},
-        headers=auth("nl", OFFICER, sub="officer-nl"),
+        headers=auth("qs", OFFICER, sub="officer-qs"),
     )
     assert marked.status_code == 200, marked.text
     assert marked.json()["correction"]["negative"] is True
-    assert marked.json()["correction"]["by"] == "officer-nl"
+    assert marked.json()["correction"]["by"] == "officer-qs"
     missing = await sentiment.client.post(
         "/items/forum:nothing/correction", json={"negative": False}, headers=county_officer
     )
