@@ -148,3 +148,40 @@ def test_the_model_is_ahead_of_pysenti_and_snownlp_in_every_register(
                 register,
             )
         assert ours["parent_praise_fpr"] < theirs["parent_praise_fpr"], name
+
+
+def test_links_other_than_http_are_refused_at_intake() -> None:
+    from services.sentiment.service import check_link
+    from shared.kafka import PermanentError
+
+    for fine in (None, "https://weibo.com/123/abc", "http://bbs.example.org/t?id=1"):
+        check_link(fine)
+    for bad in (
+        "javascript:alert(1)",
+        "JavaScript:alert(1)",
+        "data:text/html;base64,PHNjcmlwdD4=",
+        "ftp://example.org/x",
+        "https://",
+        "//example.org/x",
+        "https://exa mple.org/",
+        "https://example.org/\njavascript:x",
+    ):
+        with pytest.raises(PermanentError):
+            check_link(bad)
+
+
+def test_officers_corrections_join_training_but_never_the_held_out_texts(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, held_out: list[dict[str, Any]]
+) -> None:
+    path = tmp_path / "corrections.jsonl"
+    rows = [
+        {"text": "孩子说学校的汤太咸了，喝完一直喝水。", "negative": False, "topic": "food"},
+        {"text": "孩子说学校的汤太咸了，喝完一直喝水。", "negative": True, "topic": "food"},
+        {"text": held_out[0]["text"], "negative": not held_out[0]["negative"]},
+    ]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    monkeypatch.setattr(dataset, "CORRECTIONS", path)
+    corrected = [item for item in dataset.load() if item["origin"] == "correction"]
+    assert [(c["text"], c["negative"], c["split"]) for c in corrected] == [
+        ("孩子说学校的汤太咸了，喝完一直喝水。", True, "train")  # the latest mark wins
+    ]
