@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -110,6 +110,9 @@ async def list_items(
     first: the text, the link to the original, the model's verdict and its reasons, and
     an officer's correction if there is one."""
     require_role(principal, Role.OPINION_OFFICER)
+    # a period given without a zone is UTC, as items are stored
+    since = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
+    until = until.replace(tzinfo=UTC) if until and until.tzinfo is None else until
     if topic is not None and topic not in TOPICS:
         raise _refuse(422, "unknown_topic", f"没有“{topic}”这个主题，可选：{'、'.join(TOPICS)}")
     if since is not None and until is not None and since >= until:

@@ -637,3 +637,23 @@ async def test_every_item_is_listed_with_link_and_reasons_and_an_officer_correct
     assert await export_corrections(settings.mongo_uri, settings.database_name, path) >= 1
     rows = {row["text"]: row for row in _read(path)}
     assert rows[praise.payload.text]["negative"] is True
+
+
+async def test_the_item_list_answers_bad_periods_and_units_with_a_code(
+    sentiment: RunningService,
+) -> None:
+    officer = auth("qs", OFFICER)
+    mixed = await sentiment.client.get(
+        "/items",
+        params={"since": "2026-03-02T00:00:00", "until": "2026-03-01T00:00:00+08:00"},
+        headers=officer,
+    )
+    assert mixed.status_code == 422 and mixed.json()["detail"]["code"] == "empty_period"
+    unknown = await sentiment.client.get("/items", params={"unit": "zz-nowhere"}, headers=officer)
+    assert unknown.status_code == 404 and unknown.json()["detail"]["code"] == "unknown_unit"
+    window = await sentiment.client.get(
+        "/items", params={"since": "2020-01-01T00:00:00", "until": "2020-01-02"}, headers=officer
+    )
+    assert window.status_code == 200 and window.json() == []
+    correspondent = auth("qs-dyxx", Role.CORRESPONDENT)
+    assert (await sentiment.client.get("/items", headers=correspondent)).status_code == 403
