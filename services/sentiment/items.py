@@ -16,9 +16,9 @@ from pydantic import BaseModel, Field
 from pymongo import DESCENDING, AsyncMongoClient
 
 from services.sentiment import dataset
-from services.sentiment.classifier import TOPICS
+from services.sentiment.classifier import TOPICS, normalise
 from services.sentiment.models import ItemOut
-from services.sentiment.service import Sentiment, now_utc, scope_filter
+from services.sentiment.service import Sentiment, _bigrams, now_utc, scope_filter
 from shared.auth import CurrentPrincipal, Principal, Role, require_role
 
 router = APIRouter()
@@ -38,14 +38,57 @@ class CorrectionOut(BaseModel):
     note: str | None = None
 
 
+class SourceRef(BaseModel):
+    """One source of a merged item."""
+
+    id: str
+    source: str
+    item_id: str
+    link: str | None
+    published_at: datetime
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> SourceRef:
+        return cls(
+            id=doc["_id"],
+            source=doc["source"],
+            item_id=doc["item_id"],
+            link=doc.get("link"),
+            published_at=doc["published_at"],
+        )
+
+
 class ListedItem(ItemOut):
     stage: str | None = None
     received_at: datetime | None = None
     correction: CorrectionOut | None = None
+    # every source that carried this text (the item itself first), when merged
+    sources: list[SourceRef] = Field(default_factory=list)
 
     @classmethod
     def of(cls, doc: dict[str, Any]) -> ListedItem:
-        return cls(id=doc["_id"], **{k: v for k, v in doc.items() if k in cls.model_fields})
+        fields = {k: v for k, v in doc.items() if k in cls.model_fields and k != "sources"}
+        return cls(id=doc["_id"], **fields, sources=[SourceRef.of(doc)])
+
+
+# texts this alike (character-bigram Jaccard of the normalised texts) are one item seen
+# in several places: a post reposted, a complaint sent to two feeds
+NEAR_IDENTICAL = 0.8
+
+
+def merge_near_identical(docs: list[dict[str, Any]]) -> list[ListedItem]:
+    """Identical or near-identical texts as one item (the newest), its sources listed."""
+    merged: list[tuple[set[str], ListedItem]] = []
+    for doc in docs:
+        grams = _bigrams(normalise(doc["text"]))
+        for seen, item in merged:
+            union = len(seen | grams)
+            if union and len(seen & grams) / union >= NEAR_IDENTICAL:
+                item.sources.append(SourceRef.of(doc))
+                break
+        else:
+            merged.append((grams, ListedItem.of(doc)))
+    return [item for _, item in merged]
 
 
 def _refuse(code: int, key: str, message: str) -> HTTPException:
@@ -105,10 +148,12 @@ async def list_items(
     until: datetime | None = None,
     unit: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    merge: bool = True,
 ) -> list[ListedItem]:
     """Opinion items about my unit and the units below it, negative or not, newest
     first: the text, the link to the original, the model's verdict and its reasons, and
-    an officer's correction if there is one."""
+    an officer's correction if there is one. Identical or near-identical texts from
+    several sources are one entry listing its sources (``merge=false``: one per source)."""
     require_role(principal, Role.OPINION_OFFICER)
     # a period given without a zone is UTC, as items are stored
     since = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
@@ -129,7 +174,8 @@ async def list_items(
         unit=unit,
     )
     cursor = sentiment.runtime.db.items.find(query).sort("published_at", DESCENDING)
-    return [ListedItem.of(doc) for doc in await cursor.limit(limit).to_list()]
+    docs = await cursor.limit(limit).to_list()
+    return merge_near_identical(docs) if merge else [ListedItem.of(doc) for doc in docs]
 
 
 @router.post("/items/{item_key}/correction", response_model=ListedItem)

@@ -571,8 +571,15 @@ async def test_every_item_is_listed_with_link_and_reasons_and_an_officer_correct
         link="https://bbs.example.org/t/123",
     )
     complaint = opinion("qs", school, "孩子说青石一小的教室一冬天都没有暖气，冻得手都肿了。")
+    repost = opinion(
+        "qs",
+        school,
+        "孩子说青石一小的教室一冬天都没有暖气，冻得手都肿了！！",
+        source="12345",
+        link="http://hotline.example.gov/ticket/9",
+    )
     sneaky = opinion("qs", school, "点这里看原帖", link="javascript:alert(document.cookie)")
-    await send("intake.opinions", praise, complaint, sneaky)
+    await send("intake.opinions", praise, complaint, repost, sneaky)
 
     records = await read_topic(
         "intake.opinions.dlq",
@@ -587,15 +594,26 @@ async def test_every_item_is_listed_with_link_and_reasons_and_an_officer_correct
 
     county_officer = auth("qs", OFFICER)
 
-    async def both_listed() -> list[dict[str, Any]] | None:
+    async def all_listed() -> list[dict[str, Any]] | None:
         response = await sentiment.client.get(
-            "/items", params={"unit": school}, headers=county_officer
+            "/items", params={"unit": school, "merge": "false"}, headers=county_officer
         )
         assert response.status_code == 200, response.text
         found = response.json()
-        return found if len(found) == 2 else None
+        return found if len(found) == 3 else None
 
-    listed = {item["item_id"]: item for item in await eventually(both_listed, what="two items")}
+    listed = {item["item_id"]: item for item in await eventually(all_listed, what="3 items")}
+    # the complaint and its repost elsewhere are one entry listing both sources
+    merged = (
+        await sentiment.client.get("/items", params={"unit": school}, headers=county_officer)
+    ).json()
+    assert len(merged) == 2
+    both = next(entry for entry in merged if entry["negative"])
+    assert {s["item_id"] for s in both["sources"]} == {
+        complaint.payload.item_id,
+        repost.payload.item_id,
+    }
+    assert {s["source"] for s in both["sources"]} == {"weibo", "12345"}
     quiet = listed[praise.payload.item_id]
     assert quiet["negative"] is False and quiet["link"] == "https://bbs.example.org/t/123"
     assert quiet["explanation"] and quiet["source"] == "forum"
@@ -604,6 +622,7 @@ async def test_every_item_is_listed_with_link_and_reasons_and_an_officer_correct
         "/items", params={"unit": school, "negative": "false"}, headers=county_officer
     )
     assert [i["item_id"] for i in only_quiet.json()] == [praise.payload.item_id]
+    assert only_quiet.json()[0]["sources"][0]["link"] == "https://bbs.example.org/t/123"
     by_source = await sentiment.client.get(
         "/items", params={"unit": school, "source": "forum"}, headers=county_officer
     )
