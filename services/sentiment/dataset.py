@@ -1,239 +1,242 @@
-"""The labelled school-domain set the classifier is trained on: template items with varied
-slots plus the hand-written items in ``data/handwritten.jsonl``, with a fixed, stratified
-held-out split. ``python -m services.sentiment.dataset`` rewrites ``data/labelled.jsonl``."""
+"""The labelled school-domain set the sentiment model is trained and judged on.
+
+* ``data/train.jsonl`` — hand-written training items (parents, pupils, forums, hotline
+  tickets, local news, official notices, school publicity; Simplified and natively written
+  Traditional, HK and TW usage), each labelled negative or not with its register and topic;
+* ``data/held_out.jsonl`` — hand-written in a separate pass, other situations and wording,
+  never used for fitting or for choosing anything: the figures in the report come from it;
+* composed items (training only): the same situations said in every register's voice, so
+  that *who speaks* carries no label — a parent praising the canteen, a notice reporting a
+  failed inspection;
+* corrections: officers' "negative / not negative" marks, exported by the service into
+  ``data/corrections.jsonl`` (training only; a correction overrides an item's label).
+
+``python -m services.sentiment.dataset`` prints the counts by register, label and script.
+
+Labels: *negative* means the text reports or voices a problem an opinion officer should
+look at (a grievance, harm, misconduct, a failed inspection, an incident), whether or not
+it uses complaint words. Praise, thanks, questions, neutral notices (a typhoon closure, a
+power cut), prevention activities (a drowning-prevention lesson, an anti-bullying talk)
+are not negative, however many 食堂 / 安全 / 老师 / 家长 they contain."""
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import opencc
 
 DATA = Path(__file__).parent / "data"
-LABELLED = DATA / "labelled.jsonl"
-HANDWRITTEN = DATA / "handwritten.jsonl"
-HELD_OUT_SHARE = 0.25
-SEED = 20240901
-
-SLOTS: dict[str, list[str]] = {
-    "school": [
-        "城南小学",
-        "实验中学",
-        "第三中学",
-        "青山镇中心学校",
-        "希望小学",
-        "育才中学",
-        "明德幼儿园",
-        "东湖区第一小学",
-        "西山区实验小学",
-        "湖滨镇中学",
-        "城关二小",
-        "职业技术学校",
-        "第七中学",
-        "红星小学",
-        "新华路小学",
-        "桃园镇初级中学",
-    ],
-    "county": ["东湖区", "西山区", "南岭县", "北川县", "河口区", "青山县", "江滨新区"],
-    "time": ["昨天中午", "今天上午", "上周五", "前天下午", "3月12日", "本周一", "昨晚", "近日"],
-    "count": ["十几名", "20多名", "多名", "30余名", "几个", "一个班的"],
-    "grade": ["三年级", "五年级", "初一", "初二", "高一", "一年级", "六年级", "高二"],
-    "teacher": ["班主任", "数学老师", "体育老师", "英语老师", "副校长", "语文老师", "生活老师"],
-    "money": ["200", "350", "500", "800", "1200", "1500"],
-    "pretext": ["资料费", "补课费", "空调费", "校服费", "赞助费", "择校费", "服务费", "桌椅费"],
-    "place": ["村外的河塘", "水库", "江边", "废弃的鱼塘", "小河"],
-    "year": ["2023", "2024", "2025"],
+TRAIN = DATA / "train.jsonl"
+HELD_OUT = DATA / "held_out.jsonl"
+CORRECTIONS = DATA / "corrections.jsonl"
+SEED = 20241129
+REGISTERS = ("parent", "pupil", "forum", "hotline", "news", "notice", "publicity")
+REGISTER_NAMES = {
+    "parent": "家长发帖与提问",
+    "pupil": "学生发帖",
+    "forum": "微博/论坛",
+    "hotline": "12345/热线工单",
+    "news": "本地新闻",
+    "notice": "官方通报/通知",
+    "publicity": "学校宣传",
 }
 
-NEGATIVE = {
-    "food": [
-        "{time}，{school}{grade}{count}学生在食堂吃完午饭后出现呕吐、腹泻症状，已送医院治疗，家长怀疑食物中毒。",
-        "{school}食堂的饭菜里吃出了虫子，孩子回家说饭菜是馊的，学校到底有没有人管？",
-        "投诉：{school}食堂使用过期食材，价格贵分量少，学生天天吃不饱。",
-        "#{school}食物中毒# {count}孩子上吐下泻，学校还在瞒着家长，太气人了！",
-        "家长反映{school}午餐供应商卫生条件极差，送来的饭菜经常变质发臭。",
-    ],
-    "fees": [
-        "{school}以{pretext}名义向每名学生收取{money}元，没有任何收据，这是不是乱收费？",
-        "家长反映：{school}强制学生购买教辅资料，每学期要交{money}元，不买就不让上课。",
-        "举报{school}违规收取{pretext}，每人{money}元，还说是自愿的，其实不交就被老师点名。",
-        "{school}{teacher}在家长群里收{pretext}{money}元，没有收费依据，家长敢怒不敢言。",
-    ],
-    "teacher_conduct": [
-        "{school}{teacher}上课时打学生耳光，孩子脸都肿了，家长要求严肃处理。",
-        "{time}，{school}{grade}一名学生被{teacher}体罚，罚站一整天不让吃饭。",
-        "{school}{teacher}当着全班辱骂学生是废物，孩子现在不敢去上学。",
-        "实名举报{school}{teacher}收受家长红包、搞有偿补课，不补课的孩子被穿小鞋。",
-        "网传视频显示，{school}{teacher}用脚踢倒在地上的学生，引发网友愤怒。",
-    ],
-    "bullying": [
-        "{school}{grade}一名学生长期被同学欺负、勒索钱财，还被拍视频发到网上，学校却说是开玩笑。",
-        "{time}，{school}几名学生在厕所围殴一名{grade}同学，被打学生头部受伤住院。",
-        "我家孩子在{school}被同学霸凌，被扒衣服拍照，学校至今没有处理结果。",
-        "#{school}校园霸凌# 视频里女生被按在地上扇耳光，打人的还在笑，必须严惩！",
-    ],
-    "safety": [
-        "{time}，{county}{place}发生一起溺水事故，{school}两名学生私自下河游泳不幸溺亡。",
-        "{school}门口接送车辆乱停乱放，{time}一名{grade}学生被车撞伤，家长呼吁加强管理。",
-        "{school}校车严重超载，一辆七座车挤了十几个孩子，太危险了。",
-        "{time}，{school}一名{grade}学生在课间从楼梯摔下骨折，学校未及时通知家长。",
-        "{school}宿舍{time}发生火灾，消防通道被堵，多名学生被困，所幸无人死亡。",
-    ],
-    "facilities": [
-        "{school}教学楼墙体开裂、天花板掉落，{time}砸伤一名{grade}学生。",
-        "{school}宿舍漏雨、厕所臭气熏天，反映多次都没人修。",
-        "{school}新铺的操场跑道有刺鼻气味，{count}孩子流鼻血、起皮疹。",
-        "{school}是危房还在上课，墙上的裂缝能塞进手指，家长每天提心吊胆。",
-    ],
-    "admissions": [
-        "{school}招生暗箱操作，学区内的孩子上不了学，有关系的外区孩子却能入学。",
-        "{county}{year}年小学摇号结果不公平，家长质疑有内定名额。",
-        "{school}违规组织入学考试，按成绩和交钱多少分进重点班。",
-        "{school}收取{money}元择校费才给学位，义务教育阶段还能这样吗？",
-    ],
-    "other": [
-        "{county}教育局对家长反映的问题一拖再拖，电话打了十几次都没人管，简直不作为。",
-        "{school}拖欠代课老师工资半年，老师们只能集体上访。",
-        "{school}强迫学生假期去工厂实习，每天干十个小时，这是变相童工。",
-    ],
-}
+SCHOOLS = [
+    "城南小学", "实验中学", "青山镇中心学校", "育才中学", "明德幼儿园", "东湖区第一小学",
+    "西山区实验小学", "湖滨镇中学", "城关二小", "第七中学", "红星小学", "桃园镇初级中学",
+]  # fmt: skip
 
-ORDINARY = {
-    "food": [
-        "{county}市场监管局对{school}食堂开展食品安全检查，食堂各项管理规范，获得检查组好评。",
-        "{school}召开家长会，介绍学校午餐营养配餐情况，家长代表走进食堂参观。",
-        "{school}开展食品安全宣传周活动，同学们学习辨别“三无”食品。",
-        "{school}食堂推行“明厨亮灶”，家长可以在手机上实时查看后厨操作。",
+# one voice per register, each able to carry either polarity
+FRAMES: dict[str, list[str]] = {
+    "parent": [
+        "我家孩子在{school}读书，{clause}。",
+        "{school}家长说两句：{clause}。",
+        "作为{school}的家长，想说一下，{clause}。",
     ],
-    "fees": [
-        "{school}公示本学期收费项目及标准，严格执行“一费制”，接受家长监督。",
-        "{county}教育局开展规范办学行为专项检查，{school}收费公开透明，无违规收费。",
-        "{school}为{count}家庭经济困难学生发放助学金，共计{money}元。",
+    "forum": [
+        "#{school}# {clause}。",
+        "听{school}的家长说，{clause}。",
+        "{school}的事：{clause}，大家怎么看？",
     ],
-    "teacher_conduct": [
-        "{school}{teacher}荣获市级优秀教师称号，从教二十年关爱每一名学生。",
-        "{school}召开师德师风建设专题会议，全体教师签订拒绝有偿补课承诺书。",
-        "{school}{teacher}带领{grade}学生开展研学活动，深受学生喜爱。",
-        "{school}举行新教师入职宣誓仪式，青年教师立志做有温度的老师。",
-    ],
-    "bullying": [
-        "{school}举办预防校园欺凌专题讲座，法治副校长为师生讲解如何识别和应对欺凌。",
-        "{school}开展防欺凌主题班会，{grade}同学们共同签署友善校园承诺书。",
-        "{county}教育局部署校园欺凌防治工作，要求各校建立排查和报告机制。",
-        "{school}心理老师走进{grade}课堂，教孩子们遇到欺凌时如何求助。",
-    ],
-    "safety": [
-        "{school}开展“防溺水”安全教育主题班会，提醒学生不私自下河游泳。",
-        "{school}组织全校师生开展消防应急疏散演练，{count}班级三分钟内安全撤离。",
-        "{school}开展交通安全进校园活动，交警为学生讲解交通规则。",
-        "{time}，{school}举行防溺水安全教育讲座，{grade}学生学习溺水自救知识。",
-        "{county}教育局开展校园安全大检查，{school}各项安全措施落实到位。",
-        "{school}开展地震应急演练，师生有序撤离到操场。",
-    ],
-    "facilities": [
-        "{school}新教学楼正式投入使用，配备智慧教室和标准化实验室。",
-        "{school}完成校舍加固改造工程，通过安全验收。",
-        "{school}新建的塑胶操场经检测环保达标，{time}正式向学生开放。",
-        "{county}投入资金改善{school}办学条件，新建学生宿舍和食堂。",
-    ],
-    "admissions": [
-        "{county}教育局发布{year}年义务教育招生政策，坚持免试就近入学，全程公开摇号。",
-        "{school}{year}年秋季招生简章发布，招生计划和划片范围向社会公示。",
-        "{county}{year}年民办学校招生摇号在公证人员监督下顺利完成。",
-    ],
-    "other": [
-        "{school}举行秋季运动会，{grade}同学们奋力拼搏，赛出风格。",
-        "{school}学生在全市科技创新大赛中获得一等奖。",
-        "{time}，{school}举行读书节开幕式，{grade}学生分享阅读心得。",
-        "{county}教育局召开{year}年教育宣传工作会议，部署全年宣传任务。",
-        "{school}开展志愿服务活动，{count}学生走进敬老院慰问老人。",
-    ],
-}
+    "hotline": ["来电人称，{school}{clause}。", "12345工单：市民来电表示，{school}{clause}。"],
+    "news": ["记者了解到，{school}{clause}。", "本报讯 {school}{clause}。"],
+    "notice": ["督查组在{school}检查时发现，{clause}。", "经核查，{school}{clause}。"],
+    "publicity": ["{school}：{clause}。"],
+}  # fmt: skip
 
-CASUAL_SUFFIX = {
-    True: ["", "", "真的气死了！", "求扩散！", "@教育局 管管吧", "家长们都很愤怒。"],
-    False: ["", "", "点赞！", "为学校打call～", "孩子们收获满满。", ""],
-}
+# (topic, clause) — each follows a school's name
+NEGATIVE_CLAUSES = [
+    ("food", "的午饭经常是凉的，不少孩子下午就饿了"),
+    ("food", "食堂的米饭一连几天夹生，菜里吃出过头发"),
+    ("food", "的午餐一荤一素，荤菜只有几片肥肉，孩子吃不饱"),
+    ("food", "学生吃完食堂的凉菜后腹泻，十几人去了医院"),
+    ("food", "的营养餐牛奶临近保质期才发给学生"),
+    ("facilities", "教学楼的厕所坏了三个月，孩子们只能憋到放学"),
+    ("facilities", "教室的暖气一冬天都不热，孩子们写字手都冻僵了"),
+    ("facilities", "宿舍的热水停了两周，学生没法洗澡"),
+    ("facilities", "的教室窗户关不上，冷风一直往里灌"),
+    ("facilities", "的操场跑道开裂起翘，学生上体育课常常绊倒"),
+    ("facilities", "的饮水机滤芯一年没换，水有怪味"),
+    ("teacher_conduct", "的班主任每次考完都当着全班念排名，孩子回家就哭"),
+    ("teacher_conduct", "有老师让没交作业的孩子在走廊站了一节课"),
+    ("teacher_conduct", "的老师在家长群里点名说某个孩子“没救了”"),
+    ("teacher_conduct", "有老师暗示学生去他的补习班，不去的上课不被点名"),
+    ("teacher_conduct", "的老师把孩子的作业本撕了扔在地上"),
+    ("bullying", "一名孩子被同学堵在厕所要钱，持续了半个学期"),
+    ("bullying", "有孩子被全班孤立、起外号，老师说是孩子之间的事"),
+    ("bullying", "有学生被同学拍下视频发到群里取笑"),
+    ("fees", "开学让每人交五百元资料费，没有收据"),
+    ("fees", "说课后服务自愿，不报名的孩子却要写说明"),
+    ("fees", "要求家长买指定的平板，一台三千多元"),
+    ("safety", "门口放学时车辆乱停，一名学生被电动车撞倒"),
+    ("safety", "的校车核载十九人，实际坐了三十多个孩子"),
+    ("safety", "后门外的水塘没有围栏，常有学生在边上玩"),
+    ("safety", "有学生体育课上晕倒，老师过了很久才叫校医"),
+    ("admissions", "学区内的孩子没分到学位，有关系的外区孩子却进了"),
+    ("admissions", "的报名材料退回三次，每次要补的都不一样"),
+    ("other", "的学生每天作业写到十一点，睡眠严重不足"),
+    ("other", "周末要求学生返校上课，说是自愿，不来的要家长写保证"),
+    ("other", "课间不许学生出教室，十分钟只能坐着"),
+    ("other", "的电话打了十几次都没人接，反映的问题一直没有回音"),
+]
+ORDINARY_CLAUSES = [
+    ("food", "食堂每周公布菜谱，饭菜热乎可口，孩子们吃得很饱"),
+    ("food", "的家长陪餐日，家长代表说饭菜干净、分量足"),
+    ("food", "食堂为过敏的孩子单独做餐，家长很放心"),
+    ("food", "开展食品安全宣传周，学生学习辨别“三无”食品"),
+    ("food", "食堂推行明厨亮灶，家长在手机上就能看后厨"),
+    ("facilities", "暑假翻新了厕所，装了洗手台和扶手"),
+    ("facilities", "的教室装上了护眼灯和空调"),
+    ("facilities", "新建的图书馆周末也向学生开放"),
+    ("facilities", "之前漏水的教室已经修好，孩子们搬回去上课了"),
+    ("teacher_conduct", "的班主任每天在群里说说孩子们的情况，家长很安心"),
+    ("teacher_conduct", "的老师放学后义务给学习困难的孩子辅导"),
+    ("teacher_conduct", "的老师考试后不公布排名，只和每个孩子谈自己的进步"),
+    ("teacher_conduct", "的体育老师耐心教孩子跳绳，孩子进步很快"),
+    ("teacher_conduct", "开展师德师风学习，老师们签订拒绝有偿补课承诺书"),
+    ("bullying", "开了反欺凌讲座，法治副校长教孩子遇到欺负要马上告诉老师"),
+    ("bullying", "开展防欺凌主题班会，同学们签了友善承诺书"),
+    ("bullying", "的心理老师每周开放“悄悄话信箱”，孩子有烦恼可以倾诉"),
+    ("fees", "公示了本学期收费项目和标准，账目清清楚楚"),
+    ("fees", "为家庭困难的学生减免了伙食费"),
+    ("fees", "退回了上学期多收的伙食费，还附了明细"),
+    ("safety", "开展防溺水主题班会，提醒学生不私自下河游泳"),
+    ("safety", "组织消防疏散演练，全校三分钟内撤到操场"),
+    ("safety", "门口每天早上都有老师和保安护导，孩子过马路很安全"),
+    ("safety", "请交警进校讲交通安全，孩子回家提醒家长戴头盔"),
+    ("admissions", "公布了今年的招生划片范围和报名时间"),
+    ("admissions", "的一年级新生报名全程网上办理，一小时就办完了"),
+    ("other", "因台风停课一天，请家长在家照看好孩子"),
+    ("other", "因线路检修周四停电，当天改为线上学习"),
+    ("other", "举行秋季运动会，孩子们玩得很开心"),
+    ("other", "的寒假从一月二十日开始，二月十七日开学"),
+    ("other", "请问课后服务几点结束，五点半能接吗"),
+    ("other", "的合唱团在全市比赛中拿了一等奖"),
+]
 
 
-def _fill(template: str, rng: random.Random) -> str:
-    return template.format(**{name: rng.choice(values) for name, values in SLOTS.items()})
+def _read(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
 
 
-def template_items(rng: random.Random, per_template: int = 5) -> Iterator[dict[str, Any]]:
-    """Items from every template with varied slots, some in a casual register."""
-    for negative, table in ((True, NEGATIVE), (False, ORDINARY)):
-        for topic, templates in table.items():
-            for template in templates:
-                seen: set[str] = set()
-                for _ in range(per_template):
-                    text = _fill(template, rng) + rng.choice(CASUAL_SUFFIX[negative])
-                    if text in seen:
-                        continue
-                    seen.add(text)
-                    register = (
-                        "weibo"
-                        if text.startswith("#") or text.endswith(("！", "～"))
-                        else ("complaint" if negative else "news")
-                    )
-                    yield {"text": text, "negative": negative, "topic": topic, "register": register}
-
-
-def build(seed: int = SEED) -> list[dict[str, Any]]:
-    """Template and hand-written items, a share rendered in Traditional script, with ids
-    and a stratified held-out split."""
+def composed_items(seed: int = SEED) -> list[dict[str, Any]]:
+    """Every clause in the voice of every register that can speak it (training only)."""
     rng = random.Random(seed)
-    to_traditional = opencc.OpenCC("s2t")
-    items: list[dict[str, Any]] = []
-    for item in template_items(rng):
-        traditional = rng.random() < 0.15
-        text = to_traditional.convert(item["text"]) if traditional else item["text"]
-        items.append(
-            {
-                **item,
-                "text": text,
-                "script": "traditional" if traditional else "simplified",
-                "origin": "template",
-            }
-        )
-    for line in HANDWRITTEN.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            item = json.loads(line)
-            simplified = opencc.OpenCC("t2s").convert(item["text"]) == item["text"]
-            items.append(
-                {
-                    **item,
-                    "script": "simplified" if simplified else "traditional",
-                    "origin": "handwritten",
-                }
-            )
-    for index, item in enumerate(items):
-        item["id"] = f"s{index:04d}"
-    for negative in (True, False):
-        stratum = [item for item in items if item["negative"] is negative]
-        rng.shuffle(stratum)
-        cut = round(len(stratum) * HELD_OUT_SHARE)
-        for position, item in enumerate(stratum):
-            item["split"] = "test" if position < cut else "train"
+    items = []
+    for negative, clauses in ((True, NEGATIVE_CLAUSES), (False, ORDINARY_CLAUSES)):
+        for topic, clause in clauses:
+            for register, frames in FRAMES.items():
+                frame = rng.choice(frames)
+                text = frame.format(school=rng.choice(SCHOOLS), clause=clause.lstrip("的"))
+                if frame.startswith("{school}") or "{school}{clause}" in frame:
+                    text = frame.format(school=rng.choice(SCHOOLS), clause=clause)
+                items.append(
+                    {
+                        "text": text,
+                        "negative": negative,
+                        "topic": topic,
+                        "register": register,
+                        "script": "simplified",
+                    }
+                )
     return items
 
 
-def load() -> list[dict[str, Any]]:
-    """The committed labelled set."""
-    return [json.loads(line) for line in LABELLED.read_text(encoding="utf-8").splitlines() if line]
+def _script(text: str, to_simplified: opencc.OpenCC) -> str:
+    return "simplified" if to_simplified.convert(text) == text else "traditional"
+
+
+def load(*, with_corrections: bool = True) -> list[dict[str, Any]]:
+    """All items with ``id``, ``origin`` and ``split`` (train or test)."""
+    to_simplified = opencc.OpenCC("t2s")
+    items: list[dict[str, Any]] = []
+    for origin, split, rows in (
+        ("handwritten", "train", _read(TRAIN)),
+        ("composed", "train", composed_items()),
+        ("held_out", "test", _read(HELD_OUT)),
+    ):
+        for row in rows:
+            items.append(
+                {
+                    **row,
+                    "script": row.get("script") or _script(row["text"], to_simplified),
+                    "origin": origin,
+                    "split": split,
+                }
+            )
+    if with_corrections:
+        # a correction of a held-out text stays out of training: the report would flatter
+        held_out = {item["text"] for item in items if item["split"] == "test"}
+        items += [item for item in corrections() if item["text"] not in held_out]
+    for index, item in enumerate(items):
+        item.setdefault("id", f"s{index:04d}")
+    return items
+
+
+def corrections(path: Path | None = None) -> list[dict[str, Any]]:
+    """Officers' corrections exported by the service (the latest mark per text wins),
+    as training items."""
+    to_simplified = opencc.OpenCC("t2s")
+    latest: dict[str, dict[str, Any]] = {}
+    for row in _read(path or CORRECTIONS):
+        latest[row["text"]] = row
+    return [
+        {
+            "text": row["text"],
+            "negative": bool(row["negative"]),
+            "topic": row.get("topic") or "other",
+            "register": row.get("register") or "forum",
+            "script": _script(row["text"], to_simplified),
+            "origin": "correction",
+            "split": "train",
+        }
+        for row in latest.values()
+    ]
+
+
+def summary(items: list[dict[str, Any]]) -> dict[str, Any]:
+    counts: Counter[tuple[str, str, str]] = Counter(
+        (item["split"], item["register"], "negative" if item["negative"] else "not")
+        for item in items
+    )
+    return {
+        "items": len(items),
+        "negative": sum(bool(item["negative"]) for item in items),
+        "by_origin": dict(Counter(item["origin"] for item in items)),
+        "by_script": dict(Counter(item["script"] for item in items)),
+        "by_split_register_label": {" ".join(key): n for key, n in sorted(counts.items())},
+    }
 
 
 def main() -> None:
-    items = build()
-    with LABELLED.open("w", encoding="utf-8") as out:
-        for item in items:
-            keys = ("id", "text", "negative", "topic", "register", "script", "origin", "split")
-            out.write(json.dumps({k: item[k] for k in keys}, ensure_ascii=False) + "\n")
-    negatives = sum(item["negative"] for item in items)
-    print(f"wrote {len(items)} items ({negatives} negative) to {LABELLED}")
+    print(json.dumps(summary(load()), ensure_ascii=False, indent=2))
 
 
 if __name__ == "__main__":

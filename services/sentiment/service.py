@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import yaml
@@ -246,6 +247,20 @@ def check_place(*, org: OrgTree, county: str, school: str | None) -> None:
         raise PermanentError(f"school {school!r} is not in county {county!r}")
 
 
+def check_link(link: str | None) -> None:
+    """A link to the original is shown to officers as a link: http or https to a host
+    only (``javascript:``, ``data:`` and the like would run in the console)."""
+    if link is None:
+        return
+    parts = urlsplit(link)
+    if (
+        parts.scheme.lower() not in ("http", "https")
+        or not parts.hostname
+        or any(ch.isspace() or ord(ch) < 32 for ch in link)
+    ):
+        raise PermanentError(f"link {link[:80]!r} refused: only http(s) links are kept")
+
+
 def _bigrams(text: str) -> set[str]:
     return {text[i : i + 2] for i in range(len(text) - 1) if text[i : i + 2].isalnum()}
 
@@ -276,6 +291,7 @@ async def record_opinions(*, sentiment: Sentiment, events: list[IntakeOpinionEve
     for event in events:
         try:
             check_place(org=sentiment.org, county=event.county, school=event.payload.school)
+            check_link(event.payload.link)
         except PermanentError as exc:
             refused.append(str(exc))
             continue

@@ -82,7 +82,13 @@ async def sentiment(webhook: WebhookReceiver) -> AsyncIterator[RunningService]:
 
 
 def opinion(
-    county: str, school: str | None, text: str, *, source: str = "weibo", item_id: str | None = None
+    county: str,
+    school: str | None,
+    text: str,
+    *,
+    source: str = "weibo",
+    item_id: str | None = None,
+    link: str | None = None,
 ) -> ev.IntakeOpinionEvent:
     return ev.IntakeOpinionEvent.build(
         ev.IntakeOpinion(
@@ -90,6 +96,7 @@ def opinion(
             source=source,
             school=school,
             text=text,
+            link=link,
             published_at=ev.utcnow(),
         ),
         producer=f"county-{county}",
@@ -496,3 +503,179 @@ async def test_a_batch_mixing_bad_and_good_items_dead_letters_exactly_the_bad_on
         await sentiment.client.get(f"/incidents/{incident['id']}", headers=CITY_OFFICER)
     ).json()
     assert [i["item_id"] for i in detail["items"]] == [good[0].payload.item_id]
+
+
+# fifteen parents praising, thanking and asking about one school, in the words the old
+# model took for complaints (家长, 孩子, 老师, 食堂, 安全); the first is the issue's text
+PARENT_PRAISE = [
+    "清河县第一小学的老师对孩子很负责，家长很放心。",
+    "一小的食堂越办越好了，孩子每天回来都说午饭好吃，当家长的放心。",
+    "感谢清河一小的班主任，孩子发烧时第一时间联系我们，还一直陪着他。",
+    "请问清河县第一小学下学期几号开学？要不要提前交午餐费？",
+    "孩子在一小上三年级，老师每天在群里发孩子们上课的照片，家长都很安心。",
+    "一小的安全教育做得真细，孩子回家教我怎么用灭火器。",
+    "清河一小开了防溺水家长会，讲得很实在，我们家长都认真听了。",
+    "想问一下清河县第一小学的课后服务是几点结束？家长下班比较晚。",
+    "孩子说一小的体育老师上课很有趣，现在天天吵着要去跳绳。",
+    "一小门口每天都有老师和保安护导，孩子过马路我们家长很放心。",
+    "清河縣第一小學嘅老師好有心，個仔每日都好開心返學。",
+    "谢谢一小的老师们，孩子转学过来一个月就交到了好朋友。",
+    "请问一小今年的校服在哪里订？一套多少钱？",
+    "家长开放日去一小食堂看了，干净整洁，菜色也好，给学校点赞。",
+    "孩子在一小的反欺凌班会上学会了怎么求助，家长觉得这课很有用。",
+]
+# six parents about another school's lunches, most without a complaint word
+HUNGRY_CHILDREN = [
+    "清河县第二小学的孩子说中午又没吃饱，菜少得可怜，一连好几天了。",
+    "二小食堂的饭是凉的，孩子们冬天天天吃冷饭，回家就喊肚子疼。",
+    "清河二小的午饭米饭夹生，孩子吃了两口就倒了，下午饿得上不了课。",
+    "孩子说二小食堂的菜有怪味，好几个同学吃完都拉肚子了。",
+    "清河县第二小学食堂饭菜分量越来越少，价钱倒是涨了，家长们都很有意见。",
+    "二小的孩子们午饭吃不饱，反映了好几次，学校一直没有回音。",
+]
+
+
+async def test_parents_praise_stays_quiet_while_a_complaint_burst_raises_one_alert(
+    sentiment: RunningService,
+) -> None:
+    praised, complained = "qh-dyxx", "qh-dezx"
+    praise = [opinion("qh", praised, text, source="parent_forum") for text in PARENT_PRAISE]
+    burst = [opinion("qh", complained, text, source="parent_forum") for text in HUNGRY_CHILDREN]
+    # one county, one partition: the praise is analysed before the burst
+    await send("intake.opinions", *praise, *burst)
+
+    async def burst_incident() -> dict[str, Any] | None:
+        found = await incident_of(sentiment, complained)
+        # all six but at most one (recall on the held-out part is 0.95-0.98, not 1)
+        return found if found and found["item_count"] >= len(HUNGRY_CHILDREN) - 1 else None
+
+    incident = await eventually(burst_incident, what="the lunch complaints' incident")
+    assert incident["topic"] == "food"
+    records = await read_topic(
+        "opinion.flagged", until=lambda rs: bool(flags(rs, incident_id=incident["id"]))
+    )
+    assert len(flags(records, incident_id=incident["id"], kind="alert")) == 1
+    assert await incident_of(sentiment, praised) is None
+    assert not flags(records, school=praised)
+
+
+async def test_every_item_is_listed_with_link_and_reasons_and_an_officer_corrects_one(
+    sentiment: RunningService, tmp_path: Any
+) -> None:
+    from services.sentiment.dataset import _read
+    from services.sentiment.items import export_corrections
+
+    school = "qs-dyxx"
+    praise = opinion(
+        "qs",
+        school,
+        "青石县第一小学的食堂阿姨很细心，孩子过敏她都记得，家长很放心。",
+        source="forum",
+        link="https://bbs.example.org/t/123",
+    )
+    complaint = opinion("qs", school, "孩子说青石一小的教室一冬天都没有暖气，冻得手都肿了。")
+    repost = opinion(
+        "qs",
+        school,
+        "孩子说青石一小的教室一冬天都没有暖气，冻得手都肿了！！",
+        source="12345",
+        link="http://hotline.example.gov/ticket/9",
+    )
+    sneaky = opinion("qs", school, "点这里看原帖", link="javascript:alert(document.cookie)")
+    await send("intake.opinions", praise, complaint, repost, sneaky)
+
+    records = await read_topic(
+        "intake.opinions.dlq",
+        until=lambda rs: any(
+            json.loads(r.value).get("event_id") == str(sneaky.event_id) for r in rs
+        ),
+    )
+    refused = next(
+        r for r in records if json.loads(r.value).get("event_id") == str(sneaky.event_id)
+    )
+    assert "only http(s) links" in (header(refused, "dlq-reason") or "")
+
+    county_officer = auth("qs", OFFICER)
+
+    async def all_listed() -> list[dict[str, Any]] | None:
+        response = await sentiment.client.get(
+            "/items", params={"unit": school, "merge": "false"}, headers=county_officer
+        )
+        assert response.status_code == 200, response.text
+        found = response.json()
+        return found if len(found) == 3 else None
+
+    listed = {item["item_id"]: item for item in await eventually(all_listed, what="3 items")}
+    # the complaint and its repost elsewhere are one entry listing both sources
+    merged = (
+        await sentiment.client.get("/items", params={"unit": school}, headers=county_officer)
+    ).json()
+    assert len(merged) == 2
+    both = next(entry for entry in merged if entry["negative"])
+    assert {s["item_id"] for s in both["sources"]} == {
+        complaint.payload.item_id,
+        repost.payload.item_id,
+    }
+    assert {s["source"] for s in both["sources"]} == {"weibo", "12345"}
+    quiet = listed[praise.payload.item_id]
+    assert quiet["negative"] is False and quiet["link"] == "https://bbs.example.org/t/123"
+    assert quiet["explanation"] and quiet["source"] == "forum"
+    assert listed[complaint.payload.item_id]["negative"] is True
+    only_quiet = await sentiment.client.get(
+        "/items", params={"unit": school, "negative": "false"}, headers=county_officer
+    )
+    assert [i["item_id"] for i in only_quiet.json()] == [praise.payload.item_id]
+    assert only_quiet.json()[0]["sources"][0]["link"] == "https://bbs.example.org/t/123"
+    by_source = await sentiment.client.get(
+        "/items", params={"unit": school, "source": "forum"}, headers=county_officer
+    )
+    assert [i["item_id"] for i in by_source.json()] == [praise.payload.item_id]
+
+    # another county's officer sees none of it; bad filters get a code and a Chinese message
+    other = auth("dh", OFFICER)
+    outside = await sentiment.client.get("/items", params={"unit": school}, headers=other)
+    assert outside.status_code == 403 and outside.json()["detail"]["code"] == "unit_out_of_scope"
+    listed_there = (await sentiment.client.get("/items", headers=other)).json()
+    assert not {i["item_id"] for i in listed_there} & set(listed)
+    bad = await sentiment.client.get("/items", params={"topic": "weather"}, headers=other)
+    assert bad.status_code == 422 and bad.json()["detail"]["code"] == "unknown_topic"
+    assert "主题" in bad.json()["detail"]["message"]
+
+    # the officer marks the praise negative (say it hid a complaint): stored, exported
+    marked = await sentiment.client.post(
+        f"/items/{quiet['id']}/correction",
+        json={"negative": True, "note": "复核后认定"},
+        headers=auth("qs", OFFICER, sub="officer-qs"),
+    )
+    assert marked.status_code == 200, marked.text
+    assert marked.json()["correction"]["negative"] is True
+    assert marked.json()["correction"]["by"] == "officer-qs"
+    missing = await sentiment.client.post(
+        "/items/forum:nothing/correction", json={"negative": False}, headers=county_officer
+    )
+    assert missing.status_code == 404 and missing.json()["detail"]["code"] == "unknown_item"
+    settings = sentiment.runtime.settings
+    path = tmp_path / "corrections.jsonl"
+    assert await export_corrections(settings.mongo_uri, settings.database_name, path) >= 1
+    rows = {row["text"]: row for row in _read(path)}
+    assert rows[praise.payload.text]["negative"] is True
+
+
+async def test_the_item_list_answers_bad_periods_and_units_with_a_code(
+    sentiment: RunningService,
+) -> None:
+    officer = auth("qs", OFFICER)
+    mixed = await sentiment.client.get(
+        "/items",
+        params={"since": "2026-03-02T00:00:00", "until": "2026-03-01T00:00:00+08:00"},
+        headers=officer,
+    )
+    assert mixed.status_code == 422 and mixed.json()["detail"]["code"] == "empty_period"
+    unknown = await sentiment.client.get("/items", params={"unit": "zz-nowhere"}, headers=officer)
+    assert unknown.status_code == 404 and unknown.json()["detail"]["code"] == "unknown_unit"
+    window = await sentiment.client.get(
+        "/items", params={"since": "2020-01-01T00:00:00", "until": "2020-01-02"}, headers=officer
+    )
+    assert window.status_code == 200 and window.json() == []
+    correspondent = auth("qs-dyxx", Role.CORRESPONDENT)
+    assert (await sentiment.client.get("/items", headers=correspondent)).status_code == 403

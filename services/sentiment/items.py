@@ -1,0 +1,240 @@
+"""Every opinion item visible: an officer's list of the items in scope (not only the
+negative ones) with filters, the link to the original and the model's reasons; an
+officer's mark "negative" / "not negative" on an item, stored and exported for the next
+training run (``python -m services.sentiment.train --corrections-from-mongo``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+from pymongo import DESCENDING, AsyncMongoClient
+
+from services.sentiment import dataset
+from services.sentiment.classifier import TOPICS, normalise
+from services.sentiment.models import ItemOut
+from services.sentiment.service import Sentiment, _bigrams, now_utc, scope_filter
+from shared.auth import CurrentPrincipal, Principal, Role, require_role
+
+router = APIRouter()
+
+
+class Correction(BaseModel):
+    """An officer's mark on an item."""
+
+    negative: bool
+    note: str | None = Field(default=None, max_length=500)
+
+
+class CorrectionOut(BaseModel):
+    negative: bool
+    by: str
+    at: datetime
+    note: str | None = None
+
+
+class SourceRef(BaseModel):
+    """One source of a merged item."""
+
+    id: str
+    source: str
+    item_id: str
+    link: str | None
+    published_at: datetime
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> SourceRef:
+        return cls(
+            id=doc["_id"],
+            source=doc["source"],
+            item_id=doc["item_id"],
+            link=doc.get("link"),
+            published_at=doc["published_at"],
+        )
+
+
+class ListedItem(ItemOut):
+    stage: str | None = None
+    received_at: datetime | None = None
+    correction: CorrectionOut | None = None
+    # every source that carried this text (the item itself first), when merged
+    sources: list[SourceRef] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> ListedItem:
+        fields = {k: v for k, v in doc.items() if k in cls.model_fields and k != "sources"}
+        return cls(id=doc["_id"], **fields, sources=[SourceRef.of(doc)])
+
+
+# texts this alike (character-bigram Jaccard of the normalised texts) are one item seen
+# in several places: a post reposted, a complaint sent to two feeds
+NEAR_IDENTICAL = 0.8
+
+
+def merge_near_identical(docs: list[dict[str, Any]]) -> list[ListedItem]:
+    """Identical or near-identical texts as one item (the newest), its sources listed."""
+    merged: list[tuple[set[str], ListedItem]] = []
+    for doc in docs:
+        grams = _bigrams(normalise(doc["text"]))
+        for seen, item in merged:
+            union = len(seen | grams)
+            if union and len(seen & grams) / union >= NEAR_IDENTICAL:
+                item.sources.append(SourceRef.of(doc))
+                break
+        else:
+            merged.append((grams, ListedItem.of(doc)))
+    return [item for _, item in merged]
+
+
+def _refuse(code: int, key: str, message: str) -> HTTPException:
+    return HTTPException(code, {"code": key, "message": message})
+
+
+def item_query(
+    *,
+    sentiment: Sentiment,
+    principal: Principal,
+    source: str | None = None,
+    topic: str | None = None,
+    negative: bool | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    unit: str | None = None,
+) -> dict[str, Any]:
+    """The Mongo filter for items in the principal's scope matching the filters."""
+    org = sentiment.org
+    clauses: list[dict[str, Any]] = []
+    scope = scope_filter(org=org, principal=principal)
+    if scope:
+        clauses.append(scope)
+    if unit is not None:
+        if org.get(unit) is None:
+            raise _refuse(404, "unknown_unit", f"没有编码为 {unit} 的单位")
+        if principal.unit != org.city.code and not org.contains(principal.unit, unit):
+            raise _refuse(403, "unit_out_of_scope", "该单位不在您的管辖范围内")
+        codes = [u.code for u in org.below(unit)]
+        clauses.append({"$or": [{"county": {"$in": codes}}, {"school": {"$in": codes}}]})
+    if source is not None:
+        clauses.append({"source": source})
+    if topic is not None:
+        clauses.append({"topic": topic})
+    if negative is not None:
+        clauses.append({"negative": negative})
+    if since is not None or until is not None:
+        window: dict[str, datetime] = {}
+        if since is not None:
+            window["$gte"] = since
+        if until is not None:
+            window["$lt"] = until
+        clauses.append({"published_at": window})
+    if not clauses:
+        return {}
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+@router.get("/items", response_model=list[ListedItem])
+async def list_items(
+    request: Request,
+    principal: CurrentPrincipal,
+    source: Annotated[str | None, Query(max_length=64)] = None,
+    topic: Annotated[str | None, Query(max_length=32)] = None,
+    negative: bool | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    unit: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    merge: bool = True,
+) -> list[ListedItem]:
+    """Opinion items about my unit and the units below it, negative or not, newest
+    first: the text, the link to the original, the model's verdict and its reasons, and
+    an officer's correction if there is one. Identical or near-identical texts from
+    several sources are one entry listing its sources (``merge=false``: one per source)."""
+    require_role(principal, Role.OPINION_OFFICER)
+    # a period given without a zone is UTC, as items are stored
+    since = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
+    until = until.replace(tzinfo=UTC) if until and until.tzinfo is None else until
+    if topic is not None and topic not in TOPICS:
+        raise _refuse(422, "unknown_topic", f"没有“{topic}”这个主题，可选：{'、'.join(TOPICS)}")
+    if since is not None and until is not None and since >= until:
+        raise _refuse(422, "empty_period", "起始时间应早于结束时间")
+    sentiment: Sentiment = request.app.state.sentiment
+    query = item_query(
+        sentiment=sentiment,
+        principal=principal,
+        source=source,
+        topic=topic,
+        negative=negative,
+        since=since,
+        until=until,
+        unit=unit,
+    )
+    cursor = sentiment.runtime.db.items.find(query).sort("published_at", DESCENDING)
+    docs = await cursor.limit(limit).to_list()
+    return merge_near_identical(docs) if merge else [ListedItem.of(doc) for doc in docs]
+
+
+@router.post("/items/{item_key}/correction", response_model=ListedItem)
+async def correct_item(
+    request: Request, principal: CurrentPrincipal, item_key: str, body: Correction
+) -> ListedItem:
+    """Mark an item negative or not negative. The mark is kept on the item and in the
+    corrections the next training run learns from; the latest mark on a text wins."""
+    require_role(principal, Role.OPINION_OFFICER)
+    sentiment: Sentiment = request.app.state.sentiment
+    db = sentiment.runtime.db
+    doc = await db.items.find_one({"_id": item_key})
+    in_scope = doc is not None and (
+        principal.unit == sentiment.org.city.code
+        or any(
+            code and sentiment.org.contains(principal.unit, code)
+            for code in (doc.get("school"), doc.get("county"))
+        )
+    )
+    if doc is None or not in_scope:
+        raise _refuse(404, "unknown_item", "您的管辖范围内没有这条舆情")
+    mark = {"negative": body.negative, "by": principal.sub, "at": now_utc(), "note": body.note}
+    await db.corrections.insert_one(
+        {
+            "item": item_key,
+            "text": doc["text"],
+            "topic": doc.get("topic"),
+            "source": doc.get("source"),
+            "model_negative": doc.get("negative"),
+            **mark,
+        }
+    )
+    updated = await db.items.find_one_and_update(
+        {"_id": item_key}, {"$set": {"correction": mark}}, return_document=True
+    )
+    return ListedItem.of(updated or doc | {"correction": mark})
+
+
+async def export_corrections(
+    mongo_uri: str, database: str, path: Path = dataset.CORRECTIONS
+) -> int:
+    """Write every stored correction, oldest first, as training rows; returns how many."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri)
+    try:
+        rows = await client[database].corrections.find().sort("at", 1).to_list()
+    finally:
+        await client.close()
+    with path.open("w", encoding="utf-8") as out:
+        for row in rows:
+            line = {
+                "text": row["text"],
+                "negative": bool(row["negative"]),
+                "topic": row.get("topic") or "other",
+                "source": row.get("source"),
+                "at": row["at"].isoformat(),
+            }
+            out.write(json.dumps(line, ensure_ascii=False) + "\n")
+    return len(rows)
+
+
+def export_corrections_sync(mongo_uri: str, database: str, path: Path) -> int:
+    return asyncio.run(export_corrections(mongo_uri, database, path))
