@@ -44,6 +44,8 @@ async def ensure_indexes(*, db: Db) -> None:
     await db[LEDGER].create_index([("unit", ASCENDING), ("period", ASCENDING)])
     await db[LEDGER].create_index([("story_id", ASCENDING), ("kind", ASCENDING)])
     await db[LEDGER].create_index([("kind", ASCENDING), ("year", ASCENDING)])
+    # the earliest entry dates the go-live when none is configured
+    await db[LEDGER].create_index([("occurred_at", ASCENDING)])
     await db[UNIT_MONTHS].create_index([("period", ASCENDING), ("unit", ASCENDING)])
     await db[UNIT_MONTHS].create_index([("period", ASCENDING), ("county", ASCENDING)])
     await db[CAMPAIGN_ITEMS].create_index(
@@ -129,7 +131,7 @@ async def add_rule_version(
             }
         )
     except DuplicateKeyError as exc:
-        raise ConflictError("another rule version was stored at the same moment; retry") from exc
+        raise ConflictError("另一个规则版本刚刚保存，请重试") from exc
     return version
 
 
@@ -148,7 +150,7 @@ async def create_campaign(*, db: Db, campaign: CampaignCreate, created_by: str) 
     try:
         await db[CAMPAIGNS].insert_one(document)
     except DuplicateKeyError as exc:
-        raise ConflictError(f"campaign {campaign.code!r} exists already") from exc
+        raise ConflictError(f"专题活动 {campaign.code!r} 已存在") from exc
     return document
 
 
