@@ -13,7 +13,7 @@ from shared.auth import Principal, Role
 from shared.orgtree import OrgTree
 
 # who may determine an incident serious and see the veto candidates: the city office
-CITY_OFFICE_ROLES = (Role.OPINION_OFFICER, Role.REVIEWER_CITY, Role.LEADER, Role.ADMIN)
+CITY_OFFICE_ROLES = (Role.OPINION_OFFICER, Role.LEADER, Role.ADMIN)
 
 
 def in_scope_units(principal: Principal, org: OrgTree, units: list[str]) -> list[str]:
