@@ -35,6 +35,7 @@ from services.scoring.service import (
     RuleBook,
     rule_book,
 )
+from services.scoring.summaries import refresh_summaries
 from shared import events as ev
 from shared.kafka import PermanentError
 from shared.orgtree import OrgTree, Unit
@@ -629,6 +630,7 @@ async def refresh_projections(*, db: Db, org: OrgTree, keys: set[tuple[str, str]
         # the upsert of a stale projection collides with the newer one's _id
         if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
             raise
+    await refresh_summaries(db=db, org=org, keys=keys)
 
 
 # ---- campaigns ------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
@@ -21,6 +21,7 @@ from services.scoring.ledger import COUNTERS, task_units
 from services.scoring.models import Quota
 from services.scoring.periods import SHANGHAI, Calendar, Period, parse_period
 from services.scoring.service import CAMPAIGN_ITEMS, LEDGER, UNIT_MONTHS, Db, RuleBook, rule_book
+from services.scoring.summaries import MONTHLY_MEASURES, group_of, load_summaries, unit_key
 from shared.orgtree import OrgTree, Unit
 
 Scope = Literal["schools", "counties"]
@@ -34,15 +35,18 @@ class Member:
 
     unit: Unit
     months: dict[str, dict[str, float]]
-    totals: dict[str, float] = field(default_factory=dict)
+    totals: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
-        for figures in self.months.values():
-            for name, value in figures.items():
-                self.totals[name] = self.totals.get(name, 0) + value
+        if self.totals is None:
+            self.totals = {}
+            for figures in self.months.values():
+                for name, value in figures.items():
+                    self.totals[name] = self.totals.get(name, 0) + value
 
     def total(self, name: str, months: list[str] | None = None) -> float:
         if months is None:
+            assert self.totals is not None
             return self.totals.get(name, 0)
         return sum(self.months.get(m, {}).get(name, 0) for m in months)
 
@@ -88,44 +92,129 @@ async def load_members(*, db: Db, units: list[Unit], months: list[str]) -> list[
     return [Member(unit=u, months=dict(figures.get(u.code, {}))) for u in units]
 
 
+@dataclass(frozen=True)
+class QuotaCheck:
+    """The quotas of one ended sub-period of a ranked period, under its rule version."""
+
+    period: Period
+    months: list[str]
+    rule_version: int
+    quotas: list[Quota]
+
+
+def summaries_suffice(period: Period, book: RuleBook) -> bool:
+    """Whether the period summaries hold all a ranking of ``period`` needs: every quota
+    shorter than the period counts a measure they keep month by month."""
+    length = {"month": 1, "quarter": 3, "half": 6, "year": 12}
+    return all(
+        quota.measure in MONTHLY_MEASURES
+        for version in book.versions
+        for quota in version.rules.quotas
+        if length[quota.period] < length[period.kind]
+    )
+
+
+async def members_from_summaries(
+    *,
+    db: Db,
+    org: OrgTree,
+    period: Period,
+    scope: Scope,
+    county: str | None,
+    units: list[Unit],
+) -> list[Member]:
+    """The ranked units' figures from the period summaries: a few documents, whatever
+    the number of units and months."""
+    if scope == "counties":
+        groups = [u.code for u in units]
+    elif county is not None:
+        groups = [county]
+    else:
+        groups = sorted({group_of(u) for u in units})
+    found = await load_summaries(db=db, period=period, groups=groups)
+    members = []
+    for unit in units:
+        summary = found.get(unit.code if scope == "counties" else group_of(unit))
+        if summary is None:
+            entry: dict[str, Any] = {}
+        elif scope == "counties":
+            entry = summary["total"]
+        else:
+            entry = summary["units"].get(unit_key(unit.code), {})
+        totals = {k: v for k, v in entry.items() if k != "m"}
+        if period.kind == "month":
+            months = {period.months()[0]: totals}
+        else:
+            months = defaultdict(dict)
+            for measure, values in entry.get("m", {}).items():
+                for month, value in values.items():
+                    months[f"{period.year}-{month}"][measure] = value
+        members.append(Member(unit=unit, months=dict(months), totals=totals))
+    return members
+
+
+def quota_checks(*, period: Period, book: RuleBook, calendar: Calendar) -> list[QuotaCheck]:
+    """Each sub-period of ``period`` that has ended, with the quotas of its length in the
+    rule version in force at its end."""
+    checks = []
+    for sub_kind in ("month", "quarter", "half", "year"):
+        for sub in period.sub_periods(sub_kind):
+            months = sub.months()
+            if months[-1] > calendar.last_ended_month:
+                continue
+            version = book.at(sub.end() - timedelta(microseconds=1))
+            quotas = [q for q in version.rules.quotas if q.period == sub_kind]
+            if quotas:
+                checks.append(QuotaCheck(sub, months, version.version, quotas))
+    return checks
+
+
 def quota_lines(
-    *, member: Member, period: Period, book: RuleBook, calendar: Calendar
+    *,
+    member: Member,
+    period: Period,
+    book: RuleBook,
+    calendar: Calendar,
+    checks: list[QuotaCheck] | None = None,
+    shortfalls_only: bool = False,
 ) -> list[dict[str, Any]]:
     """Each quota of the member's type whose own period inside ``period`` has ended and
     holds whole months of the unit's time on the desk: target (in proportion to those
     months), actual, shortfall and deduction. A month still running, or before the
     go-live or the day the unit joined, has no line."""
+    if checks is None:
+        checks = quota_checks(period=period, book=book, calendar=calendar)
+    unit = member.unit
     lines = []
-    for sub_kind in ("month", "quarter", "half", "year"):
-        for sub in period.sub_periods(sub_kind):
-            months = sub.months()
-            counted = calendar.counted(months, member.unit.joined)
-            if not counted or months[-1] > calendar.last_ended_month:
+    for check in checks:
+        counted = calendar.counted(check.months, unit.joined)
+        if not counted:
+            continue
+        for quota in check.quotas:
+            if unit.type not in quota.unit_types or unit.area not in quota.areas:
                 continue
-            version = book.at(sub.end() - timedelta(microseconds=1))
-            for quota in version.rules.quotas:
-                if quota.period != sub_kind or not _applies(quota, member.unit):
-                    continue
-                target = math.ceil(quota.target * len(counted) / len(months))
-                actual = int(member.total(quota.measure, months))
-                short = max(0, target - actual)
-                lines.append(
-                    {
-                        "unit": member.unit.code,
-                        "unit_name": member.unit.name,
-                        "quota": quota.code,
-                        "name": quota.name,
-                        "period": sub.label,
-                        "months": counted,
-                        "measure": quota.measure,
-                        "target": target,
-                        "actual": actual,
-                        "met": short == 0,
-                        "shortfall": short,
-                        "deduction": round(short * quota.deduction_per_missing, 2),
-                        "rule_version": version.version,
-                    }
-                )
+            target = math.ceil(quota.target * len(counted) / len(check.months))
+            actual = int(member.total(quota.measure, check.months))
+            short = max(0, target - actual)
+            if shortfalls_only and not short:
+                continue
+            lines.append(
+                {
+                    "unit": unit.code,
+                    "unit_name": unit.name,
+                    "quota": quota.code,
+                    "name": quota.name,
+                    "period": check.period.label,
+                    "months": counted,
+                    "measure": quota.measure,
+                    "target": target,
+                    "actual": actual,
+                    "met": short == 0,
+                    "shortfall": short,
+                    "deduction": round(short * quota.deduction_per_missing, 2),
+                    "rule_version": check.rule_version,
+                }
+            )
     return lines
 
 
@@ -142,10 +231,6 @@ async def calendar_for(
         start = (first["occurred_at"] if first else now).astimezone(SHANGHAI)
         go_live = date(start.year, start.month, 1)
     return Calendar(go_live=go_live, now=now)
-
-
-def _applies(quota: Quota, unit: Unit) -> bool:
-    return unit.type in quota.unit_types and unit.area in quota.areas
 
 
 DETERMINATION_KINDS = ("determination", "determination_lifted")
@@ -280,18 +365,29 @@ async def ranking(
     county: str | None = None,
     calendar: Calendar | None = None,
     now: datetime | None = None,
+    use_summaries: bool = True,
 ) -> dict[str, Any]:
-    """The ranking of ``scope`` for ``period`` with flags, quota lines and award ranks."""
+    """The ranking of ``scope`` for ``period`` with flags, quota lines and award ranks
+    (from the period summaries unless ``use_summaries`` is off: then from the months)."""
     calendar = calendar or await calendar_for(db=db, now=now)
     book = await rule_book(db=db)
     units = scope_units(org, scope, county)
     months = period.months()
-    members = await load_members(db=db, units=units, months=months)
+    if use_summaries and summaries_suffice(period, book):
+        members = await members_from_summaries(
+            db=db, org=org, period=period, scope=scope, county=county, units=units
+        )
+    else:
+        members = await load_members(db=db, units=units, months=months)
     found = await vetoes(db=db, units=[u.code for u in units], period=period)
+    checks = quota_checks(period=period, book=book, calendar=calendar)
     rows, shortfalls = [], []
     for member in members:
-        lines = quota_lines(member=member, period=period, book=book, calendar=calendar)
-        shortfalls += [line for line in lines if line["shortfall"]]
+        lines = quota_lines(
+            member=member, period=period, book=book, calendar=calendar, checks=checks,
+            shortfalls_only=True,
+        )  # fmt: skip
+        shortfalls += lines
         active = calendar.active(months, member.unit.joined)
         rows.append(_row(member, lines, found.get(member.unit.code), active))
     ranked = assign_ranks(rows)

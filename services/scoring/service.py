@@ -23,6 +23,7 @@ LEDGER = "ledger"
 UNIT_MONTHS = "unit_months"
 CAMPAIGNS = "campaigns"
 CAMPAIGN_ITEMS = "campaign_items"
+SUMMARIES = "summaries"
 
 DEFAULT_RULES = Path(__file__).parent / "rules.yaml"
 # the seed version governs every event, however old

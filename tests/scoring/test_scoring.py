@@ -757,6 +757,11 @@ async def test_a_rebuild_from_the_topics_equals_the_live_rankings(bus: Bus) -> N
             now=now,  # type: ignore[arg-type]
         )
         assert actual == expected, label
+        from_months = await rankings.ranking(
+            db=live, org=ORG, period=period, scope=scope, county=county, now=now,  # type: ignore[arg-type]
+            use_summaries=False,
+        )  # fmt: skip
+        assert from_months == expected, label  # the summaries hold what the months hold
 
 
 def joined_later(code: str, day: date) -> OrgTree:
