@@ -402,7 +402,8 @@ def _score_withdrawal(
         reason=f"撤稿，冲销发布得分{('：' + published.reason) if published.reason else ''}",
         story_id=published.story_id,
         counts={"published": -1 if any(e["kind"] == "publication" for e in active) else 0},
-        detail={"reverses": [e["_id"] for e in active]},
+        # sorted: the history comes in index order live and in event order on a rebuild
+        detail={"reverses": sorted(e["_id"] for e in active)},
     )
 
 
@@ -584,6 +585,35 @@ async def _insert_new(
     return documents
 
 
+def empty_total() -> dict[str, Any]:
+    return {"points": 0.0, "entries": 0, **dict.fromkeys(COUNTERS, 0)}
+
+
+def add_to_total(total: dict[str, Any], entry: dict[str, Any]) -> None:
+    """Count one ledger entry into a unit-month's figures."""
+    total["points"] += entry["points"]
+    total["entries"] += 1
+    for name, value in entry["counts"].items():
+        total[name] = total.get(name, 0) + value
+
+
+def projection_document(
+    org: OrgTree, unit_code: str, period: str, total: dict[str, Any]
+) -> dict[str, Any]:
+    """The unit-month projection of ``total`` (without its ``_id``)."""
+    unit = org.unit(unit_code)
+    return {
+        "unit": unit_code,
+        "county": unit.county,
+        "type": unit.type,
+        "area": unit.area,
+        "period": period,
+        "year": int(period[:4]),
+        **total,
+        "points": round(total["points"], 2),
+    }
+
+
 async def refresh_projections(*, db: Db, org: OrgTree, keys: set[tuple[str, str]]) -> None:
     """Recompute the ``(unit, month)`` projections named by ``keys`` from the ledger."""
     if not keys:
@@ -591,15 +621,12 @@ async def refresh_projections(*, db: Db, org: OrgTree, keys: set[tuple[str, str]
     totals: dict[tuple[str, str], dict[str, Any]] = {}
 
     async def recompute(key: tuple[str, str]) -> None:
-        total: dict[str, Any] = {"points": 0.0, "entries": 0, **dict.fromkeys(COUNTERS, 0)}
+        total = empty_total()
         cursor = db[LEDGER].find(
             {"unit": key[0], "period": key[1]}, projection={"points": 1, "counts": 1}
         )
         async for entry in cursor:
-            total["points"] += entry["points"]
-            total["entries"] += 1
-            for name, value in entry["counts"].items():
-                total[name] = total.get(name, 0) + value
+            add_to_total(total, entry)
         totals[key] = total
 
     # one indexed lookup per (unit, month), a few at a time: far cheaper on the store
@@ -609,17 +636,7 @@ async def refresh_projections(*, db: Db, org: OrgTree, keys: set[tuple[str, str]
         await asyncio.gather(*(recompute(k) for k in pending[start : start + REFRESH_CONCURRENCY]))
     operations = []
     for (unit_code, period), total in totals.items():
-        unit = org.unit(unit_code)
-        document = {
-            "unit": unit_code,
-            "county": unit.county,
-            "type": unit.type,
-            "area": unit.area,
-            "period": period,
-            "year": int(period[:4]),
-            **total,
-            "points": round(total["points"], 2),
-        }
+        document = projection_document(org, unit_code, period, total)
         # the ledger only grows: a projection counted from fewer entries than the stored
         # one was read before another consumer's entries and must not replace it
         newer_or_same = {"_id": f"{unit_code}|{period}", "entries": {"$lte": total["entries"]}}
