@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -117,11 +118,12 @@ class Calendar:
     go_live: date
     now: datetime
 
-    @property
+    # cached: a ranking asks for each unit
+    @cached_property
     def current_month(self) -> str:
         return month_of(self.now)
 
-    @property
+    @cached_property
     def last_ended_month(self) -> str:
         return previous_month(self.current_month)
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from services.scoring.ledger import COUNTERS, task_units
 from services.scoring.models import Quota
-from services.scoring.periods import SHANGHAI, Calendar, Period, parse_period
+from services.scoring.periods import SHANGHAI, Calendar, Period, month_of, parse_period
 from services.scoring.service import CAMPAIGN_ITEMS, LEDGER, UNIT_MONTHS, Db, RuleBook, rule_book
 from services.scoring.summaries import MONTHLY_MEASURES, group_of, load_summaries, unit_key
 from shared.orgtree import OrgTree, Unit
@@ -48,6 +48,8 @@ class Member:
         if months is None:
             assert self.totals is not None
             return self.totals.get(name, 0)
+        if len(months) == 1:
+            return self.months.get(months[0], {}).get(name, 0)
         return sum(self.months.get(m, {}).get(name, 0) for m in months)
 
 
@@ -97,9 +99,18 @@ class QuotaCheck:
     """The quotas of one ended sub-period of a ranked period, under its rule version."""
 
     period: Period
+    label: str
     months: list[str]
     rule_version: int
     quotas: list[Quota]
+    _counted: dict[date | None, list[str]] = field(default_factory=dict, compare=False)
+
+    def counted(self, calendar: Calendar, joined: date | None) -> list[str]:
+        """The months that count for a unit that joined on ``joined`` (cached per date:
+        a ranking asks for every unit)."""
+        if joined not in self._counted:
+            self._counted[joined] = calendar.counted(self.months, joined)
+        return self._counted[joined]
 
 
 def summaries_suffice(period: Period, book: RuleBook) -> bool:
@@ -165,7 +176,7 @@ def quota_checks(*, period: Period, book: RuleBook, calendar: Calendar) -> list[
             version = book.at(sub.end() - timedelta(microseconds=1))
             quotas = [q for q in version.rules.quotas if q.period == sub_kind]
             if quotas:
-                checks.append(QuotaCheck(sub, months, version.version, quotas))
+                checks.append(QuotaCheck(sub, sub.label, months, version.version, quotas))
     return checks
 
 
@@ -187,7 +198,7 @@ def quota_lines(
     unit = member.unit
     lines = []
     for check in checks:
-        counted = calendar.counted(check.months, unit.joined)
+        counted = check.counted(calendar, unit.joined)
         if not counted:
             continue
         for quota in check.quotas:
@@ -204,7 +215,7 @@ def quota_lines(
                     "unit_name": unit.name,
                     "quota": quota.code,
                     "name": quota.name,
-                    "period": check.period.label,
+                    "period": check.label,
                     "months": counted,
                     "measure": quota.measure,
                     "target": target,
@@ -221,15 +232,13 @@ def quota_lines(
 async def calendar_for(
     *, db: Db, go_live: date | None = None, now: datetime | None = None
 ) -> Calendar:
-    """The scoring calendar: the configured go-live, else the first day of the month of
-    the ledger's earliest entry (else this month)."""
+    """The scoring calendar: the configured go-live, else the first day of the earliest
+    month the ledger has an entry in (else of this month)."""
     now = now or datetime.now(UTC)
     if go_live is None:
-        first = await db[LEDGER].find_one(
-            {}, sort=[("occurred_at", 1)], projection={"occurred_at": 1}
-        )
-        start = (first["occurred_at"] if first else now).astimezone(SHANGHAI)
-        go_live = date(start.year, start.month, 1)
+        first = await db[UNIT_MONTHS].find_one({}, sort=[("period", 1)], projection={"period": 1})
+        month = first["period"] if first else month_of(now)
+        go_live = date(int(month[:4]), int(month[5:]), 1)
     return Calendar(go_live=go_live, now=now)
 
 
@@ -241,11 +250,16 @@ async def standing_determinations(
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """Per (unit, incident) of ``year`` (incidents that began before ``before``), the
     bureau's determination that stands: the last one, unless lifted after it."""
-    query = {"kind": {"$in": list(DETERMINATION_KINDS)}, "year": year, "unit": {"$in": units}}
+    # determinations are few: all of the year's, then the units asked for (a list of a
+    # city's schools in the query would cost more than the entries themselves)
+    wanted = set(units)
+    query = {"kind": {"$in": list(DETERMINATION_KINDS)}, "year": year}
     cursor = db[LEDGER].find(query).sort([("occurred_at", 1), ("_id", 1)])
     standing: dict[tuple[str, str], dict[str, Any] | None] = {}
     async for entry in cursor:
         detail = entry["detail"]
+        if entry["unit"] not in wanted:
+            continue
         if before is not None and detail["incident_at"] >= before:
             continue
         key = (entry["unit"], detail["incident_id"])
@@ -292,6 +306,7 @@ def _row(
     active: bool,
 ) -> dict[str, Any]:
     unit = member.unit
+    totals = member.totals or {}
     submitted = int(member.total("submitted"))
     adopted = int(member.total("adopted"))
     deductions = round(sum(line["deduction"] for line in lines), 2)
@@ -305,7 +320,7 @@ def _row(
         "points": round(ledger_points - deductions, 2),
         "ledger_points": ledger_points,
         "quota_deductions": deductions,
-        **{name: int(member.total(name)) for name in COUNTERS},
+        **{name: int(totals.get(name, 0)) for name in COUNTERS},
         "adoption_rate": round(adopted / submitted, 4) if submitted else 0.0,
         "quota_short": sum(line["shortfall"] for line in lines),
         "active": active,

@@ -45,8 +45,6 @@ async def ensure_indexes(*, db: Db) -> None:
     await db[LEDGER].create_index([("unit", ASCENDING), ("period", ASCENDING)])
     await db[LEDGER].create_index([("story_id", ASCENDING), ("kind", ASCENDING)])
     await db[LEDGER].create_index([("kind", ASCENDING), ("year", ASCENDING)])
-    # the earliest entry dates the go-live when none is configured
-    await db[LEDGER].create_index([("occurred_at", ASCENDING)])
     await db[UNIT_MONTHS].create_index([("period", ASCENDING), ("unit", ASCENDING)])
     await db[UNIT_MONTHS].create_index([("period", ASCENDING), ("county", ASCENDING)])
     await db[CAMPAIGN_ITEMS].create_index(
