@@ -177,7 +177,7 @@ def events_handled() -> float:
     return total
 
 
-async def live_rate(settings: Settings, org: OrgTree, *, timeout: float = 60.0) -> dict[str, Any]:
+async def live_rate(settings: Settings, org: OrgTree, *, timeout: float = 300.0) -> dict[str, Any]:
     """Run the scoring service with fresh consumer groups and database, let it catch up on
     a warm-up, then time it scoring events produced while it runs."""
     await ensure_topics(settings)

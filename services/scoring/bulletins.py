@@ -155,7 +155,8 @@ def covering_text(
         if vetoed
         else "本期没有经认定实行一票否决的单位。"
     )
-    wanted = [quota.name for quota in quotas]
+    types = {"county"} if ranking["scope"] == "counties" else {"school", "direct"}
+    wanted = [quota.name for quota in quotas if types.intersection(quota.unit_types)]
     if wanted:
         paragraphs.append(
             "请各单位对照考核细则，查漏补缺，做好下一阶段教育宣传工作：" + "；".join(wanted) + "。"
@@ -429,7 +430,8 @@ table { border-collapse: collapse; width: 100%; font-size: 9pt; page-break-insid
 thead { display: table-header-group; }
 tr { page-break-inside: avoid; }
 th, td { border: 1px solid #444; padding: 2px 4px; }
-td { text-align: center; }
+td { text-align: center; white-space: nowrap; }
+td:last-child { white-space: normal; }
 .rule { font-size: 10pt; text-indent: 0; }
 """
 

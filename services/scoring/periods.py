@@ -49,8 +49,12 @@ class Period:
 
     def months(self) -> list[str]:
         """The month keys (``2026-11``) the period covers."""
+        return list(self._months)
+
+    @cached_property
+    def _months(self) -> tuple[str, ...]:
         start = self.first_month
-        return [f"{self.year}-{m:02d}" for m in range(start, start + _MONTHS_PER[self.kind])]
+        return tuple(f"{self.year}-{m:02d}" for m in range(start, start + _MONTHS_PER[self.kind]))
 
     def start(self) -> datetime:
         return datetime(self.year, self.first_month, 1, tzinfo=SHANGHAI).astimezone(UTC)

@@ -143,6 +143,7 @@ async def members_from_summaries(
     else:
         groups = sorted({group_of(u) for u in units})
     found = await load_summaries(db=db, period=period, groups=groups)
+    first_month = period.months()[0]
     members = []
     for unit in units:
         summary = found.get(unit.code if scope == "counties" else group_of(unit))
@@ -154,7 +155,7 @@ async def members_from_summaries(
             entry = summary["units"].get(unit_key(unit.code), {})
         totals = {k: v for k, v in entry.items() if k != "m"}
         if period.kind == "month":
-            months = {period.months()[0]: totals}
+            months = {first_month: totals}
         else:
             months = defaultdict(dict)
             for measure, values in entry.get("m", {}).items():
@@ -287,6 +288,7 @@ def _veto(entry: dict[str, Any]) -> dict[str, Any]:
         "topic": detail["topic"],
         "severity": detail["severity"],
         "incident_at": _local(detail["incident_at"]),
+        "at": _local(detail["incident_at"]),  # the incident's time, as readers had it before
         "decided_by": detail["decided_by"],
         "decided_by_name": detail["decided_by_name"],
         "decided_at": _local(entry["occurred_at"]),

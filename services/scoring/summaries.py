@@ -13,6 +13,9 @@ checked without reading the months.
 
 from __future__ import annotations
 
+import asyncio
+import random
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -28,7 +31,8 @@ from shared.orgtree import OrgTree, Unit
 MONTHLY_MEASURES = ("submitted", "adopted", "adopted_city_or_higher", "adopted_county_or_higher")
 IDENTITY = frozenset({"_id", "unit", "county", "type", "area", "period", "year"})
 DIRECT = "direct"  # the group of units the city runs directly (and the city itself)
-MERGE_ATTEMPTS = 20
+MERGE_ATTEMPTS = 50
+MERGE_CONCURRENCY = 8
 
 
 def group_of(unit: Unit) -> str:
@@ -130,8 +134,29 @@ async def refresh_summaries(*, db: Db, org: OrgTree, keys: Iterable[tuple[str, s
         group = group_of(org.unit(code))
         for period in periods_of_month(month):
             touched[(period.label, group)].add(code)
-    for (label, group), codes in sorted(touched.items()):
-        await _merge(db=db, period=parse_period(label), group=group, codes=sorted(codes))
+    pending = sorted(touched.items())
+    # the consumers of one process take turns (they would only void each other's
+    # revisions); the documents of one refresh are written a few at a time
+    async with _process_lock():
+        for start in range(0, len(pending), MERGE_CONCURRENCY):
+            await asyncio.gather(
+                *(
+                    _merge(db=db, period=parse_period(label), group=group, codes=sorted(codes))
+                    for (label, group), codes in pending[start : start + MERGE_CONCURRENCY]
+                )
+            )
+
+
+_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _process_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    if loop not in _LOCKS:
+        _LOCKS[loop] = asyncio.Lock()
+    return _LOCKS[loop]
 
 
 async def _merge(*, db: Db, period: Period, group: str, codes: list[str]) -> None:
@@ -140,7 +165,7 @@ async def _merge(*, db: Db, period: Period, group: str, codes: list[str]) -> Non
     holds only if that revision is still current, so a writer that read older unit-months
     than another cannot overwrite the newer figures: it reads again."""
     identifier = summary_id(period, group)
-    for _ in range(MERGE_ATTEMPTS):
+    for attempt in range(MERGE_ATTEMPTS):
         current = await db[SUMMARIES].find_one({"_id": identifier})
         query = {"unit": {"$in": codes}, "period": {"$in": period.months()}}
         months: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
@@ -159,6 +184,8 @@ async def _merge(*, db: Db, period: Period, group: str, codes: list[str]) -> Non
         done = await db[SUMMARIES].replace_one({"_id": identifier, "rev": revision}, document)
         if done.matched_count == 1:
             return
+        # another replica wrote it in between: read again after a short, random pause
+        await asyncio.sleep(random.uniform(0, 0.05 * (attempt + 1)))
     raise RuntimeError(f"summary {identifier} kept changing; the batch will be retried")
 
 

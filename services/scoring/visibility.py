@@ -16,6 +16,10 @@ from shared.orgtree import OrgTree
 CITY_OFFICE_ROLES = (Role.OPINION_OFFICER, Role.LEADER, Role.ADMIN)
 
 
+# the fields a reader of a veto expects, all empty: that it exists is published, not why
+HIDDEN_VETO: dict[str, Any] = {"hidden": True, "topic": None, "severity": None, "at": None}
+
+
 def in_scope_units(principal: Principal, org: OrgTree, units: list[str]) -> list[str]:
     """The units of ``units`` the principal answers for."""
     return [code for code in units if org.contains(principal.unit, code)]
@@ -26,7 +30,7 @@ def redact_ranking(ranking: dict[str, Any], principal: Principal, org: OrgTree) 
     veto itself, like the award place it costs, is published)."""
     for row in ranking["rows"]:
         if row["veto"] is not None and not org.contains(principal.unit, row["unit"]):
-            row["veto"] = {"hidden": True}
+            row["veto"] = dict(HIDDEN_VETO)
     return ranking
 
 

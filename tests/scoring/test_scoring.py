@@ -946,7 +946,8 @@ async def test_veto_causes_and_incidents_show_only_in_the_callers_scope(bus: Bus
     assert (await veto_of(county))["incident_id"] == incident
     assert (await veto_of(city))["decided_by"] == "office-chief"
     hidden = await veto_of(stranger)
-    assert hidden == {"hidden": True}  # the veto is published, its cause is not
+    assert hidden["hidden"] is True and hidden["topic"] is None  # published, not its cause
+    assert "reason" not in hidden and "incident_id" not in hidden
 
     async def incident_units(headers: dict[str, str]) -> set[str]:
         answer = await bus.svc.client.get(
