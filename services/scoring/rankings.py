@@ -350,16 +350,16 @@ TIE_RULE = (
 def assign_ranks(rows: list[dict[str, Any]]) -> bool:
     """Sort ``rows`` and give each its place and award place, equal rows the same one
     (1, 2, 2, 4); returns False, with no places at all, when every row is equal."""
-    rows.sort(key=lambda row: (_standing(row), row["unit"]))
-    if len({_standing(row) for row in rows}) <= 1:
+    keyed = sorted(((_standing(row), row["unit"], row) for row in rows), key=lambda k: k[:2])
+    rows[:] = [row for _, _, row in keyed]
+    if not keyed or keyed[0][0] == keyed[-1][0]:
         for row in rows:
             row["rank"] = row["award_rank"] = None
         return False
     previous: tuple[Any, ...] | None = None
     award_previous: tuple[Any, ...] | None = None
     rank = award = eligible_seen = 0
-    for position, row in enumerate(rows, start=1):
-        standing = _standing(row)
+    for position, (standing, _, row) in enumerate(keyed, start=1):
         if standing != previous:
             rank, previous = position, standing
         row["rank"] = rank
@@ -399,14 +399,17 @@ async def ranking(
     found = await vetoes(db=db, units=[u.code for u in units], period=period)
     checks = quota_checks(period=period, book=book, calendar=calendar)
     rows, shortfalls = [], []
+    active_by_joined: dict[date | None, bool] = {}
     for member in members:
         lines = quota_lines(
             member=member, period=period, book=book, calendar=calendar, checks=checks,
             shortfalls_only=True,
         )  # fmt: skip
         shortfalls += lines
-        active = calendar.active(months, member.unit.joined)
-        rows.append(_row(member, lines, found.get(member.unit.code), active))
+        joined = member.unit.joined
+        if joined not in active_by_joined:
+            active_by_joined[joined] = calendar.active(months, joined)
+        rows.append(_row(member, lines, found.get(member.unit.code), active_by_joined[joined]))
     ranked = assign_ranks(rows)
     return {
         "period": period.label,
