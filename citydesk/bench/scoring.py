@@ -294,6 +294,7 @@ async def city_year(settings: Settings, *, events: int = YEAR_EVENTS) -> dict[st
             "rejected": rebuilt["rejected"],  # other benches' events name other units
             "seconds": rebuilt["seconds"],
             "events_per_s": round(rebuilt["events"] / rebuilt["seconds"]),
+            "phases_seconds": rebuilt["phases_seconds"],
         },
         **counts,
         "ranking": ranking,
