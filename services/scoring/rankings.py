@@ -105,12 +105,29 @@ class QuotaCheck:
     quotas: list[Quota]
     _counted: dict[date | None, list[str]] = field(default_factory=dict, compare=False)
 
+    _targets: dict[tuple[str, str, date | None], list[tuple[Quota, int]]] = field(
+        default_factory=dict, compare=False
+    )
+
     def counted(self, calendar: Calendar, joined: date | None) -> list[str]:
         """The months that count for a unit that joined on ``joined`` (cached per date:
         a ranking asks for every unit)."""
         if joined not in self._counted:
             self._counted[joined] = calendar.counted(self.months, joined)
         return self._counted[joined]
+
+    def targets(self, calendar: Calendar, unit: Unit) -> list[tuple[Quota, int]]:
+        """The quotas that apply to ``unit`` with their targets for its whole months
+        (cached per kind of unit and joining date)."""
+        key = (unit.type, unit.area, unit.joined)
+        if key not in self._targets:
+            counted = len(self.counted(calendar, unit.joined))
+            self._targets[key] = [
+                (quota, math.ceil(quota.target * counted / len(self.months)))
+                for quota in self.quotas
+                if counted and unit.type in quota.unit_types and unit.area in quota.areas
+            ]
+        return self._targets[key]
 
 
 def summaries_suffice(period: Period, book: RuleBook) -> bool:
@@ -198,15 +215,12 @@ def quota_lines(
         checks = quota_checks(period=period, book=book, calendar=calendar)
     unit = member.unit
     lines = []
+    whole = len(period.months())
     for check in checks:
-        counted = check.counted(calendar, unit.joined)
-        if not counted:
-            continue
-        for quota in check.quotas:
-            if unit.type not in quota.unit_types or unit.area not in quota.areas:
-                continue
-            target = math.ceil(quota.target * len(counted) / len(check.months))
-            actual = int(member.total(quota.measure, check.months))
+        # a quota as long as the ranked period counts the period's totals
+        span = None if len(check.months) == whole else check.months
+        for quota, target in check.targets(calendar, unit):
+            actual = int(member.total(quota.measure, span))
             short = max(0, target - actual)
             if shortfalls_only and not short:
                 continue
@@ -217,7 +231,7 @@ def quota_lines(
                     "quota": quota.code,
                     "name": quota.name,
                     "period": check.label,
-                    "months": counted,
+                    "months": check.counted(calendar, unit.joined),
                     "measure": quota.measure,
                     "target": target,
                     "actual": actual,
