@@ -36,6 +36,8 @@ class Member:
     unit: Unit
     months: dict[str, dict[str, float]]
     totals: dict[str, float] | None = None
+    # from a summary: measure -> month number ("01".."12") -> count, read as it is stored
+    monthly: dict[str, dict[str, float]] | None = None
 
     def __post_init__(self) -> None:
         if self.totals is None:
@@ -48,6 +50,9 @@ class Member:
         if months is None:
             assert self.totals is not None
             return self.totals.get(name, 0)
+        if self.monthly is not None:
+            counts = self.monthly.get(name)
+            return sum(counts.get(m[5:], 0) for m in months) if counts else 0
         if len(months) == 1:
             return self.months.get(months[0], {}).get(name, 0)
         return sum(self.months.get(m, {}).get(name, 0) for m in months)
@@ -170,15 +175,10 @@ async def members_from_summaries(
             entry = summary["total"]
         else:
             entry = summary["units"].get(unit_key(unit.code), {})
-        totals = {k: v for k, v in entry.items() if k != "m"}
         if period.kind == "month":
-            months = {first_month: totals}
+            members.append(Member(unit=unit, months={first_month: entry}, totals=entry))
         else:
-            months = defaultdict(dict)
-            for measure, values in entry.get("m", {}).items():
-                for month, value in values.items():
-                    months[f"{period.year}-{month}"][measure] = value
-        members.append(Member(unit=unit, months=dict(months), totals=totals))
+            members.append(Member(unit=unit, months={}, totals=entry, monthly=entry.get("m", {})))
     return members
 
 
