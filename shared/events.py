@@ -70,6 +70,8 @@ class FlagKind(StrEnum):
     STORY_SCREENING = "story_screening"  # a submitted story's own text
     ALERT = "alert"  # an incident crossed its threshold
     ESCALATION = "escalation"  # an alert went unacknowledged past its deadline
+    DETERMINATION = "determination"  # the city bureau determined (认定) the incident serious
+    DETERMINATION_LIFTED = "determination_lifted"  # the bureau lifted its determination
 
 
 class Severity(StrEnum):
@@ -179,6 +181,11 @@ class OpinionFlagged(Contract):
     explanation: list[str] = Field(default_factory=list)
     item_count: int = 1
     flagged_at: datetime
+    # a determination and its lifting: who decided, why, and when the incident began
+    decided_by: str | None = None
+    decided_by_name: str | None = None
+    reason: str | None = None
+    incident_at: datetime | None = None
 
 
 class MediaStored(Contract):

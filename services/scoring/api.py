@@ -6,12 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
-from services.scoring import bulletins, rankings, service
+from services.scoring import bulletins, rankings, service, visibility
 from services.scoring.ledger import record_campaign_completions
 from services.scoring.models import CampaignCreate, RulesUpdate, RuleVersion
-from services.scoring.periods import Period, PeriodError, parse_period
-from shared.auth import CurrentPrincipal, Role, require_role, require_scope
-from shared.orgtree import OrgTree
+from services.scoring.periods import Calendar, Period, PeriodError, parse_period
+from services.scoring.settings import ScoringSettings, scoring_settings
+from shared.auth import CurrentPrincipal, Principal, Role, require_role, require_scope
+from shared.orgtree import OrgTree, Unit
 from shared.runtime import ServiceRuntime
 
 router = APIRouter()
@@ -27,11 +28,26 @@ def _runtime(request: Request) -> ServiceRuntime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 
-def _period(text: str) -> Period:
+def _settings(runtime: ServiceRuntime) -> ScoringSettings:
+    return scoring_settings(runtime.settings)
+
+
+async def _calendar(runtime: ServiceRuntime) -> Calendar:
+    return await rankings.calendar_for(db=runtime.db, go_live=_settings(runtime).scoring_go_live)
+
+
+def _period(text: str, calendar: Calendar) -> Period:
     try:
-        return parse_period(text)
+        return parse_period(text, years=calendar.years)
     except PeriodError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+
+
+def _unit(org: OrgTree, code: str) -> Unit:
+    unit = org.get(code)
+    if unit is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"没有单位 {code!r}")
+    return unit
 
 
 def _scope(org: OrgTree, scope: str, county: str | None) -> rankings.Scope:
@@ -42,12 +58,28 @@ def _scope(org: OrgTree, scope: str, county: str | None) -> rankings.Scope:
     if county is not None:
         unit = org.get(county)
         if unit is None or unit.type != "county":
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown county {county!r}")
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"没有县区 {county!r}")
         if chosen == "counties":
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT, "county narrows a schools ranking only"
+                status.HTTP_422_UNPROCESSABLE_CONTENT, "按县区筛选只适用于学校排行（scope=schools）"
             )
     return chosen
+
+
+def _may_read_ranking(
+    runtime: ServiceRuntime, principal: Principal, scope: rankings.Scope, county: str | None
+) -> None:
+    """Rankings are published to every unit unless the deployment keeps them in scope."""
+    if _settings(runtime).scoring_rankings_public:
+        return
+    org = runtime.org
+    if scope == "schools" and county is not None and org.contains(principal.unit, county):
+        return
+    if principal.unit == org.city.code:
+        return
+    raise HTTPException(
+        status.HTTP_403_FORBIDDEN, "本单位只能查看本单位及下级单位的排行，请按县区筛选"
+    )
 
 
 @router.get("/rules", response_model=list[RuleVersion], tags=["rules"])
@@ -64,7 +96,8 @@ async def put_rules(
     require_role(principal, Role.ADMIN)
     if body.effective_from is not None and body.effective_from.tzinfo is None:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, "effective_from needs a time zone"
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "生效时间（effective_from）须带时区，例如 2026-12-01T00:00:00+08:00",
         )
     try:
         return await service.add_rule_version(
@@ -83,9 +116,11 @@ async def unit_ledger(
 ) -> dict[str, Any]:
     """The entries and quota deductions that make up a unit's score in a period."""
     runtime = _runtime(request)
+    found = _unit(runtime.org, unit)
     require_scope(principal, runtime.org, unit)
+    calendar = await _calendar(runtime)
     return await rankings.explain(
-        db=runtime.db, unit=runtime.org.unit(unit), period=_period(period)
+        db=runtime.db, unit=found, period=_period(period, calendar), calendar=calendar
     )
 
 
@@ -93,12 +128,33 @@ async def unit_ledger(
 async def unit_summary(
     request: Request, unit: str, period: PeriodQuery, principal: CurrentPrincipal
 ) -> dict[str, Any]:
-    """A unit's figures for a period (a county's and the city's rolled up) with its quotas."""
+    """A unit's figures for a period (a county's and the city's rolled up) with its quotas
+    and each month's points and deductions."""
     runtime = _runtime(request)
+    found = _unit(runtime.org, unit)
     require_scope(principal, runtime.org, unit)
+    calendar = await _calendar(runtime)
     return await rankings.summary(
-        db=runtime.db, unit=runtime.org.unit(unit), period=_period(period)
+        db=runtime.db, unit=found, period=_period(period, calendar), calendar=calendar
     )
+
+
+async def _visible_ranking(
+    runtime: ServiceRuntime,
+    principal: Principal,
+    period: str,
+    scope: str,
+    county: str | None,
+) -> tuple[dict[str, Any], Period, Calendar]:
+    chosen = _scope(runtime.org, scope, county)
+    _may_read_ranking(runtime, principal, chosen, county)
+    calendar = await _calendar(runtime)
+    parsed = _period(period, calendar)
+    ranking = await rankings.ranking(
+        db=runtime.db, org=runtime.org, period=parsed, scope=chosen, county=county,
+        calendar=calendar,
+    )  # fmt: skip
+    return visibility.redact_ranking(ranking, principal, runtime.org), parsed, calendar
 
 
 @router.get("/rankings", tags=["rankings"])
@@ -109,21 +165,52 @@ async def get_ranking(
     scope: ScopeQuery = "schools",
     county: CountyQuery = None,
 ) -> dict[str, Any]:
-    """The ranking of schools (city-wide or in one county) or of counties."""
+    """The ranking of schools (city-wide or in one county) or of counties. A veto's cause
+    shows only for units in the caller's scope."""
+    ranking, _, _ = await _visible_ranking(_runtime(request), principal, period, scope, county)
+    return ranking
+
+
+@router.get("/veto-candidates", tags=["rankings"])
+async def get_veto_candidates(
+    request: Request, period: PeriodQuery, principal: CurrentPrincipal
+) -> list[dict[str, Any]]:
+    """Incidents whose alert reached the serious severity: candidates the city bureau may
+    determine (认定) in the sentiment service; a candidate alone vetoes nothing."""
     runtime = _runtime(request)
-    chosen = _scope(runtime.org, scope, county)
-    return await rankings.ranking(
-        db=runtime.db, org=runtime.org, period=_period(period), scope=chosen, county=county
+    visibility.require_city_office(principal, runtime.org)
+    calendar = await _calendar(runtime)
+    units = [code for code in runtime.org.units]
+    return await rankings.veto_candidates(
+        db=runtime.db, units=units, period=_period(period, calendar)
     )
 
 
-async def _bulletin_ranking(
-    runtime: ServiceRuntime, period: str, scope: str, county: str | None
-) -> dict[str, Any]:
-    chosen = _scope(runtime.org, scope, county)
-    return await rankings.ranking(
-        db=runtime.db, org=runtime.org, period=_period(period), scope=chosen, county=county
+async def _bulletin(
+    runtime: ServiceRuntime, principal: Principal, period: str, scope: str, county: str | None
+) -> bulletins.Bulletin:
+    ranking, parsed, calendar = await _visible_ranking(runtime, principal, period, scope, county)
+    org = runtime.org
+    units = [row["unit"] for row in ranking["rows"]]
+    if ranking["scope"] == "counties":
+        units += [u.code for u in org.schools() if u.county in units]
+    found = await rankings.incidents(
+        db=runtime.db, units=visibility.in_scope_units(principal, org, units), period=parsed
     )
+    book = await service.rule_book(db=runtime.db)
+    return bulletins.compose(
+        ranking=ranking,
+        incidents=found,
+        org=org,
+        period=parsed,
+        issuer=_settings(runtime).scoring_issuer,
+        issued_at=calendar.now,
+        quotas=book.current.rules.quotas,
+    )
+
+
+def _download(name: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{name}"'}
 
 
 @router.get("/bulletins/{period}.xlsx", tags=["bulletins"])
@@ -134,17 +221,26 @@ async def bulletin_xlsx(
     scope: ScopeQuery = "schools",
     county: CountyQuery = None,
 ) -> Response:
-    """The bulletin workbook: 排行榜, 零报送单位, 任务缺口, 舆情事件."""
-    runtime = _runtime(request)
-    ranking = await _bulletin_ranking(runtime, period, scope, county)
-    units = [row["unit"] for row in ranking["rows"]]
-    found = await rankings.incidents(db=runtime.db, units=units, period=_period(period))
-    name = f"bulletin-{_period(period).label.replace(':', '-')}-{ranking['scope']}.xlsx"
+    """The bulletin (通报) as a workbook: 通报 with the ranking, 零报送单位, 任务缺口, 舆情事件."""
+    bulletin = await _bulletin(_runtime(request), principal, period, scope, county)
     return Response(
-        bulletins.bulletin_xlsx(ranking, found),
+        bulletins.bulletin_xlsx(bulletin),
         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        headers=_download(f"bulletin-{bulletin.file_stem}.xlsx"),
     )
+
+
+@router.get("/bulletins/{period}.html", tags=["bulletins"])
+async def bulletin_html(
+    request: Request,
+    period: str,
+    principal: CurrentPrincipal,
+    scope: ScopeQuery = "schools",
+    county: CountyQuery = None,
+) -> Response:
+    """The bulletin as a printable page."""
+    bulletin = await _bulletin(_runtime(request), principal, period, scope, county)
+    return Response(bulletins.bulletin_html(bulletin), media_type="text/html; charset=utf-8")
 
 
 @router.get("/bulletins/{period}.csv", tags=["bulletins"])
@@ -156,12 +252,11 @@ async def bulletin_csv(
     county: CountyQuery = None,
 ) -> Response:
     """The ranking of a bulletin as CSV."""
-    ranking = await _bulletin_ranking(_runtime(request), period, scope, county)
-    name = f"ranking-{_period(period).label.replace(':', '-')}-{ranking['scope']}.csv"
+    bulletin = await _bulletin(_runtime(request), principal, period, scope, county)
     return Response(
-        bulletins.ranking_csv(ranking["rows"]),
+        bulletins.ranking_csv(bulletin),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        headers=_download(f"ranking-{bulletin.file_stem}.csv"),
     )
 
 
@@ -199,5 +294,5 @@ async def campaign_progress(
     runtime = _runtime(request)
     campaign = await service.get_campaign(db=runtime.db, code=code)
     if campaign is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown campaign {code!r}")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"没有专题活动 {code!r}")
     return await rankings.campaign_progress(db=runtime.db, org=runtime.org, campaign=campaign)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from services.scoring.api import router
 from services.scoring.handlers import register_handlers
 from services.scoring.ledger import LEDGER_ENTRIES, POINTS_AWARDED
 from services.scoring.service import ensure_indexes, seed_rules
+from services.scoring.settings import scoring_settings
 from shared.observability import precreate
 from shared.orgtree import OrgTree
 from shared.runtime import ServiceRuntime, build_service
@@ -28,6 +31,20 @@ async def prepare_database(runtime: ServiceRuntime) -> None:
     await seed_rules(db=runtime.db)
 
 
+async def chinese_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """A request that fails validation: 422 with a message bureau staff can read, and the
+    fields for the developer of a county system."""
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
+        for err in exc.errors()
+    ]
+    fields = "、".join(p["field"] for p in problems[:5])
+    return JSONResponse(
+        {"detail": f"请求内容有误（{fields}），请检查后重新提交", "errors": problems}, 422
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the scoring service (consumers only when ``run_consumers`` is set)."""
     app, runtime = build_service(
@@ -35,9 +52,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="CityDesk scoring",
         description="Points ledger from story, opinion and media events; quotas, rankings, "
         "bulletins (XLSX/CSV) and campaign progress.",
-        settings=settings,
+        settings=scoring_settings(settings),
     )
     app.include_router(router)
+    app.add_exception_handler(RequestValidationError, chinese_validation_error)
     runtime.on_startup.append(prepare_database)
     if runtime.settings.run_consumers:
         register_handlers(runtime)

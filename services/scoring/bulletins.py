@@ -1,139 +1,457 @@
-"""Bulletins (通报) as spreadsheets: the ranking, zero-submission units, quota shortfalls
-and opinion incidents of a period, with Chinese headers; the ranking also as CSV."""
+"""Bulletins (通报) as the bureau issues them: a title naming the issuer, the period and
+the subject, the issuing office and date, a covering text written from the figures, then
+the tables with unit names, Chinese labels, numbers as numbers and local times; as an
+XLSX workbook ready to print, as a printable HTML page, and the ranking as CSV."""
 
 from __future__ import annotations
 
 import csv
+import html
 import io
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.styles import Font
+from openpyxl.styles import Alignment, Font
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
 
-SCOPE_NAMES = {"schools": "学校", "counties": "县区"}
+from services.scoring.models import Quota
+from services.scoring.periods import SHANGHAI, Period, parse_period
+from shared.orgtree import OrgTree
 
-RANKING_COLUMNS = (
-    ("rank", "名次"),
-    ("award_rank", "评奖名次"),
-    ("unit", "单位代码"),
-    ("name", "单位名称"),
-    ("county", "所属县区"),
-    ("points", "总得分"),
-    ("ledger_points", "计分"),
-    ("quota_deductions", "任务扣分"),
-    ("submitted", "报送数"),
-    ("approved", "终审通过数"),
-    ("returned", "退回数"),
-    ("rejected", "不予采用数"),
-    ("published", "局平台发布数"),
-    ("adopted", "外部采用数"),
-    ("adopted_national", "国家级采用"),
-    ("adopted_provincial", "省级采用"),
-    ("adopted_city", "市级采用"),
-    ("adopted_county", "县级采用"),
-    ("adoption_rate", "采用率"),
-    ("quota_short", "任务缺口"),
-    ("incidents", "舆情事件数"),
-    ("eligible", "评奖资格"),
-    ("flag", "说明"),
-)
-ZERO_COLUMNS = (
-    ("unit", "单位代码"),
-    ("name", "单位名称"),
-    ("county", "所属县区"),
-    ("reason", "原因"),
-)
-SHORTFALL_COLUMNS = (
-    ("unit", "单位代码"),
-    ("unit_name", "单位名称"),
-    ("name", "任务"),
-    ("period", "任务期间"),
-    ("target", "目标数"),
-    ("actual", "完成数"),
-    ("shortfall", "缺口"),
-    ("deduction", "扣分"),
-)
-INCIDENT_COLUMNS = (
-    ("incident_id", "事件编号"),
-    ("unit", "单位代码"),
-    ("county", "所属县区"),
-    ("topic", "主题"),
-    ("severity", "级别"),
-    ("serious", "严重负面（一票否决）"),
-    ("first_at", "首次发现时间"),
-)
+CN_NUMBERS = "一二三四"
+SEVERITY_NAMES = {"blue": "蓝色（一般）", "yellow": "黄色（较大）", "orange": "橙色（重大）",
+                  "red": "红色（特别重大）"}  # fmt: skip
+TOPIC_NAMES = {
+    "safety": "校园安全", "fees": "教育收费", "food": "食品安全", "teacher_conduct": "师德师风",
+    "bullying": "校园欺凌", "admissions": "招生入学", "facilities": "校舍设施", "other": "其他",
+}  # fmt: skip
+TYPE_NAMES = {"school": "学校", "direct": "直属单位", "county": "县区教育局", "city": "市教育局"}
+PERCENT = "0.0%"
+POINTS = "0.0#"
+LOCAL_TIME = "yyyy-mm-dd hh:mm"
+
+
+@dataclass(frozen=True)
+class Column:
+    title: str
+    value: Callable[[dict[str, Any]], Any]
+    number_format: str | None = None
+
+
+@dataclass
+class Bulletin:
+    title: str
+    issuer: str
+    issued_on: str
+    paragraphs: list[str]
+    tie_rule: str
+    file_stem: str
+    ranking: list[dict[str, Any]]
+    zero: list[dict[str, Any]]
+    shortfalls: list[dict[str, Any]]
+    incidents: list[dict[str, Any]]
+    scope: str
+
+
+def period_words(period: Period) -> str:
+    """``2026年第四季度``, ``2026年11月``, ``2026年上半年``, ``2026年度``."""
+    if period.kind == "month":
+        return f"{period.year}年{period.index}月"
+    if period.kind == "quarter":
+        return f"{period.year}年第{CN_NUMBERS[period.index - 1]}季度"
+    if period.kind == "half":
+        return f"{period.year}年{'上' if period.index == 1 else '下'}半年"
+    return f"{period.year}年度"
+
+
+def date_words(moment: datetime) -> str:
+    local = moment.astimezone(SHANGHAI)
+    return f"{local.year}年{local.month}月{local.day}日"
+
+
+def _local(moment: datetime | str | None) -> datetime | None:
+    """A local (Shanghai) wall-clock time for a spreadsheet cell, which has no time zone."""
+    if moment is None:
+        return None
+    value = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    return value.astimezone(SHANGHAI).replace(tzinfo=None)
+
+
+def _name(org: OrgTree, code: str | None) -> str:
+    unit = org.get(code) if code else None
+    return unit.name if unit else (code or "")
+
+
+def _county_name(org: OrgTree, code: str | None) -> str:
+    """A county as a column names it: 临江市, not 临江市教育局."""
+    return _name(org, code).removesuffix("教育局")
+
+
+def _names(rows: list[dict[str, Any]], limit: int = 10) -> str:
+    names = [row["name"] for row in rows[:limit]]
+    text = "、".join(names)
+    return text + (f"等{len(rows)}个单位" if len(rows) > limit else "")
+
+
+def _veto_words(veto: dict[str, Any] | None) -> str:
+    if veto is None:
+        return ""
+    if veto.get("hidden"):
+        return "一票否决"
+    return (
+        f"一票否决：{TOPIC_NAMES.get(veto['topic'], veto['topic'])}，"
+        f"{veto['decided_by_name']}于{veto['decided_at'][:10]}认定，理由：{veto['reason']}"
+    )
+
+
+def covering_text(
+    *,
+    ranking: dict[str, Any],
+    org: OrgTree,
+    period: Period,
+    county_name: str | None,
+    quotas: list[Quota],
+) -> list[str]:
+    """The covering paragraphs, written from the ranking's figures."""
+    rows = ranking["rows"]
+    where = county_name or "全市"
+    total = {key: sum(row[key] for row in rows) for key in (
+        "submitted", "approved", "published", "adopted", "adopted_national",
+        "adopted_provincial", "adopted_city", "adopted_county",
+    )}  # fmt: skip
+    rate = total["adopted"] / total["submitted"] if total["submitted"] else 0.0
+    reporting = sum(1 for row in rows if row["submitted"])
+    subject = "县区" if ranking["scope"] == "counties" else "学校（单位）"
+    figures = (
+        f"{period_words(period)}，{where}纳入考核的{len(rows)}个{subject}中有{reporting}个报送稿件，"
+        f"共报送{total['submitted']}篇，终审通过{total['approved']}篇，在局平台发布"
+        f"{total['published']}篇，被外部媒体采用{total['adopted']}篇（其中国家级"
+        f"{total['adopted_national']}篇、省级{total['adopted_provincial']}篇、市级"
+        f"{total['adopted_city']}篇、县级{total['adopted_county']}篇），采用率{rate:.1%}。"
+    )
+    paragraphs = [figures]
+    if not ranking["ranked"]:
+        paragraphs.append(ranking["note"] or "本期各单位得分相同，不排名次。")
+    else:
+        top = [row for row in rows if row["award_rank"] is not None and row["award_rank"] <= 3]
+        if top:
+            named = "、".join(f"{row['name']}（{row['points']:g}分）" for row in top)
+            paragraphs.append(f"综合得分位居前列的单位是：{named}，予以通报表扬。")
+    zero = [row for row in rows if row["zero_submissions"]]
+    paragraphs.append(
+        f"本期报送信息为零的单位有{len(zero)}个：{_names(zero)}，取消本期评奖资格。"
+        if zero
+        else "本期没有报送信息为零的单位。"
+    )
+    vetoed = [row for row in rows if row["veto"] is not None]
+    paragraphs.append(
+        f"经认定发生严重负面舆情、实行一票否决的单位有{len(vetoed)}个：{_names(vetoed)}，"
+        "取消本年度评奖资格。"
+        if vetoed
+        else "本期没有经认定实行一票否决的单位。"
+    )
+    types = {"county"} if ranking["scope"] == "counties" else {"school", "direct"}
+    wanted = [quota.name for quota in quotas if types.intersection(quota.unit_types)]
+    if wanted:
+        paragraphs.append(
+            "请各单位对照考核细则，查漏补缺，做好下一阶段教育宣传工作：" + "；".join(wanted) + "。"
+        )
+    return paragraphs
+
+
+def compose(
+    *,
+    ranking: dict[str, Any],
+    incidents: list[dict[str, Any]],
+    org: OrgTree,
+    period: Period,
+    issuer: str | None,
+    issued_at: datetime,
+    quotas: list[Quota],
+) -> Bulletin:
+    """The bulletin of a ranking: title, issuer, date, covering text and tables."""
+    county = org.get(ranking["county"]) if ranking.get("county") else None
+    county_name = county.name.removesuffix("教育局") if county else None
+    subject = (
+        f"{county_name}学校"
+        if county_name
+        else ("各县区" if ranking["scope"] == "counties" else "")
+    )
+    title = f"{org.city.name}关于{period_words(period)}{subject}教育宣传工作情况的通报"
+    rows = [{**row, "county_name": _county_name(org, row["county"])} for row in ranking["rows"]]
+    zero = [row for row in rows if row["zero_submissions"]]
+    shortfalls = [
+        {
+            **line,
+            "county_name": _county_name(org, org.unit(line["unit"]).county),
+            "period_words": period_words(parse_period(line["period"])),
+        }
+        for line in ranking["quota_shortfalls"]
+    ]
+    shown = [
+        {
+            **row,
+            "unit_name": _name(org, row["unit"]),
+            "county_name": _county_name(org, row["county"]),
+        }
+        for row in incidents
+    ]
+    stem = period.label.replace(":", "-") + (f"-{ranking['county']}" if county else "")
+    return Bulletin(
+        title=title,
+        issuer=issuer or f"{org.city.name}办公室",
+        issued_on=date_words(issued_at),
+        paragraphs=covering_text(
+            ranking=ranking, org=org, period=period, county_name=county_name, quotas=quotas
+        ),
+        tie_rule=ranking["tie_rule"],
+        file_stem=f"{stem}-{ranking['scope']}",
+        ranking=rows,
+        zero=zero,
+        shortfalls=shortfalls,
+        incidents=shown,
+        scope=ranking["scope"],
+    )
 
 
 def _flag(row: dict[str, Any]) -> str:
     notes = []
+    if not row["active"]:
+        notes.append("本期尚未使用平台")
     if row["zero_submissions"]:
         notes.append("报送信息为零，取消评奖资格")
     if row["veto"]:
-        veto = row["veto"]
-        notes.append(f"一票否决：舆情事件 {veto['incident_id']}（{veto['topic']}）")
+        notes.append(_veto_words(row["veto"]))
     return "；".join(notes)
 
 
-def _cell(row: dict[str, Any], key: str) -> Any:
-    if key == "flag":
-        return _flag(row)
-    value = row.get(key)
-    if key == "eligible":
-        return "有" if value else "无"
-    if key == "serious":
-        return "是" if value else "否"
-    if key == "adoption_rate":
-        return f"{value:.1%}"
+def _rank(value: int | None) -> int | str:
     return "" if value is None else value
 
 
-def ranking_table(rows: list[dict[str, Any]]) -> list[list[Any]]:
-    """The ranking as a header row and one row per unit."""
-    return [[title for _, title in RANKING_COLUMNS]] + [
-        [_cell(row, key) for key, _ in RANKING_COLUMNS] for row in rows
-    ]
+RANKING_COLUMNS = (
+    Column("名次", lambda r: _rank(r["rank"])),
+    Column("评奖名次", lambda r: _rank(r["award_rank"])),
+    Column("单位名称", lambda r: r["name"]),
+    Column("所属县区", lambda r: r["county_name"] if r["type"] != "county" else ""),
+    Column("总得分", lambda r: r["points"], POINTS),
+    Column("计分", lambda r: r["ledger_points"], POINTS),
+    Column("任务扣分", lambda r: r["quota_deductions"], POINTS),
+    Column("报送数", lambda r: r["submitted"]),
+    Column("终审通过数", lambda r: r["approved"]),
+    Column("局平台发布数", lambda r: r["published"]),
+    Column("外部采用数", lambda r: r["adopted"]),
+    Column("国家级采用", lambda r: r["adopted_national"]),
+    Column("省级采用", lambda r: r["adopted_provincial"]),
+    Column("市级采用", lambda r: r["adopted_city"]),
+    Column("县级采用", lambda r: r["adopted_county"]),
+    Column("采用率", lambda r: r["adoption_rate"], PERCENT),
+    Column("任务缺口", lambda r: r["quota_short"]),
+    Column("舆情事件数", lambda r: r["incidents"]),
+    Column("评奖资格", lambda r: "有" if r["eligible"] else "无"),
+    Column("说明", _flag),
+)
+ZERO_COLUMNS = (
+    Column("单位名称", lambda r: r["name"]),
+    Column("所属县区", lambda r: r["county_name"]),
+    Column("单位类型", lambda r: TYPE_NAMES.get(r["type"], r["type"])),
+    Column("处理", lambda r: "报送信息为零，取消评奖资格"),
+)
+SHORTFALL_COLUMNS = (
+    Column("单位名称", lambda r: r["unit_name"]),
+    Column("所属县区", lambda r: r["county_name"]),
+    Column("任务", lambda r: r["name"]),
+    Column("任务期间", lambda r: r["period_words"]),
+    Column("目标数", lambda r: r["target"]),
+    Column("完成数", lambda r: r["actual"]),
+    Column("缺口", lambda r: r["shortfall"]),
+    Column("扣分", lambda r: r["deduction"], POINTS),
+)
+INCIDENT_COLUMNS = (
+    Column("单位名称", lambda r: r["unit_name"]),
+    Column("所属县区", lambda r: r["county_name"]),
+    Column("主题", lambda r: TOPIC_NAMES.get(r["topic"], r["topic"])),
+    Column("预警级别", lambda r: SEVERITY_NAMES.get(r["severity"], r["severity"])),
+    Column("首次发现时间", lambda r: _local(r["first_at"]), LOCAL_TIME),
+    Column("一票否决候选", lambda r: "是" if r["candidate"] else "否"),
+    Column("认定情况", lambda r: _veto_words(r["veto"]) if r["serious"] else "未认定"),
+    Column("事件编号", lambda r: r["incident_id"]),
+)
 
 
-def ranking_csv(rows: list[dict[str, Any]]) -> bytes:
+def _cells(columns: tuple[Column, ...], rows: list[dict[str, Any]]) -> list[list[Any]]:
+    return [[column.value(row) for column in columns] for row in rows]
+
+
+def ranking_csv(bulletin: Bulletin) -> bytes:
     """The ranking as UTF-8 CSV with a byte-order mark (spreadsheet programs need it)."""
     out = io.StringIO()
-    csv.writer(out).writerows(ranking_table(rows))
+    writer = csv.writer(out)
+    writer.writerow([column.title for column in RANKING_COLUMNS])
+    writer.writerows(_cells(RANKING_COLUMNS, bulletin.ranking))
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
-def bulletin_xlsx(ranking: dict[str, Any], incidents: list[dict[str, Any]]) -> bytes:
-    """The whole bulletin as an XLSX workbook with four sheets."""
+# ---- XLSX ------------------------------------------------------------------------------
+def _width(value: Any) -> int:
+    """Display width of a cell's text: a Chinese character takes two columns."""
+    if isinstance(value, float):
+        text = f"{value:.2f}"
+    elif isinstance(value, datetime):
+        text = "2026-01-01 00:00"
+    else:
+        text = str(value)
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _table(
+    sheet: Worksheet,
+    columns: tuple[Column, ...],
+    rows: list[dict[str, Any]],
+    *,
+    top: int,
+    title: str,
+) -> int:
+    """Write a header and rows from row ``top``; returns the last row written."""
+    header_font = Font(bold=True)
+    for index, column in enumerate(columns, start=1):
+        cell = sheet.cell(row=top, column=index, value=column.title)
+        cell.font = header_font
+        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+    widths = [_width(column.title) for column in columns]
+    for offset, values in enumerate(_cells(columns, rows), start=1):
+        for index, (column, value) in enumerate(zip(columns, values, strict=True), start=1):
+            cell = sheet.cell(row=top + offset, column=index, value=value)
+            if column.number_format:
+                cell.number_format = column.number_format
+            widths[index - 1] = max(widths[index - 1], _width(value))
+    for index, width in enumerate(widths, start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = min(max(width + 2, 6), 60)
+    last = top + len(rows)
+    end = get_column_letter(len(columns))
+    sheet.print_area = f"A1:{end}{max(last, top)}"
+    sheet.print_title_rows = f"{top}:{top}"
+    sheet.freeze_panes = sheet.cell(row=top + 1, column=1)
+    sheet.page_setup.orientation = "landscape"
+    sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
+    sheet.page_setup.fitToWidth = 1
+    sheet.page_setup.fitToHeight = 0
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    sheet.oddHeader.center.text = title
+    sheet.oddFooter.center.text = "第 &P 页，共 &N 页"
+    return last
+
+
+def bulletin_xlsx(bulletin: Bulletin) -> bytes:
+    """The bulletin as a workbook: the 通报 sheet (title, issuer, date, covering text,
+    ranking, ranking rule), then 零报送单位, 任务缺口 and 舆情事件."""
     book = Workbook()
     sheet = book.active
-    sheet.title = "排行榜"
-    title = f"{ranking['period']} {SCOPE_NAMES[ranking['scope']]}排行榜"
-    if ranking.get("county"):
-        title += f"（{ranking['county']}）"
-    _fill(sheet, ranking_table(ranking["rows"]))
-    sheet.append([])
-    sheet.append([title, f"并列规则：{ranking['tie_rule']}"])
-    zero = [
-        {**row, "reason": "报送信息为零，取消评奖资格"}
-        for row in ranking["rows"]
-        if row["zero_submissions"]
-    ]
-    _fill(book.create_sheet("零报送单位"), _table(ZERO_COLUMNS, zero))
-    _fill(book.create_sheet("任务缺口"), _table(SHORTFALL_COLUMNS, ranking["quota_shortfalls"]))
-    _fill(book.create_sheet("舆情事件"), _table(INCIDENT_COLUMNS, incidents))
+    assert sheet is not None
+    sheet.title = "通报"
+    span = len(RANKING_COLUMNS)
+    end = get_column_letter(span)
+    sheet["A1"] = bulletin.title
+    sheet["A1"].font = Font(bold=True, size=16)
+    sheet["A1"].alignment = Alignment(horizontal="center")
+    sheet.merge_cells(f"A1:{end}1")
+    sheet["A2"] = f"{bulletin.issuer}　　{bulletin.issued_on}"
+    sheet["A2"].alignment = Alignment(horizontal="right")
+    sheet.merge_cells(f"A2:{end}2")
+    text = "\n".join("　　" + paragraph for paragraph in bulletin.paragraphs)
+    sheet["A3"] = text
+    sheet["A3"].alignment = Alignment(wrap_text=True, vertical="top")
+    sheet.merge_cells(f"A3:{end}3")
+    # a merged cell does not grow with its text: give the row the lines it needs
+    sheet.row_dimensions[3].height = 16 * (sum(_width(p) // 150 + 1 for p in bulletin.paragraphs))
+    last = _table(sheet, RANKING_COLUMNS, bulletin.ranking, top=5, title=bulletin.title)
+    sheet.cell(row=last + 2, column=1, value=f"排名规则：{bulletin.tie_rule}")
+    sheet.merge_cells(f"A{last + 2}:{end}{last + 2}")
+    sheet.cell(row=last + 2, column=1).alignment = Alignment(wrap_text=True)
+    sheet.row_dimensions[last + 2].height = 32
+    sheet.print_area = f"A1:{end}{last + 2}"
+    for name, columns, rows in (
+        ("零报送单位", ZERO_COLUMNS, bulletin.zero),
+        ("任务缺口", SHORTFALL_COLUMNS, bulletin.shortfalls),
+        ("舆情事件", INCIDENT_COLUMNS, bulletin.incidents),
+    ):
+        extra = book.create_sheet(name)
+        extra["A1"] = f"{bulletin.title}：{name}"
+        extra["A1"].font = Font(bold=True, size=13)
+        _table(extra, columns, rows, top=2, title=f"{bulletin.title}：{name}")
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
 
 
-def _table(columns: tuple[tuple[str, str], ...], rows: list[dict[str, Any]]) -> list[list[Any]]:
-    return [[title for _, title in columns]] + [
-        [_cell(row, key) for key, _ in columns] for row in rows
-    ]
+# ---- printable page --------------------------------------------------------------------
+def _html_value(value: Any, number_format: str | None) -> str:
+    if value is None or value == "":
+        return ""
+    if number_format == PERCENT:
+        return f"{value:.1%}"
+    if number_format == LOCAL_TIME and isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, float):
+        return f"{value:g}"
+    return html.escape(str(value))
 
 
-def _fill(sheet: Any, table: list[list[Any]]) -> None:
-    for row in table:
-        sheet.append(row)
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-    sheet.freeze_panes = "A2"
+def _html_table(caption: str, columns: tuple[Column, ...], rows: list[dict[str, Any]]) -> str:
+    head = "".join(f"<th>{html.escape(c.title)}</th>" for c in columns)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{_html_value(c.value(row), c.number_format)}</td>" for c in columns)
+        + "</tr>"
+        for row in rows
+    )
+    if not rows:
+        body = f'<tr><td colspan="{len(columns)}">无</td></tr>'
+    return (
+        f"<h2>{html.escape(caption)}</h2>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+STYLE = """
+@page { size: A4 landscape; margin: 18mm 12mm; }
+body { font-family: "FangSong", "STFangsong", "SimSun", serif; font-size: 12pt; margin: 0 auto;
+       max-width: 297mm; }
+h1 { font-family: "SimHei", "Heiti SC", sans-serif; text-align: center; font-size: 20pt; }
+.issuer { text-align: right; }
+p { text-indent: 2em; line-height: 1.8; }
+h2 { font-size: 14pt; margin-top: 1.5em; }
+table { border-collapse: collapse; width: 100%; font-size: 9pt; page-break-inside: auto; }
+thead { display: table-header-group; }
+tr { page-break-inside: avoid; }
+th, td { border: 1px solid #444; padding: 2px 4px; }
+td { text-align: center; white-space: nowrap; }
+td:last-child { white-space: normal; }
+.rule { font-size: 10pt; text-indent: 0; }
+"""
+
+
+def bulletin_html(bulletin: Bulletin) -> str:
+    """The bulletin as a page that prints as the official document."""
+    paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in bulletin.paragraphs)
+    tables = "".join(
+        (
+            _html_table("排行榜", RANKING_COLUMNS, bulletin.ranking),
+            _html_table("零报送单位", ZERO_COLUMNS, bulletin.zero),
+            _html_table("任务缺口", SHORTFALL_COLUMNS, bulletin.shortfalls),
+            _html_table("舆情事件", INCIDENT_COLUMNS, bulletin.incidents),
+        )
+    )
+    return (
+        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
+        f"<title>{html.escape(bulletin.title)}</title><style>{STYLE}</style></head><body>"
+        f"<h1>{html.escape(bulletin.title)}</h1>"
+        f'<p class="issuer">{html.escape(bulletin.issuer)}<br>{html.escape(bulletin.issued_on)}</p>'
+        f"{paragraphs}{tables}"
+        f'<p class="rule">排名规则：{html.escape(bulletin.tie_rule)}</p></body></html>'
+    )

@@ -35,6 +35,7 @@ from services.scoring.service import (
     RuleBook,
     rule_book,
 )
+from services.scoring.summaries import refresh_summaries
 from shared import events as ev
 from shared.kafka import PermanentError
 from shared.orgtree import OrgTree, Unit
@@ -401,17 +402,27 @@ def _score_withdrawal(
         reason=f"撤稿，冲销发布得分{('：' + published.reason) if published.reason else ''}",
         story_id=published.story_id,
         counts={"published": -1 if any(e["kind"] == "publication" for e in active) else 0},
-        detail={"reverses": [e["_id"] for e in active]},
+        # sorted: the history comes in index order live and in event order on a rebuild
+        detail={"reverses": sorted(e["_id"] for e in active)},
     )
 
 
+SEVERITY_NAMES = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
+
+
 def score_flagged(scoring: Scoring, event: ev.OpinionFlaggedEvent) -> None:
+    """An alert or escalation records the incident, and at the rules' serious severity
+    proposes it as a veto candidate; only the bureau's determination (认定) vetoes."""
     flag = event.payload
     if flag.kind == ev.FlagKind.STORY_SCREENING or not flag.negative:
         return
     unit = scoring.unit(flag.school or flag.county or event.unit or event.county)
-    rules = scoring.book.at(event.occurred_at).rules
     incident = flag.incident_id or flag.alert_id or str(event.event_id)
+    severity = SEVERITY_NAMES[flag.severity.value]
+    if flag.kind in (ev.FlagKind.DETERMINATION, ev.FlagKind.DETERMINATION_LIFTED):
+        _score_determination(scoring, event, unit, incident)
+        return
+    rules = scoring.book.at(event.occurred_at).rules
     detail = {
         "incident_id": incident,
         "alert_id": flag.alert_id,
@@ -425,21 +436,55 @@ def score_flagged(scoring: Scoring, event: ev.OpinionFlaggedEvent) -> None:
         kind="incident",
         unit=unit,
         points=0,
-        reason=f"负面舆情事件：{flag.topic}（{flag.severity.value}）",
+        reason=f"负面舆情事件：{flag.topic}（{severity}）",
         counts={"incidents": 1},
         detail=detail,
     )
-    if flag.serious or flag.severity.rank >= rules.opinion.serious_severity.rank:
+    if flag.severity.rank >= rules.opinion.serious_severity.rank:
         scoring.add(
             event,
-            key=f"serious_incident|{incident}|{unit.code}",
-            kind="serious_incident",
+            key=f"veto_candidate|{incident}|{unit.code}",
+            kind="veto_candidate",
             unit=unit,
             points=0,
-            reason=f"严重负面舆情，一票否决：{flag.topic}（{flag.severity.value}）",
-            counts={"serious_incidents": 1},
+            reason=f"舆情达到{severity}预警，列为一票否决候选，待市教育局认定：{flag.topic}",
             detail=detail,
         )
+
+
+def _score_determination(
+    scoring: Scoring, event: ev.OpinionFlaggedEvent, unit: Unit, incident: str
+) -> None:
+    flag = event.payload
+    determined = flag.kind == ev.FlagKind.DETERMINATION
+    if not (flag.decided_by and flag.reason and flag.reason.strip()):
+        raise PermanentError("a determination names who decided and why")
+    incident_at = flag.incident_at or flag.flagged_at
+    kind = "determination" if determined else "determination_lifted"
+    entry = scoring.add(
+        event,
+        key=f"{kind}|{event.event_id}",
+        kind=kind,
+        unit=unit,
+        points=0,
+        reason=(
+            f"经认定为严重负面舆情事件，一票否决：{flag.topic}。认定理由：{flag.reason}"
+            if determined
+            else f"撤销严重负面舆情认定：{flag.topic}。理由：{flag.reason}"
+        ),
+        counts={"serious_incidents": 1 if determined else -1},
+        detail={
+            "incident_id": incident,
+            "topic": flag.topic,
+            "severity": flag.severity.value,
+            "decided_by": flag.decided_by,
+            "decided_by_name": flag.decided_by_name or flag.decided_by,
+            "reason": flag.reason,
+            "incident_at": incident_at,
+        },
+    )
+    # the veto falls on the year of the incident, whenever the bureau decided
+    entry["year"] = year_of(incident_at)
 
 
 def score_media(scoring: Scoring, event: ev.MediaStoredEvent) -> None:
@@ -540,6 +585,35 @@ async def _insert_new(
     return documents
 
 
+def empty_total() -> dict[str, Any]:
+    return {"points": 0.0, "entries": 0, **dict.fromkeys(COUNTERS, 0)}
+
+
+def add_to_total(total: dict[str, Any], entry: dict[str, Any]) -> None:
+    """Count one ledger entry into a unit-month's figures."""
+    total["points"] += entry["points"]
+    total["entries"] += 1
+    for name, value in entry["counts"].items():
+        total[name] = total.get(name, 0) + value
+
+
+def projection_document(
+    org: OrgTree, unit_code: str, period: str, total: dict[str, Any]
+) -> dict[str, Any]:
+    """The unit-month projection of ``total`` (without its ``_id``)."""
+    unit = org.unit(unit_code)
+    return {
+        "unit": unit_code,
+        "county": unit.county,
+        "type": unit.type,
+        "area": unit.area,
+        "period": period,
+        "year": int(period[:4]),
+        **total,
+        "points": round(total["points"], 2),
+    }
+
+
 async def refresh_projections(*, db: Db, org: OrgTree, keys: set[tuple[str, str]]) -> None:
     """Recompute the ``(unit, month)`` projections named by ``keys`` from the ledger."""
     if not keys:
@@ -547,15 +621,12 @@ async def refresh_projections(*, db: Db, org: OrgTree, keys: set[tuple[str, str]
     totals: dict[tuple[str, str], dict[str, Any]] = {}
 
     async def recompute(key: tuple[str, str]) -> None:
-        total: dict[str, Any] = {"points": 0.0, "entries": 0, **dict.fromkeys(COUNTERS, 0)}
+        total = empty_total()
         cursor = db[LEDGER].find(
             {"unit": key[0], "period": key[1]}, projection={"points": 1, "counts": 1}
         )
         async for entry in cursor:
-            total["points"] += entry["points"]
-            total["entries"] += 1
-            for name, value in entry["counts"].items():
-                total[name] = total.get(name, 0) + value
+            add_to_total(total, entry)
         totals[key] = total
 
     # one indexed lookup per (unit, month), a few at a time: far cheaper on the store
@@ -565,17 +636,7 @@ async def refresh_projections(*, db: Db, org: OrgTree, keys: set[tuple[str, str]
         await asyncio.gather(*(recompute(k) for k in pending[start : start + REFRESH_CONCURRENCY]))
     operations = []
     for (unit_code, period), total in totals.items():
-        unit = org.unit(unit_code)
-        document = {
-            "unit": unit_code,
-            "county": unit.county,
-            "type": unit.type,
-            "area": unit.area,
-            "period": period,
-            "year": int(period[:4]),
-            **total,
-            "points": round(total["points"], 2),
-        }
+        document = projection_document(org, unit_code, period, total)
         # the ledger only grows: a projection counted from fewer entries than the stored
         # one was read before another consumer's entries and must not replace it
         newer_or_same = {"_id": f"{unit_code}|{period}", "entries": {"$lte": total["entries"]}}
@@ -586,6 +647,7 @@ async def refresh_projections(*, db: Db, org: OrgTree, keys: set[tuple[str, str]
         # the upsert of a stale projection collides with the newer one's _id
         if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
             raise
+    await refresh_summaries(db=db, org=org, keys=keys)
 
 
 # ---- campaigns ------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -30,24 +30,28 @@ Measure = Literal[
 ]
 
 
+# a rule's number: finite, not negative, and of a size a bureau could mean
+Points = Annotated[float, Field(ge=0, le=10_000, allow_inf_nan=False)]
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class StoryPoints(Strict):
-    submitted: float = 1.0
-    approved: float = 2.0
-    returned: float = 0.0
-    rejected: float = 0.0
+    submitted: Points = 1.0
+    approved: Points = 2.0
+    returned: Points = 0.0
+    rejected: Points = 0.0
 
 
 class PublicationPoints(Strict):
     """Points for publication on the bureau's own platforms, per story and channel."""
 
-    channel_points: dict[str, float] = Field(default_factory=dict)
-    default_channel_points: float = 1.0
-    photo_bonus: float = 0.0
-    video_bonus: float = 0.0
+    channel_points: dict[str, Points] = Field(default_factory=dict)
+    default_channel_points: Points = 1.0
+    photo_bonus: Points = 0.0
+    video_bonus: Points = 0.0
 
 
 class AdoptionPoints(Strict):
@@ -55,9 +59,9 @@ class AdoptionPoints(Strict):
 
     mode: AdoptionMode = "highest_only"
     same_tier_counts_once: bool = True
-    levels: dict[OutletLevel, float]
-    placement: dict[Placement, float]
-    leader_instruction: dict[OutletLevel, float] = Field(default_factory=dict)
+    levels: dict[OutletLevel, Points]
+    placement: dict[Placement, Points]
+    leader_instruction: dict[OutletLevel, Points] = Field(default_factory=dict)
 
     def value(self, level: OutletLevel, placement: Placement) -> float:
         return self.levels.get(level, 0.0) * self.placement.get(placement, 1.0)
@@ -68,7 +72,7 @@ class OpinionRules(Strict):
 
 
 class CampaignRules(Strict):
-    completion_points: float = 5.0
+    completion_points: Points = 5.0
 
 
 class Quota(Strict):
@@ -80,8 +84,8 @@ class Quota(Strict):
     areas: list[Area] = Field(default_factory=lambda: ["urban", "rural"])
     period: QuotaPeriod
     measure: Measure
-    target: int = Field(ge=1)
-    deduction_per_missing: float = Field(default=0.0, ge=0)
+    target: int = Field(ge=1, le=1_000_000)
+    deduction_per_missing: Points = 0.0
 
 
 class RuleSet(Strict):
@@ -120,12 +124,12 @@ class CampaignTask(Strict):
     code: Code
     owner_type: UnitType
     what: CampaignWhat
-    count: int = Field(ge=1)
+    count: int = Field(ge=1, le=1_000_000)
     deadline: datetime
     include_below: bool = Field(
         default=False, description="a county's task also counts what its schools deliver"
     )
-    points: float | None = Field(default=None, description="completion points (default: rules)")
+    points: Points | None = Field(default=None, description="completion points (default: rules)")
 
 
 class CampaignCreate(Strict):

@@ -1,9 +1,16 @@
 """Rebuild the ledger and projections by replaying every scored topic from the beginning
-into a fresh database, with a fresh consumer group, in batches.
+into a fresh database, with a fresh consumer group.
 
 ``python -m services.scoring.rebuild [--database NAME]`` prints what it did. The rule
 versions and campaigns are configuration, not events: they are copied from the live
 database first, so the replay scores each event by the version in force at its time.
+
+The replay scores with the live consumers' functions, but keeps what they read back from
+the database in memory — each story's scoring history, the entries already written, the
+unit-month totals — because a fresh database holds nothing else: entries go out in large
+unordered inserts while the next records are decoded, and the unit-months and period
+summaries are written once at the end. What an event would have been refused for live
+(a repeated event, an entry whose key exists) is left out here in the same way.
 """
 
 from __future__ import annotations
@@ -13,23 +20,102 @@ import asyncio
 import json
 import time
 import uuid
+from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from services.scoring.handlers import BATCH, SCORED_TOPICS
-from services.scoring.ledger import apply_events
-from services.scoring.service import CAMPAIGNS, RULE_VERSIONS, ensure_indexes, seed_rules
+from services.scoring.handlers import SCORED_TOPICS
+from services.scoring.ledger import (
+    SCORERS,
+    Scoring,
+    add_to_total,
+    complete_campaign_tasks,
+    empty_total,
+    projection_document,
+)
+from services.scoring.service import (
+    CAMPAIGN_ITEMS,
+    CAMPAIGNS,
+    LEDGER,
+    RULE_VERSIONS,
+    SUMMARIES,
+    UNIT_MONTHS,
+    Db,
+    RuleBook,
+    ensure_indexes,
+    rule_book,
+    seed_rules,
+)
+from services.scoring.summaries import build_summaries
 from shared import topics as tp
 from shared.bus_auth import keyring_for
 from shared.deadletters import Delivery
 from shared.events import Envelope
-from shared.kafka import Refused, admit, client_security, truncating_topics
+from shared.kafka import PermanentError, Refused, admit, client_security, truncating_topics
 from shared.mongo import make_client
-from shared.orgtree import load_org
+from shared.orgtree import OrgTree, load_org
 from shared.settings import Settings, load_settings
+
+WRITE_CHUNK = 5_000
+READ_RECORDS = 5_000
+
+
+class Replay:
+    """The scoring state of one rebuild, in memory."""
+
+    def __init__(self, *, book: RuleBook, org: OrgTree) -> None:
+        self.org = org
+        self.scoring = Scoring(book=book, org=org, story_history=defaultdict(list))
+        self.seen_events: set[str] = set()
+        self.seen_entries: set[str] = set()
+        self.seen_items: set[str] = set()
+        self.totals: dict[tuple[str, str], dict[str, Any]] = {}
+        self.rejected = 0
+        self.duplicates = 0
+
+    def score(self, event: Envelope) -> None:
+        """Score one event as the live consumer would."""
+        event_id = str(event.event_id)
+        if event_id in self.seen_events:
+            self.duplicates += 1
+            return
+        self.seen_events.add(event_id)
+        try:
+            SCORERS[event.type](self.scoring, event)  # type: ignore[operator]
+        except PermanentError:
+            self.rejected += 1
+
+    def take(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The new ledger entries and campaign items scored since the last call."""
+        entries = [e for e in self.scoring.entries if self._first(self.seen_entries, e)]
+        items = [i for i in self.scoring.items if self._first(self.seen_items, i)]
+        self.duplicates += len(self.scoring.entries) - len(entries)
+        self.scoring.entries, self.scoring.items = [], []
+        for entry in entries:
+            self.count(entry)
+        return entries, items
+
+    def count(self, entry: dict[str, Any]) -> None:
+        key = (entry["unit"], entry["period"])
+        if key not in self.totals:
+            self.totals[key] = empty_total()
+        add_to_total(self.totals[key], entry)
+
+    @staticmethod
+    def _first(seen: set[str], document: dict[str, Any]) -> bool:
+        if document["_id"] in seen:
+            return False
+        seen.add(document["_id"])
+        return True
+
+    def projections(self) -> list[dict[str, Any]]:
+        return [
+            {"_id": f"{unit}|{period}", **projection_document(self.org, unit, period, total)}
+            for (unit, period), total in sorted(self.totals.items())
+        ]
 
 
 async def rebuild(
@@ -54,12 +140,15 @@ async def rebuild(
     live = client[settings.database_name]
     target = client[database]
     await client.drop_database(database)
-    await ensure_indexes(db=target)
+    # indexes come after the bulk load: building them once costs the store far less than
+    # keeping six of them up to date through every insert
     for collection in (RULE_VERSIONS, CAMPAIGNS):
         documents = await live[collection].find().to_list()
         if documents:
             await target[collection].insert_many(documents)
     await seed_rules(db=target)
+    book = await rule_book(db=target)
+    replay = Replay(book=book, org=org)
 
     by_name = {topic.name: topic for topic in SCORED_TOPICS}
     reader = AIOKafkaConsumer(
@@ -68,43 +157,87 @@ async def rebuild(
         group_id=f"{settings.service_name}-rebuild-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
         **client_security(settings),
     )
     await reader.start()
-    totals = {"events": 0, "entries": 0, "duplicates": 0, "refused": 0, "rejected": 0}
+    totals = {"events": 0, "entries": 0, "refused": 0}
+    writes: list[asyncio.Task[None]] = []
+    pending: list[dict[str, Any]] = []
+    # where the time goes: waiting for the broker, decoding and scoring, waiting for the
+    # store to take ledger inserts beyond the two in flight, then the writes at the end
+    phases = dict.fromkeys(("fetch", "decode_and_score", "ledger_writes"), 0.0)
     try:
         await _refuse_truncated(reader, by_name)
         deadline = time.monotonic() + idle_timeout
         while not await _caught_up(reader, by_name):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the rebuild made no progress for {idle_timeout}s")
-            batch = await reader.getmany(timeout_ms=500, max_records=BATCH)
-            events: list[Envelope] = []
+            fetch_started = time.perf_counter()
+            batch = await reader.getmany(timeout_ms=500, max_records=READ_RECORDS)
+            phases["fetch"] += time.perf_counter() - fetch_started
+            score_started = time.perf_counter()
+            if batch:
+                deadline = time.monotonic() + idle_timeout
             for partition, records in batch.items():
                 topic: tp.Topic = by_name[partition.topic]
                 for record in records:
                     # the live consumers dead-lettered exactly these
                     try:
-                        events.append(admit(topic, Delivery.of(record), keyring))
+                        event = admit(topic, Delivery.of(record), keyring)
                     except Refused:
                         totals["refused"] += 1
-            if batch:
-                deadline = time.monotonic() + idle_timeout
-            if events:
-                applied = await apply_events(
-                    db=target, org=org, events=events, count_metrics=False, skip_rejected=True
-                )
-                totals["events"] += len(events)
-                totals["entries"] += applied.entries
-                totals["duplicates"] += applied.duplicates
-                totals["rejected"] += len(applied.rejected)
+                        continue
+                    totals["events"] += 1
+                    replay.score(event)
+            entries, items = replay.take()
+            phases["decode_and_score"] += time.perf_counter() - score_started
+            write_started = time.perf_counter()
+            pending += entries
+            if items:
+                await target[CAMPAIGN_ITEMS].insert_many(items, ordered=False)
+            while len(pending) >= WRITE_CHUNK:
+                chunk, pending = pending[:WRITE_CHUNK], pending[WRITE_CHUNK:]
+                # the next records are read and scored while the store takes this chunk
+                writes.append(asyncio.create_task(_insert(target, LEDGER, chunk)))
+                writes = await _at_most(writes, 2)
+            phases["ledger_writes"] += time.perf_counter() - write_started
+        write_started = time.perf_counter()
+        writes.append(asyncio.create_task(_insert(target, LEDGER, pending)))
+        await asyncio.gather(*writes)
+        phases["ledger_writes"] += time.perf_counter() - write_started
     finally:
+        for write in writes:
+            write.cancel()
         await reader.stop()
+    projected = time.perf_counter()
+    try:
+        campaign_ids = [c["_id"] for c in await target[CAMPAIGNS].find({}, {"_id": 1}).to_list()]
+        completions = await complete_campaign_tasks(
+            db=target, book=book, org=org, items=[], campaign_codes=campaign_ids
+        )
+        for entry in completions:
+            replay.count(entry)
+        await _insert(target, LEDGER, completions)
+        projections = replay.projections()
+        await _insert(target, UNIT_MONTHS, projections)
+        summaries_started = time.perf_counter()
+        phases["unit_months"] = summaries_started - projected
+        await _insert(target, SUMMARIES, build_summaries(org, projections))
+        indexes_started = time.perf_counter()
+        phases["summaries"] = indexes_started - summaries_started
+        await ensure_indexes(db=target)
+        phases["indexes"] = time.perf_counter() - indexes_started
+        totals["entries"] = len(replay.seen_entries) + len(completions)
+    finally:
         await client.close()
     return {
         "database": database,
         **totals,
+        "duplicates": replay.duplicates,
+        "rejected": replay.rejected,
         "seconds": round(time.perf_counter() - started, 2),
+        "phases_seconds": {name: round(value, 2) for name, value in phases.items()},
         "finished_at": datetime.now(UTC).isoformat(),
     }
 
@@ -123,6 +256,21 @@ async def _refuse_truncated(reader: AIOKafkaConsumer, by_name: dict[str, tp.Topi
     lost = {f"{p.topic}[{p.partition}]": offset for p, offset in starts.items() if offset > 0}
     if lost:
         raise TruncatedTopic(f"records already deleted before offsets {lost}: refusing to rebuild")
+
+
+async def _insert(db: Db, collection: str, documents: list[dict[str, Any]]) -> None:
+    for start in range(0, len(documents), WRITE_CHUNK):
+        await db[collection].insert_many(documents[start : start + WRITE_CHUNK], ordered=False)
+
+
+async def _at_most(tasks: list[asyncio.Task[None]], running: int) -> list[asyncio.Task[None]]:
+    """Wait until no more than ``running`` of ``tasks`` are unfinished; raise their errors."""
+    while sum(not t.done() for t in tasks) > running:
+        await asyncio.wait([t for t in tasks if not t.done()], return_when=asyncio.FIRST_COMPLETED)
+    for task in tasks:
+        if task.done():
+            task.result()
+    return [t for t in tasks if not t.done()]
 
 
 async def _caught_up(reader: AIOKafkaConsumer, by_name: dict[str, tp.Topic]) -> bool:

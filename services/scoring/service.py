@@ -23,6 +23,7 @@ LEDGER = "ledger"
 UNIT_MONTHS = "unit_months"
 CAMPAIGNS = "campaigns"
 CAMPAIGN_ITEMS = "campaign_items"
+SUMMARIES = "summaries"
 
 DEFAULT_RULES = Path(__file__).parent / "rules.yaml"
 # the seed version governs every event, however old
@@ -129,7 +130,7 @@ async def add_rule_version(
             }
         )
     except DuplicateKeyError as exc:
-        raise ConflictError("another rule version was stored at the same moment; retry") from exc
+        raise ConflictError("另一个规则版本刚刚保存，请重试") from exc
     return version
 
 
@@ -148,7 +149,7 @@ async def create_campaign(*, db: Db, campaign: CampaignCreate, created_by: str) 
     try:
         await db[CAMPAIGNS].insert_one(document)
     except DuplicateKeyError as exc:
-        raise ConflictError(f"campaign {campaign.code!r} exists already") from exc
+        raise ConflictError(f"专题活动 {campaign.code!r} 已存在") from exc
     return document
 
 

@@ -13,11 +13,12 @@ from services.sentiment.models import (
     AlertOut,
     AlertState,
     ClassifyRequest,
+    DeterminationRequest,
     IncidentOut,
     SentimentConfig,
     Verdict,
 )
-from services.sentiment.service import AlertConflict, AlertNotFound, Sentiment
+from services.sentiment.service import AlertConflict, AlertNotFound, IncidentNotFound, Sentiment
 from shared.auth import CurrentPrincipal, Role, require_role
 from shared.events import Severity
 
@@ -57,6 +58,58 @@ async def get_incident(
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id!r} in your scope")
     incident, items = found
     return IncidentOut.of(incident, items)
+
+
+# who may determine an incident serious: the city bureau's opinion officer, its leader in
+# charge, or an administrator, never a county or a school
+DETERMINING_ROLES = (Role.OPINION_OFFICER, Role.LEADER, Role.ADMIN)
+
+
+async def _determine(
+    request: Request,
+    principal: CurrentPrincipal,
+    incident_id: str,
+    body: DeterminationRequest,
+    determined: bool,
+) -> IncidentOut:
+    sentiment = _sentiment(request)
+    if principal.unit != sentiment.org.city.code or not principal.has(*DETERMINING_ROLES):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "只有市教育局办公室或市级舆情管理员可以认定或撤销严重负面舆情事件",
+        )
+    if not body.reason.strip():
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "请写明认定或撤销的理由")
+    try:
+        incident = await service.determine_incident(
+            sentiment=sentiment,
+            incident_id=incident_id,
+            principal=principal,
+            reason=body.reason,
+            determined=determined,
+        )
+    except IncidentNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"没有舆情事件 {incident_id!r}") from exc
+    except AlertConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    return IncidentOut.of(incident)
+
+
+@router.post("/incidents/{incident_id}/determination", response_model=IncidentOut)
+async def determine_incident(
+    request: Request, principal: CurrentPrincipal, incident_id: str, body: DeterminationRequest
+) -> IncidentOut:
+    """Determine (认定) the incident a serious negative incident, with the reason: the
+    unit's awards for the year are vetoed (一票否决)."""
+    return await _determine(request, principal, incident_id, body, determined=True)
+
+
+@router.delete("/incidents/{incident_id}/determination", response_model=IncidentOut)
+async def lift_determination(
+    request: Request, principal: CurrentPrincipal, incident_id: str, body: DeterminationRequest
+) -> IncidentOut:
+    """Lift the determination, with the reason: the veto no longer applies."""
+    return await _determine(request, principal, incident_id, body, determined=False)
 
 
 @router.get("/alerts", response_model=list[AlertOut])

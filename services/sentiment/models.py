@@ -148,6 +148,23 @@ class ItemOut(BaseModel):
         return cls(id=doc["_id"], **{k: v for k, v in doc.items() if k in cls.model_fields})
 
 
+class DeterminationRequest(BaseModel):
+    """The city bureau's determination (认定) of an incident, or its lifting: always why."""
+
+    reason: str = Field(min_length=4, max_length=2000, description="认定或撤销的理由")
+
+
+class Determination(BaseModel):
+    """Whether the bureau holds the incident to be a serious negative incident (一票否决),
+    who decided, when and why; the history keeps every determination and lifting."""
+
+    determined: bool
+    by: str
+    by_name: str
+    at: datetime
+    reason: str
+
+
 class IncidentOut(BaseModel):
     id: str
     county: str
@@ -159,6 +176,7 @@ class IncidentOut(BaseModel):
     first_item_at: datetime
     last_item_at: datetime
     alert_id: str | None
+    determination: Determination | None = None
     items: list[ItemOut] | None = None
 
     @classmethod

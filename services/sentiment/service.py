@@ -97,6 +97,10 @@ class AlertConflict(Exception):
     """The action does not apply to the alert in its current state."""
 
 
+class IncidentNotFound(Exception):
+    pass
+
+
 @dataclass
 class Sentiment:
     """The model, the current rules and the runtime, shared by handlers, routes and jobs."""
@@ -903,6 +907,81 @@ async def refresh_gauges(*, sentiment: Sentiment) -> None:
         counts[row["_id"]] = row["n"]
     for severity, count in counts.items():
         ALERTS_OPEN.labels(severity).set(count)
+
+
+# ---- determination (认定) ----------------------------------------------------------------
+async def determine_incident(
+    *,
+    sentiment: Sentiment,
+    incident_id: str,
+    principal: Principal,
+    reason: str,
+    determined: bool,
+) -> dict[str, Any]:
+    """Record the city bureau's determination that an incident is a serious negative
+    incident (or lift it) and announce it on ``opinion.flagged`` in the same transaction:
+    scoring vetoes the unit's year on this, never on the alert's severity alone."""
+    runtime = sentiment.runtime
+    db = runtime.db
+    incident = await db.incidents.find_one({"_id": incident_id}, projection={"item_ids": False})
+    if incident is None:
+        raise IncidentNotFound(incident_id)
+    current = (incident.get("determination") or {}).get("determined", False)
+    if current == determined:
+        raise AlertConflict(
+            "该事件已被认定为严重负面舆情事件" if determined else "该事件尚未被认定，无需撤销"
+        )
+    now = now_utc()
+    record = {
+        "determined": determined,
+        "by": principal.sub,
+        "by_name": principal.name,
+        "at": now,
+        "reason": reason.strip(),
+    }
+    kind = FlagKind.DETERMINATION if determined else FlagKind.DETERMINATION_LIFTED
+    flagged = OpinionFlagged(
+        kind=kind,
+        incident_id=incident_id,
+        alert_id=incident.get("alert_id"),
+        county=incident["county"],
+        school=incident["school"],
+        owner_level="city",
+        severity=Severity(incident["severity"]),
+        negative=True,
+        score=1.0,
+        topic=incident["topic"],
+        item_count=incident["item_count"],
+        flagged_at=now,
+        decided_by=principal.sub,
+        decided_by_name=principal.name,
+        reason=record["reason"],
+        incident_at=incident["first_item_at"],
+    )
+    event = OpinionFlaggedEvent.build(
+        flagged, producer=SERVICE, county=incident["county"],
+        unit=incident["school"] or incident["county"],
+    )  # fmt: skip
+    # the state read above must still hold: two officers deciding at once do not both win
+    unchanged = (
+        {"determination.determined": True}
+        if current
+        else {"$or": [{"determination": {"$exists": False}}, {"determination.determined": False}]}
+    )
+
+    async def effect(session: AsyncClientSession) -> None:
+        done = await db.incidents.update_one(
+            {"_id": incident_id, **unchanged},
+            {"$set": {"determination": record}, "$push": {"determination_history": record}},
+            session=session,
+        )
+        if done.modified_count != 1:
+            raise AlertConflict("该事件的认定状态刚刚被他人更改，请刷新后重试")
+        await runtime.emit(tp.OPINION_FLAGGED, event, session=session)
+
+    await in_transaction(runtime.mongo, effect)
+    runtime.outbox_written()
+    return {**incident, "determination": record}
 
 
 # ---- queries --------------------------------------------------------------------------

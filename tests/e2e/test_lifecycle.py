@@ -176,7 +176,7 @@ async def test_a_county_system_and_a_correspondent_reach_the_same_result(
 
 
 @pytest.mark.slow
-async def test_a_negative_burst_is_one_incident_one_alert_an_escalation_and_a_veto(
+async def test_a_negative_burst_is_one_incident_one_alert_an_escalation_and_a_determined_veto(
     city: ServiceProcesses,
 ) -> None:
     # a school no other test writes opinion items about: an earlier incident there would
@@ -246,7 +246,27 @@ async def test_a_negative_burst_is_one_incident_one_alert_an_escalation_and_a_ve
         incidents = await http.get(
             f"{city.url('sentiment')}/incidents", headers=auth(county, Role.OPINION_OFFICER)
         )
-        assert len([i for i in incidents.json() if i["school"] == school]) == 1
+        ours = [i for i in incidents.json() if i["school"] == school]
+        assert len(ours) == 1
+        period = f"year:{flows.today():%Y}"
+        city_officer = auth("jc", Role.OPINION_OFFICER, sub="city-officer")
+
+        async def candidate() -> bool:
+            listed = await http.get(
+                f"{city.url('scoring')}/veto-candidates", headers=city_officer,
+                params={"period": period},
+            )  # fmt: skip
+            return any(c["incident_id"] == ours[0]["id"] for c in listed.json())
+
+        # the machine's verdict only proposes the veto: the city office decides
+        await eventually(candidate, what="the incident among the veto candidates", timeout=60)
+        table = await flows.ranking(http, city, period=period, scope="schools", county=county)
+        assert flows.row_of(table, school)["veto"] is None
+        determined = await http.post(
+            f"{city.url('sentiment')}/incidents/{ours[0]['id']}/determination",
+            headers=city_officer, json={"reason": "食物中毒经卫生部门确认，上了热搜，影响恶劣"},
+        )  # fmt: skip
+        assert determined.status_code == 200, determined.text
 
         async def vetoed() -> dict[str, Any] | None:
             table = await flows.ranking(
@@ -257,3 +277,4 @@ async def test_a_negative_burst_is_one_incident_one_alert_an_escalation_and_a_ve
 
         row = await eventually(vetoed, what="the veto in the yearly appraisal", timeout=60)
         assert row["eligible"] is False
+        assert row["veto"]["decided_by"] == "city-officer" and "热搜" in row["veto"]["reason"]

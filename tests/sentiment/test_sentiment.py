@@ -679,3 +679,57 @@ async def test_the_item_list_answers_bad_periods_and_units_with_a_code(
     assert window.status_code == 200 and window.json() == []
     correspondent = auth("qs-dyxx", Role.CORRESPONDENT)
     assert (await sentiment.client.get("/items", headers=correspondent)).status_code == 403
+
+
+async def test_only_the_city_office_determines_an_incident_serious_with_a_reason_and_can_lift_it(
+    sentiment: RunningService,
+) -> None:
+    school = "qs-syxx"
+    await send(
+        "intake.opinions",
+        opinion("qs", school, "青石县第一小学体育课上学生摔伤骨折，老师不管不问", source="weibo"),
+    )
+    incident = await eventually(lambda: incident_of(sentiment, school), what="qs incident")
+    path = f"/incidents/{incident['id']}/determination"
+    reason = "经调查属实，多家媒体转载，造成恶劣社会影响"
+    county = await sentiment.client.post(path, json={"reason": reason}, headers=auth("qs", OFFICER))
+    assert county.status_code == 403 and "市教育局" in county.json()["detail"]
+    school_officer = auth(school, OFFICER)
+    assert (
+        await sentiment.client.post(path, json={"reason": reason}, headers=school_officer)
+    ).status_code == 403
+    silent = await sentiment.client.post(path, json={"reason": ""}, headers=CITY_OFFICER)
+    assert silent.status_code == 422
+    unknown = await sentiment.client.post(
+        "/incidents/inc-nowhere/determination", json={"reason": reason}, headers=CITY_OFFICER
+    )
+    assert unknown.status_code == 404
+
+    chief = auth("jc", OFFICER, sub="city-officer-li")
+    done = await sentiment.client.post(path, json={"reason": reason}, headers=chief)
+    assert done.status_code == 200, done.text
+    determination = done.json()["determination"]
+    assert determination["determined"] is True and determination["by"] == "city-officer-li"
+    assert determination["reason"] == reason
+    again = await sentiment.client.post(path, json={"reason": reason}, headers=chief)
+    assert again.status_code == 409
+    shown = (await sentiment.client.get(f"/incidents/{incident['id']}", headers=chief)).json()
+    assert shown["determination"]["determined"] is True
+
+    why_not = "复核后认定为个别事件，已妥善处置"
+    lifted = await sentiment.client.request("DELETE", path, json={"reason": why_not}, headers=chief)
+    assert lifted.status_code == 200, lifted.text
+    assert lifted.json()["determination"]["determined"] is False
+    twice = await sentiment.client.request("DELETE", path, json={"reason": why_not}, headers=chief)
+    assert twice.status_code == 409
+
+    def both(records: list[Any]) -> bool:
+        return len(flags(records, incident_id=incident["id"], decided_by="city-officer-li")) == 2
+
+    records = await read_topic("opinion.flagged", until=both)
+    announced = flags(records, incident_id=incident["id"], decided_by="city-officer-li")
+    assert [(a["kind"], a["reason"]) for a in announced] == [
+        ("determination", reason),
+        ("determination_lifted", why_not),
+    ]
+    assert all(a["incident_at"] and a["school"] == school for a in announced)
