@@ -88,15 +88,19 @@ async def list_stories(
     submitted_to: Annotated[date | None, Query(description="Asia/Shanghai day, inclusive")] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 20,
+    q: Annotated[
+        str | None, Query(max_length=100, description="a phrase in the title or body")
+    ] = None,
 ) -> StoryPage:
-    """The stories of the caller's unit and the units below it, newest change first."""
+    """The stories of the caller's unit and the units below it, newest change first;
+    ``q`` keeps those whose title or body holds every character pair of the phrase."""
     runtime = _runtime(request)
     if unit is not None:
         require_scope(principal, runtime.org, unit)
     docs, total = await service.list_stories(
         runtime, principal=principal, unit=unit, status=status_, category=category,
         campaign=campaign, submitted_from=submitted_from, submitted_to=submitted_to,
-        page=page, page_size=page_size,
+        page=page, page_size=page_size, text=q,
     )  # fmt: skip
     items = [StorySummary(**_summary(doc)) for doc in docs]
     return StoryPage(items=items, total=total, page=page, page_size=page_size)
