@@ -31,7 +31,7 @@ from services.console.models import (
 )
 from services.console.service import UpstreamError, Upstreams
 from services.console.settings import ConsoleSettings
-from services.console.wording import from_detail
+from services.console.wording import GENERIC_BY_STATUS, from_detail
 from shared.auth import AuthError, Principal, Role, verify_token
 from shared.orgtree import OrgTree
 
@@ -379,7 +379,9 @@ async def upload(request: Request, me: SignedIn, up: Ups) -> Response:
     if answer.status_code >= 400:
         # the media service's refusal, said in Chinese for the upload's progress line
         refused = UpstreamError.of(answer, "media")
-        return JSONResponse({"message": refused.text}, answer.status_code)
+        # the type sniffer's own words are technical; the allowed types are what helps
+        text = GENERIC_BY_STATUS[415] if answer.status_code == 415 else refused.text
+        return JSONResponse({"message": text}, answer.status_code)
     return Response(
         answer.content, answer.status_code, media_type=answer.headers.get("content-type")
     )
@@ -522,11 +524,15 @@ async def office(
     withdraw, and the publish queue by title; each list pages on its own."""
     if not is_city_office(me.principal, _org(request)):
         return forbidden(request, me, "发布与采用登记由市局审核员办理。")
-    approved, published, queue = await asyncio.gather(
+    approved, published, queue, adoptions = await asyncio.gather(
         service.unit_stories(upstreams=up, token=me.token, status="approved", page=max(1, ap)),
         service.unit_stories(upstreams=up, token=me.token, status="published", page=max(1, pp)),
         service.publications(upstreams=up, token=me.token),
+        service.recent_adoptions(upstreams=up, token=me.token, limit=1000),
     )
+    adopted: dict[str, list[str]] = {}
+    for adoption in reversed(adoptions):
+        adopted.setdefault(adoption["story_id"], []).append(adoption["outlet"])
     qp = max(1, qp)
     shown = queue[(qp - 1) * PAGE_SIZE : qp * PAGE_SIZE]
     names = await service.titles(
@@ -539,6 +545,7 @@ async def office(
     return render(
         request, me, "office.html", approved=approved, published=published,
         publications=shown, titles=names, scheduled=scheduled, today=today_in_shanghai(),
+        adopted=adopted,
         pages={"ap": max(1, ap), "pp": max(1, pp), "qp": qp},
         queue_pages=max(1, -(-len(queue) // PAGE_SIZE)), queue_total=len(queue),
         page_count=lambda found: max(1, -(-found["total"] // found["page_size"])),

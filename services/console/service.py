@@ -349,6 +349,15 @@ async def publications(
     )
 
 
+async def recent_adoptions(
+    *, upstreams: Upstreams, token: str, limit: int = 500
+) -> list[dict[str, Any]]:
+    """The latest adoptions recorded across stories, newest first."""
+    return await upstreams.json(  # type: ignore[no-any-return]
+        "review", "GET", "/adoptions", token=token, params={"limit": limit}
+    )
+
+
 async def withdraw(*, upstreams: Upstreams, token: str, story_id: str, reason: str) -> Any:
     """Withdraw (撤稿) a published story on every channel."""
     path = f"/stories/{story_id}/withdraw"

@@ -9,7 +9,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.console import service
-from services.console.models import REVIEW_ROLES, SEVERITY_ORDER, is_city_office, label
+from services.console.models import (
+    REVIEW_ROLES,
+    SEVERITY_ORDER,
+    SHANGHAI,
+    is_city_office,
+    label,
+)
 from services.console.service import UpstreamError, Upstreams
 from shared.auth import Principal, Role
 from shared.orgtree import OrgTree
@@ -79,9 +85,16 @@ async def _stories(up: Upstreams, token: str) -> dict[str, Any]:
     return {"returned": returned, "drafts": drafts}
 
 
-async def _office(up: Upstreams, token: str) -> dict[str, Any]:
-    approved = await service.count_of_stories(upstreams=up, token=token, status="approved")
-    return {"to_publish": approved}
+async def _office(up: Upstreams, token: str, now: datetime) -> dict[str, Any]:
+    approved, adoptions = await asyncio.gather(
+        service.count_of_stories(upstreams=up, token=token, status="approved"),
+        service.recent_adoptions(upstreams=up, token=token, limit=200),
+    )
+    today = now.astimezone(SHANGHAI).date()
+    adopted_today = [
+        a for a in adoptions if _moment(a["recorded_at"]).astimezone(SHANGHAI).date() == today
+    ]
+    return {"to_publish": approved, "adopted_today": len(adopted_today)}
 
 
 async def _safely(part: Any) -> dict[str, Any]:
@@ -103,7 +116,7 @@ async def waiting(principal: Principal, token: str, up: Upstreams, org: OrgTree)
     if principal.has(Role.OPINION_OFFICER):
         parts.append(_alerts(up, token, now))
     if is_city_office(principal, org):
-        parts.append(_office(up, token))
+        parts.append(_office(up, token, now))
     counts: dict[str, Any] = {}
     for found in await asyncio.gather(*(_safely(p) for p in parts)):
         counts.update(found)

@@ -139,7 +139,7 @@ async def test_correspondent_submits_a_story_with_a_photo(
     refused.write_text("这不是图片")
     await page.set_input_files("fieldset.uploads input.picker", str(refused))
     failed = page.locator(".upload.failed")
-    await expect(failed).to_contain_text("上传失败", timeout=20_000)
+    await expect(failed).to_contain_text("上传失败：不支持的文件类型：仅限 JPEG", timeout=20_000)
     await expect(failed.locator("progress")).to_have_count(0)
     await page.set_input_files("fieldset.uploads input.picker", str(photo(tmp_path)))
     await expect(page.locator(".upload.done .state")).to_have_text("已上传", timeout=20_000)
@@ -288,6 +288,11 @@ async def test_city_office_records_an_adoption_and_the_ranking_shows_the_new_poi
     await shot(office, console, "office")
     await form.get_by_role("button", name="登记").click()
     await expect(office.locator(".notice")).to_have_text("外部采用已登记。")
+    await expect(office.locator(f"tr[data-story='{story_id}'] .tag.adopted")).to_have_text(
+        "已采用 1 家"
+    )
+    await office.goto("/")
+    assert int(await office.locator("[data-count=adopted_today]").inner_text()) >= 1
 
     deadline = time.monotonic() + 40
     while (points := await school_points(office)) <= journey["points_before"] + 3:
