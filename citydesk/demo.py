@@ -31,6 +31,15 @@ from shared.orgtree import OrgTree, Unit, load_org
 from shared.settings import Settings, load_settings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+ROLE_TITLES = {
+    Role.CORRESPONDENT: "通讯员",
+    Role.REVIEWER_SCHOOL: "审核员",
+    Role.REVIEWER_COUNTY: "审核员",
+    Role.REVIEWER_CITY: "审核员",
+    Role.LEADER: "分管领导",
+    Role.OPINION_OFFICER: "舆情管理员",
+    Role.ADMIN: "系统管理员",
+}
 INTAKE_COUNTY = "nl"  # 南岭县 sends its stories through its own portal, over Kafka
 INCIDENT_SCHOOL = "qh-syxx"  # where the canteen incident happens
 # demo deadlines, so that an escalation happens while you watch
@@ -58,7 +67,8 @@ class Users:
             self.cache[key] = mint_token(
                 self.settings,
                 sub=f"{role.value}@{unit}",
-                name=f"{self.org.unit(unit).name}·{role.value}",
+                # people read this name on every page: the unit and the role, in Chinese
+                name=f"{self.org.unit(unit).name}{ROLE_TITLES[role]}",
                 unit=unit,
                 roles=[role],
             )
@@ -594,7 +604,13 @@ def run_demo(root: Path = Path(".stack"), *, with_console: bool = True) -> None:
         processes.ports.setdefault("console", 8100)
     processes.start_all(names)
     urls = {name: processes.url(name) for name in names}
-    settings = load_settings("demo").model_copy(update={"kafka_bootstrap": config.kafka_bootstrap})
+    # the demo's own producers (the county portal) sign with the stack's local bus keys
+    settings = load_settings("demo").model_copy(
+        update={
+            "kafka_bootstrap": config.kafka_bootstrap,
+            "bus_keys_dir": str(config.bus_keys_dir.resolve()),
+        }
+    )
 
     async def simulate() -> tuple[DemoCity, dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
         columns = (
