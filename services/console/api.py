@@ -329,7 +329,7 @@ async def _story_view(
     return render(
         request, me, "story.html", status_code, story=found, comments=comments,
         history=history, editable=editable, error=error, draft=draft or found["draft"],
-        office=is_city_office(me.principal, _org(request)), **context,
+        office=is_city_office(me.principal, _org(request)), today=today_in_shanghai(), **context,
     )  # fmt: skip
 
 

@@ -1,6 +1,7 @@
 // The console's few scripts: uploads with a progress bar, length counters on the story
 // form, confirmations before an irreversible step, and the counts of what is waiting,
-// asked for again every few seconds so new work shows without reloading.
+// asked for again every few seconds so new work shows without reloading (and, when the
+// person allows it, as a desktop notice).
 "use strict";
 
 function setupUploads(fieldset) {
@@ -146,6 +147,38 @@ function showWaiting(counts) {
   });
 }
 
+// optional desktop notices, once the person has allowed them on the home page
+const NOTICE_OF = {
+  queue: (n) => "审核队列有新稿件，共 " + n + " 篇待审",
+  alerts_overdue: (n) => n + " 条舆情预警已超时",
+  alerts: (n) => "有新的舆情预警，未办结 " + n + " 条",
+  returned: (n) => n + " 篇稿件被退回待修改",
+};
+let lastCounts = null;
+
+function announce(counts) {
+  if (lastCounts && "Notification" in window && Notification.permission === "granted") {
+    for (const [key, say] of Object.entries(NOTICE_OF)) {
+      if (typeof counts[key] === "number" && counts[key] > (lastCounts[key] || 0)) {
+        new Notification("教育宣传工作平台", { body: say(counts[key]), tag: key });
+      }
+    }
+  }
+  lastCounts = counts;
+}
+
+function setupNotifications() {
+  const button = document.querySelector("button.notify");
+  if (!button) return;
+  if (!("Notification" in window) || Notification.permission !== "default") {
+    button.hidden = true;
+    return;
+  }
+  button.addEventListener("click", () => {
+    Notification.requestPermission().then(() => { button.hidden = true; });
+  });
+}
+
 function pollWaiting() {
   const url = document.body.dataset.waiting;
   if (!url) return;
@@ -154,7 +187,7 @@ function pollWaiting() {
     if (document.hidden) return;
     fetch(url, { credentials: "same-origin", cache: "no-store" })
       .then((response) => (response.ok ? response.json() : null))
-      .then((counts) => { if (counts) showWaiting(counts); })
+      .then((counts) => { if (counts) { showWaiting(counts); announce(counts); } })
       .catch(() => {});
   };
   ask();
@@ -165,5 +198,6 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("fieldset.uploads").forEach(setupUploads);
   document.querySelectorAll("[data-min]").forEach(setupCounter);
   setupConfirmations();
+  setupNotifications();
   pollWaiting();
 });
