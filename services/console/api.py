@@ -188,14 +188,19 @@ async def my_stories(
     campaign: str = "",
     submitted_from: str = "",
     submitted_to: str = "",
+    level: str = "",
+    flag: str = "",
 ) -> HTMLResponse:
     """My units' stories and where each stands, searched by a phrase of the title or
-    body and narrowed by unit, category, campaign, status and submission dates."""
+    body and narrowed by unit, category, campaign, status, review level, flags and
+    submission dates."""
     org = _org(request)
     filters = {
         "q": q.strip()[:100], "unit": unit if unit and org.get(unit) else "",
         "category": category, "campaign": campaign,
         "submitted_from": submitted_from, "submitted_to": submitted_to,
+        "level": level if level in LABELS["level"] else "",
+        "flag": flag if flag in ("late", "possible_copy") else "",
     }  # fmt: skip
     found, categories, campaigns = await asyncio.gather(
         service.unit_stories(

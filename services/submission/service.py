@@ -566,6 +566,8 @@ async def list_stories(
     page: int,
     page_size: int,
     text: str | None = None,
+    level: str | None = None,
+    flag: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """The stories of the caller's units (or of ``unit`` inside them), newest change
     first; the period is in Asia/Shanghai days, inclusive."""
@@ -576,6 +578,12 @@ async def list_stories(
         query["draft.category"] = category
     if campaign is not None:
         query["draft.campaign"] = campaign
+    if level is not None:
+        query["review_level"] = level
+    if flag == "late":
+        query["flags.late"] = True
+    elif flag == "possible_copy":
+        query["flags.possible_copy"] = {"$ne": None}
     wanted = search.grams(text) if text else []
     if wanted:
         query[search.FIELD] = {"$all": wanted}

@@ -4,12 +4,13 @@ the text index the MongoDB-wire server lacks."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 
 from services.submission.search import grams
 from shared.auth import Role
-from tests.submission.conftest import chinese_text, draft
+from tests.submission.conftest import chinese_text, draft, today
 from tests.support import RunningService, auth
 
 pytestmark = pytest.mark.usefixtures("stack_env")
@@ -57,3 +58,28 @@ async def test_a_phrase_from_the_body_finds_its_story_and_only_stories_holding_i
         "/stories", params={"q": phrase}, headers=auth("xs", Role.REVIEWER_COUNTY)
     )
     assert wanted.json()["id"] not in [i["id"] for i in outside.json()["items"]]
+
+
+async def test_stories_are_narrowed_to_the_flagged_ones(submission: RunningService) -> None:
+    headers = auth(SCHOOL, Role.CORRESPONDENT)
+    marker = f"迟报{uuid.uuid4().hex[:6]}"
+    created = {}
+    for name, days in (("late", 12), ("timely", 1)):
+        story = draft(
+            title=f"{marker}：{name}", event_date=(today() - timedelta(days=days)).isoformat()
+        )
+        made = await submission.client.post("/stories", json=story, headers=headers)
+        assert made.status_code == 201, made.text
+        sent = await submission.client.post(f"/stories/{made.json()['id']}/submit", headers=headers)
+        assert sent.status_code == 200, sent.text
+        created[name] = made.json()["id"]
+    found = await submission.client.get(
+        "/stories", params={"q": marker, "flag": "late"}, headers=headers
+    )
+    assert [i["id"] for i in found.json()["items"]] == [created["late"]]
+    waiting = await submission.client.get(
+        "/stories", params={"q": marker, "level": "city"}, headers=headers
+    )
+    assert waiting.status_code == 200 and waiting.json()["total"] == 0
+    wrong = await submission.client.get("/stories", params={"flag": "odd"}, headers=headers)
+    assert wrong.status_code == 422 and wrong.json()["code"] == "invalid_request"
