@@ -105,6 +105,17 @@ async def ensure_indexes(runtime: ServiceRuntime) -> None:
     await db[copies.VERSIONS].create_index([("story_id", ASCENDING), ("version", ASCENDING)])
     await db[STORIES].create_index(search.FIELD)  # multikey: one entry per bigram
     await copies.ensure_indexes(db)
+    await _index_unsearchable_stories(runtime)
+
+
+async def _index_unsearchable_stories(runtime: ServiceRuntime) -> None:
+    """Stories saved before search existed get their bigrams once, at start-up."""
+    stories = runtime.db[STORIES]
+    missing = stories.find({search.FIELD: {"$exists": False}}, projection={"draft": 1})
+    async for doc in missing:
+        draft = doc.get("draft") or {}
+        grams = search.story_grams(draft.get("title", ""), draft.get("body", ""))
+        await stories.update_one({"_id": doc["_id"]}, {"$set": {search.FIELD: grams}})
 
 
 # ---- validation ---------------------------------------------------------------------

@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from services.submission.search import grams
+from services.submission.search import FIELD, grams
+from services.submission.service import STORIES, ensure_indexes
 from shared.auth import Role
 from tests.submission.conftest import chinese_text, draft, today
 from tests.support import RunningService, auth
@@ -83,3 +84,24 @@ async def test_stories_are_narrowed_to_the_flagged_ones(submission: RunningServi
     assert waiting.status_code == 200 and waiting.json()["total"] == 0
     wrong = await submission.client.get("/stories", params={"flag": "odd"}, headers=headers)
     assert wrong.status_code == 422 and wrong.json()["code"] == "invalid_request"
+
+
+async def test_stories_saved_before_search_existed_are_indexed_at_start_up(
+    submission: RunningService,
+) -> None:
+    phrase = f"旧稿{uuid.uuid4().hex[:6]}"
+    made = await submission.client.post(
+        "/stories",
+        json=draft(title=f"{phrase} 秋季运动会"),
+        headers=auth(SCHOOL, Role.CORRESPONDENT),
+    )
+    assert made.status_code == 201, made.text
+    await submission.runtime.db[STORIES].update_one(
+        {"_id": made.json()["id"]}, {"$unset": {FIELD: ""}}
+    )
+    reader = auth(SCHOOL, Role.CORRESPONDENT)
+    before = await submission.client.get("/stories", params={"q": phrase}, headers=reader)
+    assert before.json()["total"] == 0
+    await ensure_indexes(submission.runtime)
+    after = await submission.client.get("/stories", params={"q": phrase}, headers=reader)
+    assert [i["id"] for i in after.json()["items"]] == [made.json()["id"]]
