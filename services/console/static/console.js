@@ -194,7 +194,17 @@ function pollWaiting() {
   window.setInterval(ask, every);
 }
 
+function setupUnfold() {
+  document.querySelectorAll("button.unfold-ranking").forEach((button) => {
+    button.addEventListener("click", () => {
+      document.querySelectorAll("table.ranking.folded").forEach((t) => t.classList.remove("folded"));
+      button.closest(".unfold").remove();
+    });
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  setupUnfold();
   document.querySelectorAll("fieldset.uploads").forEach(setupUploads);
   document.querySelectorAll("[data-min]").forEach(setupCounter);
   setupConfirmations();
