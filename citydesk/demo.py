@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from citydesk.demo_content import INCIDENT_POSTS, OPINION_NOISE, STORY_TEMPLATES, draw_photo
+from citydesk.demo_content import INCIDENT_POSTS, OPINION_NOISE, compose_story, draw_photo
 from citydesk.processes import SERVICES, ServiceProcesses
 from citydesk.producer import SignedProducer
 from citydesk.stack import Stack, StackConfig
@@ -31,6 +31,15 @@ from shared.orgtree import OrgTree, Unit, load_org
 from shared.settings import Settings, load_settings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+ROLE_TITLES = {
+    Role.CORRESPONDENT: "通讯员",
+    Role.REVIEWER_SCHOOL: "审核员",
+    Role.REVIEWER_COUNTY: "审核员",
+    Role.REVIEWER_CITY: "审核员",
+    Role.LEADER: "分管领导",
+    Role.OPINION_OFFICER: "舆情管理员",
+    Role.ADMIN: "系统管理员",
+}
 INTAKE_COUNTY = "nl"  # 南岭县 sends its stories through its own portal, over Kafka
 INCIDENT_SCHOOL = "qh-syxx"  # where the canteen incident happens
 # demo deadlines, so that an escalation happens while you watch
@@ -58,7 +67,8 @@ class Users:
             self.cache[key] = mint_token(
                 self.settings,
                 sub=f"{role.value}@{unit}",
-                name=f"{self.org.unit(unit).name}·{role.value}",
+                # people read this name on every page: the unit and the role, in Chinese
+                name=f"{self.org.unit(unit).name}{ROLE_TITLES[role]}",
                 unit=unit,
                 roles=[role],
             )
@@ -96,6 +106,9 @@ class Tally:
     rejected: int = 0
     adopted: int = 0
     opinions: int = 0
+    planted_copies: int = 0
+    flagged_copies: int = 0
+    stories_checked: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -122,6 +135,8 @@ class DemoCity:
         self.schools_per_county = schools_per_county
         self.report_progress = progress or (lambda _task, _done, _total: None)
         self.story_ids: list[str] = []
+        # what each school wrote itself, from which the deliberate copies are taken
+        self.written: list[tuple[Unit, tuple[str, str, str]]] = []
         self.limit = asyncio.Semaphore(6)
         self.http = httpx.AsyncClient(timeout=60)
 
@@ -157,22 +172,26 @@ class DemoCity:
         return chosen
 
     def story_text(self, school: Unit, event_day: date) -> tuple[str, str, str]:
-        category, title, body = self.rng.choice(STORY_TEMPLATES)
-        when = f"{event_day.month}月{event_day.day}日"
-        return (
-            category,
-            title.format(school=school.name),
-            body.format(school=school.name, date=when),
-        )
+        county = self.org.get(school.county) if school.county else None
+        return compose_story(
+            self.rng, school=school.name, county=county.name if county else "全市",
+            date=f"{event_day.month}月{event_day.day}日",
+        )  # fmt: skip
 
     # ---- 1. correspondents submit through the APIs ----------------------------------
-    async def submit_as_correspondent(self, school: Unit, index: int) -> None:
+    async def submit_as_correspondent(
+        self, school: Unit, index: int, copied: tuple[str, str, str] | None = None
+    ) -> None:
+        """Write (or, with ``copied``, repost another school's story as one's own), attach
+        photos and submit."""
         today = self.today()
         late = self.rng.random() < 0.12
         event_day = today - timedelta(
             days=self.rng.randint(9, 20) if late else self.rng.randint(0, 5)
         )
-        category, title, body = self.story_text(school, event_day)
+        category, title, body = copied or self.story_text(school, event_day)
+        if copied is None:
+            self.written.append((school, (category, title, body)))
         media_ids = []
         for photo in range(self.rng.choice((1, 1, 2))):
             upload = await self.call(
@@ -226,6 +245,43 @@ class DemoCity:
             await asyncio.gather(*(self.submit_as_correspondent(s, i) for s, i in batch))
             done += len(batch)
             self.report_progress("correspondents submit stories with photos", done, len(jobs))
+        await self.plant_copies()
+
+    async def plant_copies(self, count: int = 5) -> None:
+        """The deliberate copies: a school in another county reposts a story as its own,
+        only the school's name changed. These, and only these, should be flagged."""
+        schools = self.schools()
+        originals = self.rng.sample(self.written, k=min(count, len(self.written)))
+        for index, (source, (category, title, body)) in enumerate(originals):
+            others = [s for s in schools if s.county not in (source.county, INTAKE_COUNTY)]
+            copier = self.rng.choice(others)
+            text = (category, title.replace(source.name, copier.name),
+                    body.replace(source.name, copier.name, 1))  # fmt: skip
+            before = self.tally.submitted
+            await self.submit_as_correspondent(copier, 100 + index, copied=text)
+            self.tally.planted_copies += self.tally.submitted - before
+
+    async def count_copy_flags(self) -> None:
+        """How many of the city's submitted stories the copy detector flagged."""
+        page = 1
+        while True:
+            found = await self.call(
+                "GET", "submission", "/stories", unit=self.org.city.code,
+                role=Role.REVIEWER_CITY, params={"page": page, "page_size": 200},
+            )  # fmt: skip
+            if found.status_code != 200:
+                self.tally.errors.append(f"stories: {found.status_code}")
+                return
+            items = found.json()["items"]
+            for item in items:
+                if item.get("version", 0) < 1:
+                    continue
+                self.tally.stories_checked += 1
+                if (item.get("flags") or {}).get("possible_copy"):
+                    self.tally.flagged_copies += 1
+            if page * 200 >= found.json()["total"]:
+                return
+            page += 1
 
     # ---- 2. a county system publishes through intake ----------------------------------
     async def county_system_publishes(self) -> None:
@@ -457,6 +513,7 @@ class DemoCity:
         await self.opinion_feed()
         await self.wait_for_escalation()
         await self.wait_for_scoring()
+        await self.count_copy_flags()
 
 
 def print_report(
@@ -470,6 +527,11 @@ def print_report(
         f"through 南岭县's portal: {tally.intake}; final approvals {tally.approved}, "
         f"returned {tally.returned}, rejected {tally.rejected}; outside adoptions {tally.adopted}; "
         f"opinion items {tally.opinions}"
+    )
+    share = tally.flagged_copies / tally.stories_checked if tally.stories_checked else 0.0
+    console.print(
+        f"flagged as possible copies: {tally.flagged_copies} of {tally.stories_checked} "
+        f"stories ({share:.1%}); the demo planted {tally.planted_copies} deliberate copies"
     )
     table = Table(title="County ranking (排行榜) this month")
     for column in ("#", "county", "points", "submitted", "adopted", "adoption rate", "flags"):
@@ -542,7 +604,13 @@ def run_demo(root: Path = Path(".stack"), *, with_console: bool = True) -> None:
         processes.ports.setdefault("console", 8100)
     processes.start_all(names)
     urls = {name: processes.url(name) for name in names}
-    settings = load_settings("demo").model_copy(update={"kafka_bootstrap": config.kafka_bootstrap})
+    # the demo's own producers (the county portal) sign with the stack's local bus keys
+    settings = load_settings("demo").model_copy(
+        update={
+            "kafka_bootstrap": config.kafka_bootstrap,
+            "bus_keys_dir": str(config.bus_keys_dir.resolve()),
+        }
+    )
 
     async def simulate() -> tuple[DemoCity, dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
         columns = (

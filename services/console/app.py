@@ -17,9 +17,18 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.console import api
-from services.console.models import alert_step, label, local_time
+from services.console.models import (
+    alert_step,
+    audit_comment,
+    channel_label,
+    label,
+    local_time,
+    period_label,
+    source_label,
+)
 from services.console.service import UPSTREAMS, Upstream, UpstreamError, Upstreams
 from services.console.settings import ConsoleSettings, console_settings
+from services.console.wording import FIELD_NAMES, GENERIC_BY_STATUS
 from shared.observability import configure_logging, install_http_observability
 from shared.orgtree import load_org
 from shared.settings import Settings
@@ -32,6 +41,10 @@ def _templates() -> Jinja2Templates:
     templates.env.filters["label"] = label
     templates.env.filters["local_time"] = local_time
     templates.env.filters["alert_step"] = alert_step
+    templates.env.filters["period"] = period_label
+    templates.env.filters["source"] = source_label
+    templates.env.filters["channel"] = channel_label
+    templates.env.filters["audit_comment"] = audit_comment
     return templates
 
 
@@ -82,15 +95,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if exc.status == 401:
             return RedirectResponse("/login", status_code=303)
         me = _me_or_none(request)
-        return api.render(
-            request, me, "error.html", exc.status, status=exc.status, detail=exc.detail
-        )
+        return api.render(request, me, "error.html", exc.status, status=exc.status, detail=exc.text)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_form(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        fields = "、".join(str(err["loc"][-1]) for err in exc.errors()[:5])
-        detail = f"请检查这些项目：{fields}"
+        fields = "、".join(
+            dict.fromkeys(FIELD_NAMES.get(str(err["loc"][-1]), "填写内容") for err in exc.errors())
+        )
+        detail = f"请检查这些项目：{fields}。"
         return api.render(
             request, _me_or_none(request), "error.html", 422, status=422, detail=detail
         )
@@ -101,9 +114,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not request.url.path.startswith("/static") and exc.status_code in (404, 405):
             return api.render(
                 request, _me_or_none(request), "error.html", exc.status_code,
-                status=exc.status_code, detail=str(exc.detail),
+                status=exc.status_code, detail=GENERIC_BY_STATUS.get(exc.status_code, ""),
             )  # fmt: skip
-        return HTMLResponse(str(exc.detail), exc.status_code)
+        return HTMLResponse(
+            GENERIC_BY_STATUS.get(exc.status_code, "请求未能完成。"), exc.status_code
+        )
 
     app.include_router(api.router)
     return app

@@ -108,6 +108,28 @@ LABELS: dict[str, dict[str, str]] = {
     "campaign_status": {"done": "已完成", "short": "未完成", "in_progress": "进行中"},
     "what": {"stories": "稿件", "photos": "图片", "videos": "视频", "highlight": "亮点"},
     "unit_type": {"county": "区县", "school": "学校", "direct": "直属单位", "city": "市局"},
+    "channel": {"feed": "本局网站（公开订阅）", "wechat": "微信公众号", "portal": "区县门户网站"},
+    "source": {
+        "weibo": "微博",
+        "wechat": "微信",
+        "douyin": "抖音",
+        "hot_search": "热搜榜",
+        "news": "新闻网站",
+        "forum": "论坛",
+        "complaint": "投诉平台",
+        "hotline": "12345热线",
+        "tieba": "贴吧",
+        "zhihu": "知乎",
+    },
+    "publication_action": {"publish": "发布", "withdraw": "撤稿"},
+    "case_state": {
+        "open": "待审核",
+        "approved": "已通过",
+        "returned": "已退回",
+        "rejected": "不予采用",
+        "superseded": "已被新版本取代",
+        "held": "舆情暂缓",
+    },
 }
 SEVERITY_ORDER = {"red": 0, "orange": 1, "yellow": 2, "blue": 3}
 REVIEW_ROLES = (Role.REVIEWER_SCHOOL, Role.REVIEWER_COUNTY, Role.REVIEWER_CITY, Role.LEADER)
@@ -120,6 +142,82 @@ def label(value: object, kind: str) -> str:
         return ""
     text = str(value)
     return LABELS.get(kind, {}).get(text, text)
+
+
+def period_label(period: str | None) -> str:
+    """A ranking period as people say it: ``month:2026-11`` → 2026年11月."""
+    if not period:
+        return ""
+    kind, _, value = str(period).partition(":")
+    halves = {"H1": "上半年", "H2": "下半年"}
+    quarters = {"Q1": "第一季度", "Q2": "第二季度", "Q3": "第三季度", "Q4": "第四季度"}
+    year, _, part = value.partition("-")
+    if kind == "month" and part.isdigit():
+        return f"{year}年{int(part)}月"
+    if kind == "quarter" and part in quarters:
+        return f"{year}年{quarters[part]}"
+    if kind == "half" and part in halves:
+        return f"{year}年{halves[part]}"
+    if kind == "year" and year.isdigit():
+        return f"{year}年"
+    return str(period)
+
+
+def recent_periods(kind: str, today: date, count: int = 12) -> list[str]:
+    """The periods of ``kind`` up to the one holding ``today``, newest first."""
+    found: list[str] = []
+    year, month = today.year, today.month
+    step = {"month": 1, "quarter": 3, "half": 6, "year": 12}.get(kind, 1)
+    for _ in range(count):
+        label_ = current_period(kind, date(year, month, 1))
+        if label_ not in found:
+            found.append(label_)
+        month -= step
+        while month < 1:
+            month += 12
+            year -= 1
+    return found
+
+
+def source_label(source: str | None) -> str:
+    """Where an opinion item was found; codes the console does not know stay generic."""
+    if not source:
+        return ""
+    known = LABELS["source"].get(source)
+    if known:
+        return known
+    return source if not source.isascii() else "网络平台"
+
+
+def channel_label(channel: str | None) -> str:
+    """A publication channel: the bureau's own feed or a configured outside one."""
+    if not channel:
+        return ""
+    known = LABELS["channel"].get(channel)
+    return known or (channel if not channel.isascii() else "外部推送渠道")
+
+
+def audit_comment(row: dict[str, object]) -> str:
+    """What an audit step says, in Chinese where the review service records a machine
+    note (a time, an outlet with its level codes, a delivery error)."""
+    decision, comment = str(row.get("decision", "")), str(row.get("comment") or "")
+    if not comment:
+        return ""
+    if decision == "superseded":
+        return "已报送新版本，本版审核随之结束"
+    if decision == "scheduled":
+        try:
+            return f"定于 {local_time(comment)} 发布"
+        except ValueError:
+            return ""
+    if decision == "adopted":
+        outlet, _, codes = comment.rpartition(" (")
+        level, _, placement = codes.rstrip(")").partition(", ")
+        if outlet:
+            return f"{outlet}（{label(level, 'outlet_level')}，{label(placement, 'placement')}）"
+    if decision == "publication_failed":
+        return "推送未成功，系统将自动重试"
+    return comment
 
 
 def alert_step(action: str) -> str:
@@ -144,6 +242,7 @@ def local_time(value: str | datetime | None) -> str:
 class MenuItem:
     path: str
     title: str
+    badge: str = ""  # the count (from /waiting.json) shown beside the title
 
 
 def is_city_office(principal: Principal, org: OrgTree) -> bool:
@@ -154,14 +253,22 @@ def menu_for(principal: Principal, org: OrgTree) -> list[MenuItem]:
     """The pages a person's roles open, in the order of the day's work."""
     items: list[MenuItem] = []
     if principal.has(Role.CORRESPONDENT):
-        items += [MenuItem("/stories/new", "写稿报送"), MenuItem("/stories", "本单位稿件")]
+        items += [
+            MenuItem("/stories/new", "写稿报送"),
+            MenuItem("/stories", "本单位稿件", badge="returned"),
+        ]
     if principal.has(*REVIEW_ROLES):
-        items.append(MenuItem("/review", "审核队列"))
+        items.append(MenuItem("/review", "审核队列", badge="queue"))
+        if not principal.has(Role.CORRESPONDENT):
+            items.append(MenuItem("/stories", "辖区稿件"))
     if is_city_office(principal, org):
-        items += [MenuItem("/office", "发布与采用"), MenuItem("/campaigns", "专项任务")]
+        items += [
+            MenuItem("/office", "发布与采用", badge="to_publish"),
+            MenuItem("/campaigns", "专项任务"),
+        ]
     items.append(MenuItem("/rankings", "积分排行"))
     if principal.has(Role.OPINION_OFFICER):
-        items.append(MenuItem("/opinion", "舆情预警"))
+        items.append(MenuItem("/opinion", "舆情预警", badge="alerts"))
     return items
 
 

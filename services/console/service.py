@@ -11,19 +11,60 @@ from typing import Any, Literal
 import httpx
 
 from services.console.settings import ConsoleSettings
+from services.console.wording import refusal_text
 
 Upstream = Literal["submission", "media", "review", "scoring", "sentiment"]
 UPSTREAMS: tuple[Upstream, ...] = ("submission", "media", "review", "scoring", "sentiment")
 
 
 class UpstreamError(Exception):
-    """A service refused or could not answer; ``status`` is what the page answers with."""
+    """A service refused or could not answer; ``status`` is what the page answers with,
+    ``text`` the Chinese sentence a person reads, ``detail`` the service's English one."""
 
-    def __init__(self, status: int, detail: str, upstream: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        upstream: str,
+        *,
+        code: str = "",
+        message: str = "",
+        errors: list[dict[str, str]] | None = None,
+    ) -> None:
         super().__init__(f"{upstream}: {status} {detail}")
         self.status = status
         self.detail = detail
         self.upstream = upstream
+        self.code = code
+        self.errors = errors or []
+        self.text = refusal_text(status, message=message, detail=detail, errors=self.errors)
+
+    @classmethod
+    def of(cls, response: httpx.Response, upstream: str) -> UpstreamError:
+        """The error body every service answers with (code, message, detail, errors)."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return cls(response.status_code, response.text[:300], upstream)
+        detail = body.get("detail", "")
+        errors: list[dict[str, str]] = []
+        if isinstance(detail, list):  # FastAPI's own validation shape
+            errors = [
+                {"field": ".".join(map(str, d.get("loc", []))), "message": str(d.get("msg", ""))}
+                for d in detail
+                if isinstance(d, dict)
+            ]
+            detail = "; ".join(e["message"] for e in errors)
+        for problem in body.get("errors") or []:
+            if isinstance(problem, dict):
+                errors.append({"field": str(problem.get("field", "")),
+                               "message": str(problem.get("message", ""))})  # fmt: skip
+        return cls(
+            response.status_code, str(detail), upstream,
+            code=str(body.get("code", "")), message=str(body.get("message", "")), errors=errors,
+        )  # fmt: skip
 
 
 @dataclass
@@ -62,7 +103,7 @@ class Upstreams:
                 503, f"服务暂时无法访问（{exc.__class__.__name__}）", upstream
             ) from exc
         if response.status_code >= 400 or (response.is_redirect and not expect_redirect):
-            raise UpstreamError(response.status_code, error_detail(response), upstream)
+            raise UpstreamError.of(response, upstream)
         return response
 
     async def json(
@@ -79,23 +120,18 @@ class Upstreams:
         return response.json()
 
 
-def error_detail(response: httpx.Response) -> str:
-    """The ``detail`` a service gave, as one line of text."""
-    try:
-        detail = response.json().get("detail")
-    except (ValueError, AttributeError):
-        return response.text[:300] or response.reason_phrase
-    if isinstance(detail, list):
-        return "; ".join(str(item.get("msg", item)) for item in detail)
-    return str(detail)
-
-
 # ---- correspondents -------------------------------------------------------------------
 async def unit_stories(
-    *, upstreams: Upstreams, token: str, status: str | None, page: int
+    *,
+    upstreams: Upstreams,
+    token: str,
+    status: str | None,
+    page: int,
+    filters: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The stories of my unit and the units below it, newest change first."""
-    params = {"status": status, "page": page, "page_size": 30}
+    """The stories of my unit and the units below it, newest change first; ``filters``
+    narrows them (q: a phrase, unit, category, campaign, submitted_from/_to)."""
+    params = {"status": status, "page": page, "page_size": 30, **(filters or {})}
     return await upstreams.json("submission", "GET", "/stories", token=token, params=params)
 
 
@@ -121,6 +157,61 @@ async def _until_media_known(upstreams: Upstreams, attempt: Any) -> dict[str, An
             if exc.status != 422 or "not yet known" not in exc.detail or loop.time() > deadline:
                 raise
         await asyncio.sleep(0.3)
+
+
+async def rules(*, upstreams: Upstreams, token: str) -> dict[str, Any]:
+    """Length bounds and the late threshold, for the form's hints."""
+    return await upstreams.json("submission", "GET", "/config/rules", token=token)  # type: ignore[no-any-return]
+
+
+async def save_draft(
+    *, upstreams: Upstreams, token: str, content: dict[str, Any], story_id: str | None
+) -> dict[str, Any]:
+    """Keep the text as a draft without submitting it (a new one, or changes to one)."""
+
+    async def attempt() -> dict[str, Any]:
+        if story_id is None:
+            return await upstreams.json(  # type: ignore[no-any-return]
+                "submission", "POST", "/stories", token=token, json=content
+            )
+        path = f"/stories/{story_id}"
+        return await upstreams.json(  # type: ignore[no-any-return]
+            "submission", "PATCH", path, token=token, json=content
+        )
+
+    return await _until_media_known(upstreams, attempt)
+
+
+async def submit_draft(*, upstreams: Upstreams, token: str, story_id: str) -> dict[str, Any]:
+    path = f"/stories/{story_id}/submit"
+    return await upstreams.json("submission", "POST", path, token=token)  # type: ignore[no-any-return]
+
+
+async def version(
+    *, upstreams: Upstreams, token: str, story_id: str, number: int
+) -> dict[str, Any] | None:
+    """One submitted version as it was sent (None when it is not readable)."""
+    try:
+        path = f"/stories/{story_id}/versions/{number}"
+        return await upstreams.json("submission", "GET", path, token=token)  # type: ignore[no-any-return]
+    except UpstreamError as exc:
+        if exc.status in (403, 404):
+            return None
+        raise
+
+
+async def titles(*, upstreams: Upstreams, token: str, story_ids: list[str]) -> dict[str, str]:
+    """The titles of some stories, fetched together (unreadable ones are left out)."""
+
+    async def one(story_id: str) -> tuple[str, str | None]:
+        try:
+            found = await story(upstreams=upstreams, token=token, story_id=story_id)
+        except UpstreamError:
+            return story_id, None
+        return story_id, found["title"]
+
+    pairs = await asyncio.gather(*(one(i) for i in dict.fromkeys(story_ids)))
+    return {story_id: title for story_id, title in pairs if title}
 
 
 async def submit_new_story(
@@ -249,11 +340,40 @@ async def record_adoption(
     return await upstreams.json("review", "POST", path, token=token, json=adoption)
 
 
-async def publications(*, upstreams: Upstreams, token: str) -> list[dict[str, Any]]:
+async def publications(
+    *, upstreams: Upstreams, token: str, limit: int = 500
+) -> list[dict[str, Any]]:
     """The publish queue per channel, newest first."""
-    return await upstreams.json(
-        "review", "GET", "/publications", token=token, params={"limit": 200}
+    return await upstreams.json(  # type: ignore[no-any-return]
+        "review", "GET", "/publications", token=token, params={"limit": limit}
     )
+
+
+async def recent_adoptions(
+    *, upstreams: Upstreams, token: str, limit: int = 500
+) -> list[dict[str, Any]]:
+    """The latest adoptions recorded across stories, newest first."""
+    return await upstreams.json(  # type: ignore[no-any-return]
+        "review", "GET", "/adoptions", token=token, params={"limit": limit}
+    )
+
+
+async def withdraw(*, upstreams: Upstreams, token: str, story_id: str, reason: str) -> Any:
+    """Withdraw (撤稿) a published story on every channel."""
+    path = f"/stories/{story_id}/withdraw"
+    return await upstreams.json("review", "POST", path, token=token, json={"reason": reason})
+
+
+async def create_campaign(*, upstreams: Upstreams, token: str, campaign: dict[str, Any]) -> Any:
+    """Define a campaign (administrators)."""
+    return await upstreams.json("scoring", "POST", "/campaigns", token=token, json=campaign)
+
+
+async def count_of_stories(*, upstreams: Upstreams, token: str, status: str) -> int:
+    """How many stories of my units are in ``status``."""
+    params = {"status": status, "page": 1, "page_size": 1}
+    found = await upstreams.json("submission", "GET", "/stories", token=token, params=params)
+    return int(found["total"])
 
 
 async def ranking(

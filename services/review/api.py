@@ -131,6 +131,20 @@ async def adoptions(
     return await publishing.adoptions_of(runtime=runtime, story_id=story_id)
 
 
+@router.get("/adoptions", tags=["publication"])
+async def recent_adoptions(
+    principal: CurrentPrincipal,
+    runtime: Runtime,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[AdoptionView]:
+    """The latest adoptions recorded across stories, newest first (the city office)."""
+    service.require_city_office(principal, runtime.org)
+    rows = (
+        await runtime.db[publishing.ADOPTIONS].find().sort("recorded_at", -1).limit(limit).to_list()
+    )
+    return [publishing.adoption_view(row) for row in rows]
+
+
 @router.post("/stories/{story_id}/withdraw", tags=["publication"])
 async def withdraw(
     story_id: str,

@@ -4,7 +4,7 @@ admins (categories and rules)."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
@@ -26,6 +26,7 @@ from services.submission.models import (
 )
 from shared import topics as tp
 from shared.auth import CurrentPrincipal, Role, require_role, require_scope
+from shared.events import ReviewLevel
 from shared.observability import correlation_id
 from shared.refusals import Refusal
 from shared.rejections import latest_rejection, require_county_scope
@@ -90,15 +91,23 @@ async def list_stories(
     submitted_to: Annotated[date | None, Query(description="Asia/Shanghai day, inclusive")] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 20,
+    q: Annotated[
+        str | None, Query(max_length=100, description="a phrase in the title or body")
+    ] = None,
+    level: Annotated[ReviewLevel | None, Query(description="waiting at this level")] = None,
+    flag: Annotated[
+        Literal["late", "possible_copy"] | None, Query(description="flagged stories only")
+    ] = None,
 ) -> StoryPage:
-    """The stories of the caller's unit and the units below it, newest change first."""
+    """The stories of the caller's unit and the units below it, newest change first;
+    ``q`` keeps those whose title or body holds every character pair of the phrase."""
     runtime = _runtime(request)
     if unit is not None:
         require_scope(principal, runtime.org, unit)
     docs, total = await service.list_stories(
         runtime, principal=principal, unit=unit, status=status_, category=category,
         campaign=campaign, submitted_from=submitted_from, submitted_to=submitted_to,
-        page=page, page_size=page_size,
+        page=page, page_size=page_size, text=q, level=level.value if level else None, flag=flag,
     )  # fmt: skip
     items = [StorySummary(**_summary(doc)) for doc in docs]
     return StoryPage(items=items, total=total, page=page, page_size=page_size)

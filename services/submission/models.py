@@ -152,6 +152,7 @@ class StorySummary(BaseModel):
     unit: str
     unit_path: UnitPath
     author: str
+    author_name: str | None = Field(None, description="the author's name, for people to read")
     source: Literal["api", "intake"]
     external_id: str | None = None
     status: StoryStatus

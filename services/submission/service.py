@@ -16,7 +16,7 @@ from prometheus_client import Counter
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from services.submission import copies
+from services.submission import copies, search
 from services.submission.config import category_names, get_config
 from services.submission.copytext import TextPrint, standard_share
 from services.submission.models import (
@@ -108,7 +108,19 @@ async def ensure_indexes(runtime: ServiceRuntime) -> None:
     await db[STORIES].create_index([("ancestors", ASCENDING), ("submitted_at", DESCENDING)])
     await db[STORIES].create_index("intake_key", unique=True, sparse=True)
     await db[copies.VERSIONS].create_index([("story_id", ASCENDING), ("version", ASCENDING)])
+    await db[STORIES].create_index(search.FIELD)  # multikey: one entry per bigram
     await copies.ensure_indexes(db)
+    await _index_unsearchable_stories(runtime)
+
+
+async def _index_unsearchable_stories(runtime: ServiceRuntime) -> None:
+    """Stories saved before search existed get their bigrams once, at start-up."""
+    stories = runtime.db[STORIES]
+    missing = stories.find({search.FIELD: {"$exists": False}}, projection={"draft": 1})
+    async for doc in missing:
+        draft = doc.get("draft") or {}
+        grams = search.story_grams(draft.get("title", ""), draft.get("body", ""))
+        await stories.update_one({"_id": doc["_id"]}, {"$set": {search.FIELD: grams}})
 
 
 # ---- validation ---------------------------------------------------------------------
@@ -184,6 +196,7 @@ def _new_story(
         "status_comment": None,
         "version": 0,
         "draft": content.model_dump(mode="json"),
+        search.FIELD: search.story_grams(content.title, content.body),
         "flags": None,
         "content_hashes": [],
         "created_at": now,
@@ -243,6 +256,7 @@ async def update_draft(
         {
             "$set": {
                 "draft": checked.content.model_dump(mode="json"),
+                search.FIELD: search.story_grams(checked.content.title, checked.content.body),
                 "updated_at": datetime.now(UTC),
             }
         },
@@ -354,6 +368,7 @@ async def _submit_version(
             "status_comment": None,
             "version": version,
             "draft": content.model_dump(mode="json"),
+            search.FIELD: search.story_grams(content.title, content.body),
             "flags": flags_doc,
             "submitted_at": now,
             "first_submitted_at": first_submitted_at,
@@ -652,6 +667,9 @@ async def list_stories(
     submitted_to: date | None,
     page: int,
     page_size: int,
+    text: str | None = None,
+    level: str | None = None,
+    flag: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """The stories of the caller's units (or of ``unit`` inside them), newest change
     first; the period is in Asia/Shanghai days, inclusive."""
@@ -662,6 +680,15 @@ async def list_stories(
         query["draft.category"] = category
     if campaign is not None:
         query["draft.campaign"] = campaign
+    if level is not None:
+        query["review_level"] = level
+    if flag == "late":
+        query["flags.late"] = True
+    elif flag == "possible_copy":
+        query["flags.possible_copy"] = {"$ne": None}
+    wanted = search.grams(text) if text else []
+    if wanted:
+        query[search.FIELD] = {"$all": wanted}
     period: dict[str, datetime] = {}
     if submitted_from is not None:
         period["$gte"] = shanghai_day_start(submitted_from)
@@ -672,7 +699,7 @@ async def list_stories(
     stories = runtime.db[STORIES]
     total = await stories.count_documents(query)
     docs = (
-        await stories.find(query, projection={"history": 0, "content_hashes": 0})
+        await stories.find(query, projection={"history": 0, "content_hashes": 0, search.FIELD: 0})
         .sort([("updated_at", DESCENDING), ("_id", ASCENDING)])
         .skip((page - 1) * page_size)
         .limit(page_size)

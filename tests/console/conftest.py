@@ -104,11 +104,16 @@ class SignIn:
     browser: Browser
     console: Console
 
-    async def __call__(self, unit: str, *roles: str, sub: str | None = None) -> Page:
-        """A fresh browser session signed in through the sign-in page."""
+    async def __call__(
+        self, unit: str, *roles: str, sub: str | None = None, width: int = 1280
+    ) -> Page:
+        """A fresh browser session signed in through the sign-in page; ``width`` 390 is
+        a phone held upright."""
+        height = 844 if width < 500 else 900
         context = await self.browser.new_context(
-            base_url=self.console.url, locale="zh-CN", viewport={"width": 1280, "height": 900}
-        )
+            base_url=self.console.url, locale="zh-CN",
+            viewport={"width": width, "height": height}, has_touch=width < 500,
+        )  # fmt: skip
         page = await context.new_page()
         await page.goto("/")
         await page.fill("#token", token_for(unit, *roles, sub=sub))

@@ -475,6 +475,10 @@ async def test_an_outside_adoption_counts_once_per_outlet(review: RunningService
     assert second.status_code == 409 and "already recorded" in second.json()["detail"]
     listed = (await client.get(f"/stories/{story_id}/adoptions", headers=CITY)).json()
     assert len(listed) == 1
+    latest = await client.get("/adoptions", params={"limit": 5}, headers=CITY)
+    assert latest.status_code == 200
+    assert latest.json()[0]["story_id"] == story_id  # newest first, across stories
+    assert (await client.get("/adoptions", headers=COUNTY)).status_code == 403
     published = await events_for("story.published", story_id, 2)
     adopted = [p for p in published if p["kind"] == "adoption"]
     assert len(adopted) == 1
