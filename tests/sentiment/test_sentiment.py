@@ -634,12 +634,12 @@ async def test_every_item_is_listed_with_link_and_reasons_and_an_officer_correct
     # another county's officer sees none of it; bad filters get a code and a Chinese message
     other = auth("dh", OFFICER)
     outside = await sentiment.client.get("/items", params={"unit": school}, headers=other)
-    assert outside.status_code == 403 and outside.json()["detail"]["code"] == "unit_out_of_scope"
+    assert outside.status_code == 403 and outside.json()["code"] == "unit_out_of_scope"
     listed_there = (await sentiment.client.get("/items", headers=other)).json()
     assert not {i["item_id"] for i in listed_there} & set(listed)
     bad = await sentiment.client.get("/items", params={"topic": "weather"}, headers=other)
-    assert bad.status_code == 422 and bad.json()["detail"]["code"] == "unknown_topic"
-    assert "主题" in bad.json()["detail"]["message"]
+    assert bad.status_code == 422 and bad.json()["code"] == "unknown_topic"
+    assert "主题" in bad.json()["message"]
 
     # the officer marks the praise negative (say it hid a complaint): stored, exported
     marked = await sentiment.client.post(
@@ -653,7 +653,7 @@ async def test_every_item_is_listed_with_link_and_reasons_and_an_officer_correct
     missing = await sentiment.client.post(
         "/items/forum:nothing/correction", json={"negative": False}, headers=county_officer
     )
-    assert missing.status_code == 404 and missing.json()["detail"]["code"] == "unknown_item"
+    assert missing.status_code == 404 and missing.json()["code"] == "unknown_item"
     settings = sentiment.runtime.settings
     path = tmp_path / "corrections.jsonl"
     assert await export_corrections(settings.mongo_uri, settings.database_name, path) >= 1
@@ -670,9 +670,9 @@ async def test_the_item_list_answers_bad_periods_and_units_with_a_code(
         params={"since": "2026-03-02T00:00:00", "until": "2026-03-01T00:00:00+08:00"},
         headers=officer,
     )
-    assert mixed.status_code == 422 and mixed.json()["detail"]["code"] == "empty_period"
+    assert mixed.status_code == 422 and mixed.json()["code"] == "empty_period"
     unknown = await sentiment.client.get("/items", params={"unit": "zz-nowhere"}, headers=officer)
-    assert unknown.status_code == 404 and unknown.json()["detail"]["code"] == "unknown_unit"
+    assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_unit"
     window = await sentiment.client.get(
         "/items", params={"since": "2020-01-01T00:00:00", "until": "2020-01-02"}, headers=officer
     )

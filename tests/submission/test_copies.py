@@ -114,8 +114,8 @@ async def test_a_registered_standard_notice_is_republication_not_a_copy(
     county = auth("dh", Role.REVIEWER_CITY, sub="county-with-city-role")
     not_city = await submission.client.post("/standard-texts", json=request, headers=county)
     assert not_city.status_code == 403
-    assert not_city.json()["detail"]["code"] == "city_office_only"
-    assert "市教育局" in not_city.json()["detail"]["message"]
+    assert not_city.json()["code"] == "city_office_only"
+    assert "市教育局" in not_city.json()["message"]
     registered = await submission.client.post(
         "/standard-texts", json=request, headers=CITY_REVIEWER
     )
@@ -144,7 +144,7 @@ async def test_a_registered_standard_notice_is_republication_not_a_copy(
         f"/standard-texts/{registered.json()['id']}", headers=CITY_REVIEWER
     )
     assert again.status_code == 404
-    assert again.json()["detail"]["code"] == "standard_text_not_found"
+    assert again.json()["code"] == "standard_text_not_found"
 
 
 async def test_a_published_story_stays_a_source_after_the_submission_window(
