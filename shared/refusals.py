@@ -8,6 +8,7 @@ turns it, FastAPI's own ``HTTPException`` and request validation errors into
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -48,6 +49,8 @@ class Refusal(Exception):
         )
 
 
+_CHINESE = re.compile(r"[\u4e00-\u9fff]")
+
 # what a plain HTTPException (auth, scope, unknown route) means to a person
 _BY_STATUS: dict[int, tuple[str, str]] = {
     400: ("bad_request", "请求有误"),
@@ -84,6 +87,8 @@ def install_refusals(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         refusal = refusal_for_status(exc.status_code, str(exc.detail))
+        if isinstance(exc.detail, str) and _CHINESE.search(exc.detail):
+            refusal.message = exc.detail  # already written for people
         if isinstance(exc.detail, dict):  # a route that already gave a code and a message
             refusal.code = str(exc.detail.get("code") or refusal.code)
             refusal.message = str(exc.detail.get("message") or refusal.message)

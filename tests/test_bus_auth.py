@@ -149,6 +149,6 @@ def test_each_service_reads_exactly_the_topics_its_broker_user_may_read(
 
 
 def test_a_service_without_a_keyring_refuses_to_start() -> None:
-    settings = Settings(service_name="lost")
+    settings = Settings(service_name="lost", bus_keys_dir=None, bus_keyring_file=None)
     with pytest.raises(RuntimeError, match="no bus keyring"):
         make_bus(settings, make_client(settings)["unused"])

@@ -149,7 +149,7 @@ async def create_campaign(*, db: Db, campaign: CampaignCreate, created_by: str) 
     try:
         await db[CAMPAIGNS].insert_one(document)
     except DuplicateKeyError as exc:
-        raise ConflictError(f"专题活动 {campaign.code!r} 已存在") from exc
+        raise ConflictError(f"专项任务编号“{campaign.code}”已被使用，请换一个编号。") from exc
     return document
 
 

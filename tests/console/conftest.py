@@ -76,6 +76,9 @@ def console(
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     env = {
         **stack_env,
+        # databases and consumer groups of their own: other tests' services (scoring's
+        # rebuild test above all) read the topics from offsets nobody else committed
+        "CITYDESK_MONGO_DATABASE_PREFIX": f"console{free_port()}",
         "CITYDESK_ENVIRONMENT": "test",
         "CITYDESK_MEDIA_PUBLIC_URL": urls["media"],
         **{f"CITYDESK_CONSOLE_{name.upper()}_URL": urls[name] for name in SERVICES},

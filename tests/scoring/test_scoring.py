@@ -417,7 +417,7 @@ async def test_a_school_without_submissions_is_flagged_and_its_quota_shortfall_d
 async def test_an_orange_alert_alone_vetoes_nobody_a_determination_does_and_lifting_restores(
     bus: Bus,
 ) -> None:
-    school, calm = "qh-syxx", "qh-dyxx"
+    school, calm = "qh-syxx", "qh-dyzx"  # the sentiment tests write about qh-dyxx
     story, incident = story_id(), f"inc-{uuid.uuid4().hex[:8]}"
     minor = f"inc-{uuid.uuid4().hex[:8]}"
     await bus.send(
