@@ -89,10 +89,6 @@ def install_refusals(app: FastAPI) -> None:
         refusal = refusal_for_status(exc.status_code, str(exc.detail))
         if isinstance(exc.detail, str) and _CHINESE.search(exc.detail):
             refusal.message = exc.detail  # already written for people
-        if isinstance(exc.detail, dict):  # a route that already gave a code and a message
-            refusal.code = str(exc.detail.get("code") or refusal.code)
-            refusal.message = str(exc.detail.get("message") or refusal.message)
-            refusal.detail = str(exc.detail.get("detail") or refusal.message)
         return JSONResponse(refusal.body(), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)

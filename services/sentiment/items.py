@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from pymongo import DESCENDING, AsyncMongoClient
 
@@ -20,6 +20,7 @@ from services.sentiment.classifier import TOPICS, normalise
 from services.sentiment.models import ItemOut
 from services.sentiment.service import Sentiment, _bigrams, now_utc, scope_filter
 from shared.auth import CurrentPrincipal, Principal, Role, require_role
+from shared.refusals import Refusal
 
 router = APIRouter()
 
@@ -91,10 +92,6 @@ def merge_near_identical(docs: list[dict[str, Any]]) -> list[ListedItem]:
     return [item for _, item in merged]
 
 
-def _refuse(code: int, key: str, message: str) -> HTTPException:
-    return HTTPException(code, {"code": key, "message": message})
-
-
 def item_query(
     *,
     sentiment: Sentiment,
@@ -114,9 +111,9 @@ def item_query(
         clauses.append(scope)
     if unit is not None:
         if org.get(unit) is None:
-            raise _refuse(404, "unknown_unit", f"没有编码为 {unit} 的单位")
+            raise Refusal(404, "unknown_unit", f"没有编码为 {unit} 的单位")
         if principal.unit != org.city.code and not org.contains(principal.unit, unit):
-            raise _refuse(403, "unit_out_of_scope", "该单位不在您的管辖范围内")
+            raise Refusal(403, "unit_out_of_scope", "该单位不在您的管辖范围内")
         codes = [u.code for u in org.below(unit)]
         clauses.append({"$or": [{"county": {"$in": codes}}, {"school": {"$in": codes}}]})
     if source is not None:
@@ -159,9 +156,9 @@ async def list_items(
     since = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
     until = until.replace(tzinfo=UTC) if until and until.tzinfo is None else until
     if topic is not None and topic not in TOPICS:
-        raise _refuse(422, "unknown_topic", f"没有“{topic}”这个主题，可选：{'、'.join(TOPICS)}")
+        raise Refusal(422, "unknown_topic", f"没有“{topic}”这个主题，可选：{'、'.join(TOPICS)}")
     if since is not None and until is not None and since >= until:
-        raise _refuse(422, "empty_period", "起始时间应早于结束时间")
+        raise Refusal(422, "empty_period", "起始时间应早于结束时间")
     sentiment: Sentiment = request.app.state.sentiment
     query = item_query(
         sentiment=sentiment,
@@ -196,7 +193,7 @@ async def correct_item(
         )
     )
     if doc is None or not in_scope:
-        raise _refuse(404, "unknown_item", "您的管辖范围内没有这条舆情")
+        raise Refusal(404, "unknown_item", "您的管辖范围内没有这条舆情")
     mark = {"negative": body.negative, "by": principal.sub, "at": now_utc(), "note": body.note}
     await db.corrections.insert_one(
         {

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 
 from services.submission import config, copies, service
 from services.submission.models import (
@@ -219,10 +219,7 @@ def _require_city_office(principal: CurrentPrincipal, runtime: ServiceRuntime) -
     """Standard texts are the city bureau's to register: its final reviewers or an admin."""
     require_role(principal, Role.REVIEWER_CITY)
     if principal.unit != runtime.org.city.code and not principal.has(Role.ADMIN):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            {"code": "city_office_only", "message": "规定文本只能由市教育局登记"},
-        )
+        raise Refusal(403, "city_office_only", "规定文本只能由市教育局登记")
 
 
 def _standard_text(doc: dict[str, Any]) -> StandardTextRead:
@@ -261,7 +258,4 @@ async def retire_standard_text(request: Request, principal: CurrentPrincipal, te
     runtime = _runtime(request)
     _require_city_office(principal, runtime)
     if not await copies.retire_standard_text(runtime.db, text_id=text_id):
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND,
-            {"code": "standard_text_not_found", "message": "没有这篇规定文本，或已停用"},
-        )
+        raise Refusal(404, "standard_text_not_found", "没有这篇规定文本，或已停用")
