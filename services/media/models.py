@@ -8,10 +8,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from services.media.content import JPEG_RENDITION, PosterState
+from services.media.images import JPEG_RENDITION
 from shared.events import MediaKind
 
 ThumbnailSize = Literal["small", "medium"]
+# videos: a poster frame was stored, none could be read, or the file predates ffmpeg
+PosterState = Literal["stored", "unavailable", "failed"]
 MEDIA = "media"
 
 

@@ -149,6 +149,16 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
+def refused(response: Any, status: int, code: str) -> dict[str, Any]:
+    """The refusal's body after checking its status, its stable code and that its message
+    is Chinese (the English explanation is ``detail``)."""
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code, body
+    assert re.search(r"[\u4e00-\u9fff]", body["message"]), body
+    return body
+
+
 def uploads_metric(kind: str, outcome: str) -> float:
     return (
         REGISTRY.get_sample_value(
@@ -260,8 +270,8 @@ async def test_a_video_that_cannot_be_read_is_refused_since_it_cannot_be_cleaned
 ) -> None:
     before = uploads_metric("video", "refused")
     response = await upload(media, iso_video(b"isom"), "broken.mp4", "video/mp4")
-    assert response.status_code == 422
-    assert "could not be read, so its metadata cannot be removed" in response.json()["detail"]
+    body = refused(response, 422, "media_video_unreadable")
+    assert "could not be read, so its metadata cannot be removed" in body["detail"]
     assert uploads_metric("video", "refused") == before + 1
     sha = hashlib.sha256(iso_video(b"isom")).hexdigest()
     assert await media.runtime.db.media.count_documents({"sha256": sha}) == 0
@@ -291,15 +301,14 @@ async def test_a_renamed_executable_is_refused_as_the_wrong_type(media: RunningS
     before = uploads_metric("photo", "wrong_type")
     elf = b"\x7fELF\x02\x01\x01\x00" + os.urandom(2048)
     response = await upload(media, elf, "photo.jpg", "image/jpeg")
-    assert response.status_code == 415
-    assert "not any accepted type" in response.json()["detail"]
+    assert "not any accepted type" in refused(response, 415, "media_type_mismatch")["detail"]
     assert uploads_metric("photo", "wrong_type") == before + 1
     # a real PNG sent as a JPEG is refused too
     mislabelled = await upload(media, photo("PNG"), "photo.jpg", "image/jpeg")
-    assert mislabelled.status_code == 415
-    assert "image/png, not image/jpeg" in mislabelled.json()["detail"]
+    body = refused(mislabelled, 415, "media_type_mismatch")
+    assert "image/png, not image/jpeg" in body["detail"]
     unaccepted = await upload(media, b"GIF89a" + os.urandom(64), "anim.gif", "image/gif")
-    assert unaccepted.status_code == 415
+    refused(unaccepted, 415, "media_type_not_accepted")
     sha = hashlib.sha256(elf).hexdigest()
     assert await media.runtime.db.media.count_documents({"sha256": sha}) == 0
 
@@ -308,24 +317,43 @@ async def test_a_malformed_upload_is_answered_with_a_clear_422(media: RunningSer
     no_unit = await media.client.post(
         "/media", files={"file": ("a.jpg", photo(), "image/jpeg")}, headers=CORRESPONDENT
     )
-    assert no_unit.status_code == 422 and "'unit' field" in no_unit.json()["detail"]
+    assert "'unit' field" in refused(no_unit, 422, "media_unit_missing")["detail"]
     empty = await upload(media, b"", "a.jpg", "image/jpeg")
-    assert empty.status_code == 422 and "empty" in empty.json()["detail"]
+    assert "empty" in refused(empty, 422, "media_file_empty")["detail"]
     unknown_unit = await upload(media, photo(), "a.jpg", "image/jpeg", unit="nowhere")
-    assert unknown_unit.status_code == 404
+    refused(unknown_unit, 404, "unknown_unit")
+    bad_campaign = await upload(media, photo(), "a.jpg", "image/jpeg", campaign="春季 专题")
+    refused(bad_campaign, 422, "media_campaign_invalid")
     not_a_form = await media.client.post(
         "/media", content=b"{}", headers=CORRESPONDENT | {"content-type": "application/json"}
     )
-    assert not_a_form.status_code == 422 and "multipart" in not_a_form.json()["detail"]
+    assert "multipart" in refused(not_a_form, 422, "media_form_invalid")["detail"]
+    two_files = await media.client.post(
+        "/media",
+        data={"unit": SCHOOL},
+        files=[
+            ("file", ("a.jpg", photo(), "image/jpeg")),
+            ("file", ("b.jpg", photo(), "image/jpeg")),
+        ],
+        headers=CORRESPONDENT,
+    )
+    assert "one file" in refused(two_files, 422, "media_form_invalid")["detail"]
+    no_file = await media.client.post(
+        "/media", data={"unit": SCHOOL}, files={"other": ("x", b"x")}, headers=CORRESPONDENT
+    )
+    refused(no_file, 422, "media_form_invalid")
     opinion_officer = auth(SCHOOL, Role.OPINION_OFFICER)
-    refused = await upload(media, photo(), "a.jpg", "image/jpeg", headers=opinion_officer)
-    assert refused.status_code == 403
+    not_uploader = await upload(media, photo(), "a.jpg", "image/jpeg", headers=opinion_officer)
+    assert not_uploader.status_code == 403
 
 
 async def test_a_file_over_the_limit_is_refused_with_413(strict_media: RunningService) -> None:
+    before = uploads_metric("photo", "too_large")
     response = await upload(strict_media, photo(size=(1000, 800)), "big.jpg", "image/jpeg")
-    assert response.status_code == 413
-    assert "larger than the 20000 bytes limit for a photo" in response.json()["detail"]
+    body = refused(response, 413, "media_too_large")
+    assert "larger than the 20000 bytes limit for a photo" in body["detail"]
+    assert body["message"].startswith("照片超过 20000 bytes")
+    assert uploads_metric("photo", "too_large") == before + 1
     assert await strict_media.runtime.db.media.count_documents({}) == 0
 
 
@@ -333,15 +361,14 @@ async def test_a_pixel_flood_is_refused_and_the_service_keeps_working(
     media: RunningService, strict_media: RunningService
 ) -> None:
     flood = await upload(media, huge_png(100_000, 100_000), "flood.png", "image/png")
-    assert flood.status_code == 422
-    assert "pixel flood" in flood.json()["detail"]
+    assert "pixel flood" in refused(flood, 422, "media_pixel_flood")["detail"]
     # just over the configured limit (Pillow only warns below twice the limit)
     over = photo("PNG", size=(1100, 1000))
-    refused = await upload(strict_media, over, "over.png", "image/png")
-    assert refused.status_code == 422 and "pixel flood" in refused.json()["detail"]
+    over_limit = await upload(strict_media, over, "over.png", "image/png")
+    assert "pixel flood" in refused(over_limit, 422, "media_pixel_flood")["detail"]
     truncated = photo(size=(400, 300))[:2000]
     broken = await upload(media, truncated, "cut.jpg", "image/jpeg")
-    assert broken.status_code == 422 and "could not be decoded" in broken.json()["detail"]
+    assert "could not be decoded" in refused(broken, 422, "media_image_undecodable")["detail"]
     after = await upload(media, photo(), "fine.jpg", "image/jpeg")
     assert after.status_code == 201
 
@@ -633,13 +660,12 @@ async def test_only_users_in_scope_see_a_units_media(media: RunningService) -> N
     media_id = response.json()["id"]
     other_county = auth(OTHER_COUNTY_SCHOOL, Role.REVIEWER_COUNTY)
     for path in (f"/media/{media_id}", f"/media/{media_id}/thumbnail"):
-        refused = await media.client.get(path, headers=other_county)
-        assert refused.status_code == 403, path
-        assert "outside your scope" in refused.json()["detail"]
+        outside = await media.client.get(path, headers=other_county)
+        assert "outside your scope" in refused(outside, 403, "media_out_of_scope")["detail"]
     listing = await media.client.get("/media", params={"unit": "dh"}, headers=other_county)
     assert listing.status_code == 403
     upload_elsewhere = await upload(media, photo(), "x.jpg", "image/jpeg", headers=other_county)
-    assert upload_elsewhere.status_code == 403
+    refused(upload_elsewhere, 403, "unit_out_of_scope")
     assert (await media.client.get(f"/media/{media_id}")).status_code == 401
 
     county_reviewer = auth("dh", Role.REVIEWER_COUNTY)
@@ -661,9 +687,9 @@ async def test_storage_down_answers_503_with_retry_after_and_records_nothing() -
     ) as media:
         before = uploads_metric("photo", "storage_down")
         response = await upload(media, photo(), "down.jpg", "image/jpeg")
-        assert response.status_code == 503
+        body = refused(response, 503, "media_storage_unavailable")
         assert response.headers["retry-after"] == "30"
-        assert "object storage is unavailable" in response.json()["detail"]
+        assert "object storage is unavailable" in body["detail"]
         assert await media.runtime.db.media.count_documents({}) == 0
         assert await media.runtime.db.outbox.count_documents({}) == 0
         assert uploads_metric("photo", "storage_down") == before + 1
@@ -747,11 +773,11 @@ async def test_a_photo_marked_with_recognisable_pupils_is_cleared_only_with_cons
     )
     assert bad.status_code == 422
     other_county = auth(OTHER_COUNTY_SCHOOL, Role.REVIEWER_COUNTY)
-    refused = await media.client.put(
+    outside = await media.client.put(
         f"/media/{media_id}/pupils", json={"identifiable": False}, headers=other_county
     )
-    assert refused.status_code == 403
+    refused(outside, 403, "media_out_of_scope")
     missing = await media.client.put(
         "/media/nothing-here/pupils", json={"identifiable": False}, headers=CORRESPONDENT
     )
-    assert missing.status_code == 404
+    refused(missing, 404, "media_not_found")
