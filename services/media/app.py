@@ -13,18 +13,18 @@ from services.media import api, ffmpeg, metrics
 from services.media.context import MediaRuntime
 from services.media.images import configure_pillow
 from services.media.service import ensure_indexes
-from services.media.settings import media_settings
+from services.media.settings import MediaSettings
 from services.media.storage import ObjectStore, StorageDown
 from shared import topics as tp
 from shared.runtime import ServiceRuntime, build_service
-from shared.settings import Settings
+from shared.settings import Settings, specialise
 from shared.storage import make_minio
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    media = media_settings(settings)
+    media = specialise(settings, MediaSettings)
     app, runtime = build_service(
         "media",
         title="CityDesk media",

@@ -11,15 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pillow_heif
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from services.media import cleaning, refusals
 from services.media.filetypes import AVIF, HEIC, HEIF, JPEG, NEEDS_JPEG, PNG, WEBP, MediaType
-
-BUREAU_ZONE = ZoneInfo("Asia/Shanghai")
+from shared.clock import BUREAU_ZONE
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from services.media.storage import (
 from services.media.upload import AdmitFile, FileAdmission, SpooledFile, UploadForm, read_upload
 from shared import topics as tp
 from shared.auth import Principal, Role, in_scope, require_role
+from shared.clock import utcnow
 from shared.events import MediaKind, MediaStored, MediaStoredEvent
 from shared.mongo import in_transaction
 from shared.observability import correlation_id
@@ -311,7 +311,7 @@ async def record(
 
 async def _record(*, runtime: MediaRuntime, doc: dict[str, Any]) -> None:
     shared = runtime.shared
-    doc["stored_at"] = datetime.now(UTC)
+    doc["stored_at"] = utcnow()
     path = doc["unit_path"]
     event = MediaStoredEvent.build(
         MediaStored(

@@ -4,7 +4,7 @@ in by :mod:`services.media.intake`."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
@@ -16,6 +16,7 @@ from services.media.intake import check_uploader
 from services.media.models import MEDIA, MediaPage, MediaRead, PupilsMark, ThumbnailSize
 from services.media.storage import original_disposition, rendition_disposition
 from shared.auth import Principal, in_scope, require_scope
+from shared.clock import utcnow
 from shared.events import MediaKind
 from shared.runtime import ServiceRuntime
 
@@ -58,7 +59,7 @@ def read_with_link(*, runtime: MediaRuntime, doc: dict[str, Any]) -> MediaRead:
             content_type="image/jpeg",
             disposition=rendition_disposition(doc, JPEG_RENDITION),
         )
-    read.url_expires_at = datetime.now(UTC) + expires
+    read.url_expires_at = utcnow() + expires
     return read
 
 
@@ -114,7 +115,7 @@ async def mark_pupils(
     file; every change is kept in the file's history."""
     check_uploader(principal=principal)
     await get_media(runtime=runtime, principal=principal, media_id=media_id)
-    now = datetime.now(UTC)
+    now = utcnow()
     pupils: dict[str, Any] = {
         "identifiable": mark.identifiable,
         "consent": None,
