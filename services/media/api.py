@@ -98,9 +98,14 @@ async def list_media(
 ) -> MediaPage:
     """Media of a unit and the units below it, newest first."""
     return await service.list_media(
-        runtime=runtime, principal=principal, unit=unit, campaign=campaign, kind=kind,
-        limit=limit, offset=offset,
-    )  # fmt: skip
+        runtime=runtime,
+        principal=principal,
+        unit=unit,
+        campaign=campaign,
+        kind=kind,
+        limit=limit,
+        offset=offset,
+    )
 
 
 @router.get("/{media_id}", response_model=MediaRead)

@@ -11,7 +11,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from services.media import filetypes, images, refusals, video
 from services.media.context import MediaRuntime
 from services.media.metrics import PROCESSING_SECONDS, UPLOAD_BYTES, UPLOADS
-from services.media.models import MediaRead, PosterState, UploadResult
+from services.media.models import FileDetails, MediaDoc, MediaRead, StoredRendition, UploadResult
 from services.media.refusals import UploadRefusal
 from services.media.storage import (
     STORAGE_ERRORS,
@@ -33,7 +33,7 @@ from services.media.upload import AdmitFile, FileAdmission, SpooledFile, UploadF
 from shared import topics as tp
 from shared.auth import Principal, Role, in_scope, require_role
 from shared.clock import utcnow
-from shared.events import MediaKind, MediaStored, MediaStoredEvent
+from shared.events import MediaKind, MediaStored, MediaStoredEvent, UnitPath
 from shared.mongo import in_transaction
 from shared.observability import correlation_id
 
@@ -122,11 +122,11 @@ def check_unit(*, runtime: MediaRuntime, principal: Principal, unit: str) -> Non
 
 @dataclass
 class Processed:
-    """The file to store (cleaned) and what was learnt from it."""
+    """The file to store (cleaned), its renditions and what was learnt from it."""
 
     stored_path: Path
     renditions: list[images.Rendition]
-    details: dict[str, Any] = field(default_factory=dict)  # width, height, capture time, …
+    details: FileDetails
 
 
 async def store_upload(
@@ -139,19 +139,19 @@ async def store_upload(
     kind = spooled.claimed.kind.value
     try:
         unit, campaign = form_target(runtime=runtime, principal=principal, form=form)
-        if (
-            first := await runtime.media.find_one({"unit": unit, "sha256": spooled.sha256})
-        ) is not None:
-            return UploadResult(**MediaRead.from_doc(first).model_dump(), duplicate=True)
-        processed = await process(runtime=runtime, spooled=spooled)
-        doc = new_document(
-            runtime=runtime, principal=principal, spooled=spooled, unit=unit, campaign=campaign
-        )
-        doc.update(processed.details)
-        lay_out(doc, processed, extension=spooled.real.extensions[0])
-        written = await put_objects(runtime=runtime, doc=doc, processed=processed)
-        if (first := await record(runtime=runtime, doc=doc, written=written)) is not None:
-            return UploadResult(**MediaRead.from_doc(first).model_dump(), duplicate=True)
+        first = await runtime.media.find_one({"unit": unit, "sha256": spooled.sha256})
+        if first is None:
+            processed = await process(runtime=runtime, spooled=spooled)
+            doc = new_document(
+                runtime=runtime,
+                principal=principal,
+                spooled=spooled,
+                processed=processed,
+                unit=unit,
+                campaign=campaign,
+            )
+            written = await put_objects(runtime=runtime, doc=doc, processed=processed)
+            first = await record(runtime=runtime, doc=doc, written=written)
     except StorageDown as exc:
         raise refusals.storage_down(
             str(exc), kind=kind, retry_after=runtime.settings.media_retry_after_seconds
@@ -159,6 +159,8 @@ async def store_upload(
     except UploadRefusal as refusal:
         refusal.of_kind(kind)
         raise
+    if first is not None:
+        return UploadResult(**MediaRead.from_doc(first).model_dump(), duplicate=True)
     UPLOAD_BYTES.labels(kind).inc(spooled.size)
     return UploadResult(**MediaRead.from_doc(doc).model_dump(), duplicate=False)
 
@@ -178,32 +180,39 @@ def form_target(
 
 
 async def process(*, runtime: MediaRuntime, spooled: SpooledFile) -> Processed:
-    """The file cleaned of location and identity, with its thumbnails (a photo decoded
-    under the pixel limit, a video re-muxed and its poster frame taken)."""
-    real = spooled.real
-    if real.kind is MediaKind.PHOTO:
-        async with runtime.decoding:
-            image = await asyncio.to_thread(
-                images.inspect_image,
-                spooled.path,
-                real,
-                max_pixels=runtime.settings.media_max_image_pixels,
-                sizes=runtime.rendition_sizes,
-            )
-        return Processed(
-            image.stored_path,
-            image.renditions,
-            {
-                "width": image.width,
-                "height": image.height,
-                "captured_at": image.captured_at,
-                "gps_removed": image.gps_removed,
-                "metadata_removed": image.metadata_removed,
-            },
+    """The file cleaned of location and identity, with its thumbnails."""
+    if spooled.real.kind is MediaKind.PHOTO:
+        return await _process_photo(runtime=runtime, spooled=spooled)
+    return await _process_video(runtime=runtime, spooled=spooled)
+
+
+async def _process_photo(*, runtime: MediaRuntime, spooled: SpooledFile) -> Processed:
+    """Decoded under the pixel limit, a few at a time (decoding takes the memory)."""
+    async with runtime.decoding:
+        image = await asyncio.to_thread(
+            images.inspect_image,
+            spooled.path,
+            spooled.real,
+            max_pixels=runtime.settings.media_max_image_pixels,
+            sizes=runtime.rendition_sizes,
         )
+    details = FileDetails(
+        width=image.width,
+        height=image.height,
+        captured_at=image.captured_at,
+        gps_removed=image.gps_removed,
+        metadata_removed=image.metadata_removed,
+        poster=None,
+    )
+    return Processed(image.stored_path, image.renditions, details)
+
+
+async def _process_video(*, runtime: MediaRuntime, spooled: SpooledFile) -> Processed:
+    """Re-muxed without metadata; its size is the poster frame's, upright as players
+    show it (unknown when no frame could be read)."""
     clip = await video.inspect_video(
         spooled.path,
-        real,
+        spooled.real,
         executable=runtime.ffmpeg,
         timeout=runtime.settings.media_ffmpeg_timeout_seconds,
     )
@@ -213,19 +222,15 @@ async def process(*, runtime: MediaRuntime, spooled: SpooledFile) -> Processed:
             poster = await asyncio.to_thread(
                 images.poster_renditions, clip.poster_frame, sizes=runtime.rendition_sizes
             )
-    state: PosterState = "stored" if poster is not None else "failed"
-    return Processed(
-        clip.stored_path,
-        poster.renditions if poster else [],
-        {
-            "width": poster.width if poster else None,
-            "height": poster.height if poster else None,
-            "captured_at": clip.captured_at,
-            "gps_removed": clip.gps_removed,
-            "metadata_removed": clip.metadata_removed,
-            "poster": state,
-        },
+    details = FileDetails(
+        width=poster.width if poster else None,
+        height=poster.height if poster else None,
+        captured_at=clip.captured_at,
+        gps_removed=clip.gps_removed,
+        metadata_removed=clip.metadata_removed,
+        poster="stored" if poster else "failed",
     )
+    return Processed(clip.stored_path, poster.renditions if poster else [], details)
 
 
 def new_document(
@@ -233,40 +238,39 @@ def new_document(
     runtime: MediaRuntime,
     principal: Principal,
     spooled: SpooledFile,
+    processed: Processed,
     unit: str,
     campaign: str | None,
-) -> dict[str, Any]:
+) -> MediaDoc:
+    """The record of a new file. Its objects are named by unit and media id, never by the
+    uploader's file name."""
     real = spooled.real
-    return {
-        "_id": uuid.uuid4().hex,
-        "unit": unit,
-        "unit_path": runtime.org.path(unit).model_dump(),
-        "kind": real.kind.value,
-        "content_type": real.content_type,
-        "sha256": spooled.sha256,
-        "original_size": spooled.size,
-        "filename": spooled.filename,
-        "campaign": campaign,
-        "uploader": principal.sub,
-        "uploader_name": principal.name,
-        "poster": None,
-    }
+    media_id = uuid.uuid4().hex
+    prefix = f"{unit}/{media_id}"
+    return MediaDoc(
+        _id=media_id,
+        unit=unit,
+        unit_path=runtime.org.path(unit).model_dump(),
+        kind=real.kind.value,
+        content_type=real.content_type,
+        sha256=spooled.sha256,
+        original_size=spooled.size,
+        filename=spooled.filename,
+        campaign=campaign,
+        uploader=principal.sub,
+        uploader_name=principal.name,
+        object_key=f"{prefix}/original{real.extensions[0]}",
+        size=processed.stored_path.stat().st_size,
+        renditions={
+            r.name: StoredRendition(key=f"{prefix}/{r.name}.jpg", width=r.width, height=r.height)
+            for r in processed.renditions
+        },
+        stored_at=utcnow(),
+        **processed.details,
+    )
 
 
-def lay_out(doc: dict[str, Any], processed: Processed, *, extension: str) -> None:
-    """The object keys: under the unit and the media id, never the uploader's file name."""
-    prefix = f"{doc['unit']}/{doc['_id']}"
-    doc["object_key"] = f"{prefix}/original{extension}"
-    doc["size"] = processed.stored_path.stat().st_size
-    doc["renditions"] = {
-        r.name: {"key": f"{prefix}/{r.name}.jpg", "width": r.width, "height": r.height}
-        for r in processed.renditions
-    }
-
-
-async def put_objects(
-    *, runtime: MediaRuntime, doc: dict[str, Any], processed: Processed
-) -> list[str]:
+async def put_objects(*, runtime: MediaRuntime, doc: MediaDoc, processed: Processed) -> list[str]:
     """Write the original and its renditions; on a failure remove what was written and
     raise :class:`StorageDown`."""
     store = runtime.store
@@ -289,7 +293,7 @@ async def put_objects(
 
 
 async def record(
-    *, runtime: MediaRuntime, doc: dict[str, Any], written: list[str]
+    *, runtime: MediaRuntime, doc: MediaDoc, written: list[str]
 ) -> dict[str, Any] | None:
     """Metadata and the ``media.stored`` event, in one transaction. When a concurrent
     upload of the same file by the same unit got there first, its record is returned and
@@ -309,15 +313,15 @@ async def record(
     return None
 
 
-async def _record(*, runtime: MediaRuntime, doc: dict[str, Any]) -> None:
+async def _record(*, runtime: MediaRuntime, doc: MediaDoc) -> None:
     shared = runtime.shared
     doc["stored_at"] = utcnow()
     path = doc["unit_path"]
     event = MediaStoredEvent.build(
         MediaStored(
             media_id=doc["_id"],
-            unit_path=path,
-            kind=doc["kind"],
+            unit_path=UnitPath.model_validate(path),
+            kind=MediaKind(doc["kind"]),
             content_type=doc["content_type"],
             size=doc["size"],
             sha256=doc["sha256"],
@@ -334,7 +338,7 @@ async def _record(*, runtime: MediaRuntime, doc: dict[str, Any]) -> None:
     )
 
     async def write(session: AsyncClientSession) -> None:
-        await runtime.media.insert_one(doc, session=session)
+        await runtime.media.insert_one(dict(doc), session=session)
         await shared.emit(tp.MEDIA_STORED, event, session=session)
 
     await in_transaction(shared.mongo, write)

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import io
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -27,13 +28,13 @@ class StorageDown(Exception):
     """Object storage (or the metadata store) cannot take the upload right now."""
 
 
-def original_disposition(doc: dict[str, Any]) -> str:
+def original_disposition(doc: Mapping[str, Any]) -> str:
     """Downloaded, under the media id: the uploader's file name may name a pupil."""
     extension = Path(doc["object_key"]).suffix
     return f'attachment; filename="{doc["_id"]}{extension}"'
 
 
-def rendition_disposition(doc: dict[str, Any], name: str) -> str:
+def rendition_disposition(doc: Mapping[str, Any], name: str) -> str:
     return f'inline; filename="{doc["_id"]}-{name}.jpg"'
 
 
