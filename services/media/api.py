@@ -10,9 +10,9 @@ from fastapi.responses import RedirectResponse
 
 from services.media import intake, service
 from services.media.context import MediaRuntime
-from services.media.models import MediaPage, MediaRead, PupilsMark, ThumbnailSize, UploadResult
+from services.media.models import MediaFilter, MediaRead, PupilsMark, ThumbnailSize, UploadResult
 from shared.auth import CurrentPrincipal
-from shared.events import MediaKind
+from shared.paging import Page, PageQuery, page_query
 from shared.refusals import ErrorBody
 
 router = APIRouter(prefix="/media", tags=["media"])
@@ -86,26 +86,16 @@ async def upload_media(
     return result
 
 
-@router.get("", response_model=MediaPage)
+@router.get("", response_model=Page[MediaRead])
 async def list_media(
     principal: CurrentPrincipal,
     runtime: Runtime,
-    unit: Annotated[str | None, Query(description="this unit and those below it")] = None,
-    campaign: str | None = None,
-    kind: MediaKind | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-) -> MediaPage:
-    """Media of a unit and the units below it, newest first."""
-    return await service.list_media(
-        runtime=runtime,
-        principal=principal,
-        unit=unit,
-        campaign=campaign,
-        kind=kind,
-        limit=limit,
-        offset=offset,
-    )
+    which: Annotated[MediaFilter, Query()],
+    page: Annotated[PageQuery, Depends(page_query)],
+) -> Page[MediaRead]:
+    """Media of a unit and the units below it, newest first, a page at a time (ask again
+    with ``cursor=next_cursor``)."""
+    return await service.list_media(runtime=runtime, principal=principal, which=which, page=page)
 
 
 @router.get("/{media_id}", response_model=MediaRead)

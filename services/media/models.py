@@ -190,8 +190,9 @@ class UploadResult(MediaRead):
     duplicate: bool = Field(description="the unit had already uploaded this exact file")
 
 
-class MediaPage(BaseModel):
-    items: list[MediaRead]
-    total: int
-    limit: int
-    offset: int
+class MediaFilter(BaseModel):
+    """Which media a listing shows (the caller's unit and those below it by default)."""
+
+    unit: str | None = Field(default=None, description="this unit and those below it")
+    campaign: str | None = None
+    kind: MediaKind | None = None

@@ -13,20 +13,23 @@ from services.media import refusals
 from services.media.context import MediaRuntime
 from services.media.images import JPEG_RENDITION
 from services.media.intake import check_uploader
-from services.media.models import MEDIA, MediaPage, MediaRead, PupilsMark, ThumbnailSize
+from services.media.models import MEDIA, MediaFilter, MediaRead, PupilsMark, ThumbnailSize
 from services.media.storage import original_disposition, rendition_disposition
 from shared.auth import Principal, in_scope, require_scope
 from shared.clock import utcnow
-from shared.events import MediaKind
+from shared.paging import Page, PageQuery, keyset_page
 from shared.runtime import ServiceRuntime
+
+# the listing order; the media id breaks ties so no page repeats or skips an item
+NEWEST_FIRST = [("stored_at", DESCENDING), ("_id", DESCENDING)]
 
 
 async def ensure_indexes(runtime: ServiceRuntime) -> None:
     """Dedupe key and the listing orders."""
     media = runtime.db[MEDIA]
     await media.create_index([("unit", ASCENDING), ("sha256", ASCENDING)], unique=True)
-    await media.create_index([("unit", ASCENDING), ("stored_at", DESCENDING)])
-    await media.create_index([("campaign", ASCENDING), ("stored_at", DESCENDING)])
+    await media.create_index([("unit", ASCENDING), *NEWEST_FIRST])
+    await media.create_index([("campaign", ASCENDING), *NEWEST_FIRST])
 
 
 async def get_media(
@@ -82,30 +85,19 @@ def thumbnail_link(*, runtime: MediaRuntime, doc: dict[str, Any], size: Thumbnai
 
 
 async def list_media(
-    *,
-    runtime: MediaRuntime,
-    principal: Principal,
-    unit: str | None,
-    campaign: str | None,
-    kind: MediaKind | None,
-    limit: int,
-    offset: int,
-) -> MediaPage:
+    *, runtime: MediaRuntime, principal: Principal, which: MediaFilter, page: PageQuery
+) -> Page[MediaRead]:
     """Media of a unit and the units below it (default: the caller's), newest first."""
     org = runtime.org
-    scope = unit or principal.unit
+    scope = which.unit or principal.unit
     require_scope(principal, org, scope)
     query: dict[str, Any] = {"unit": {"$in": [u.code for u in org.below(scope)]}}
-    if campaign:
-        query["campaign"] = campaign
-    if kind:
-        query["kind"] = kind.value
-    total = await runtime.media.count_documents(query)
-    found = runtime.media.find(query).sort("stored_at", DESCENDING).skip(offset).limit(limit)
-    docs = await found.to_list()
-    return MediaPage(
-        items=[MediaRead.from_doc(d) for d in docs], total=total, limit=limit, offset=offset
-    )
+    if which.campaign:
+        query["campaign"] = which.campaign
+    if which.kind:
+        query["kind"] = which.kind.value
+    docs, next_cursor = await keyset_page(runtime.media, query, sort=NEWEST_FIRST, query=page)
+    return Page(items=[MediaRead.from_doc(d) for d in docs], next_cursor=next_cursor)
 
 
 async def mark_pupils(

@@ -41,12 +41,17 @@ CORRESPONDENT = auth(SCHOOL, Role.CORRESPONDENT, sub="corr-dh-syxx")
 
 
 # ---- files ---------------------------------------------------------------------------
+def pixels(size: tuple[int, int]) -> Image.Image:
+    """A real image with unique pixels, so no two uploads dedupe."""
+    seed = uuid.uuid4().bytes
+    return Image.frombytes("RGB", (16, 16), (seed * 48)[: 16 * 16 * 3]).resize(size)
+
+
 def photo(
     fmt: str = "JPEG", *, size: tuple[int, int] = (800, 600), exif: Image.Exif | None = None
 ) -> bytes:
-    """A real image with unique pixels, so no two calls dedupe."""
-    seed = uuid.uuid4().bytes
-    image = Image.frombytes("RGB", (16, 16), (seed * 48)[: 16 * 16 * 3]).resize(size)
+    """A photo file of unique pixels."""
+    image = pixels(size)
     buffer = io.BytesIO()
     options: dict[str, Any] = {"exif": exif} if exif is not None else {}
     image.save(buffer, fmt, **options)
@@ -420,6 +425,20 @@ def assert_nothing_identifying(data: bytes) -> None:
     assert leaked == [], f"stored file still holds {leaked}"
 
 
+async def stored_clean(
+    media: RunningService, data: bytes, filename: str, content_type: str
+) -> bytes:
+    """Upload a file carrying location and identity; the answer says both were removed and
+    the stored object, read back from the bucket, holds neither."""
+    response = await upload(media, data, filename, content_type)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["gps_removed"] is True and body["metadata_removed"] is True
+    stored_bytes = await stored_object(media, body["id"])
+    assert_nothing_identifying(stored_bytes)
+    return stored_bytes
+
+
 def exif_blocks(image: Image.Image) -> list[Image.Exif]:
     """Every EXIF segment of a JPEG, not only the first that Pillow reads."""
     blocks = []
@@ -458,6 +477,12 @@ async def test_a_jpeg_with_gps_in_two_segments_and_owner_tags_is_stored_clean(
     assert body["captured_at"] == "2026-03-01T01:30:00Z"  # 09:30 at +08:00
     assert body["sha256"] == hashlib.sha256(data).hexdigest()
     assert (body["width"], body["height"]) == (480, 640)  # upright: orientation 6
+    # the orientation is applied to the thumbnails, which carry no EXIF to say it
+    redirect = await media.client.get(
+        f"/media/{body['id']}/thumbnail", params={"size": "medium"}, headers=CORRESPONDENT
+    )
+    upright = Image.open(io.BytesIO(await asyncio.to_thread(fetch, redirect.headers["location"])))
+    assert upright.size == (480, 640) and not upright.getexif()
 
     stored_bytes = await stored_object(media, body["id"])
     assert_nothing_identifying(stored_bytes)
@@ -481,19 +506,13 @@ async def test_a_png_with_xmp_location_is_stored_clean(media: RunningService) ->
     text = PngImagePlugin.PngInfo()
     text.add_itxt("XML:com.adobe.xmp", XMP_WITH_PLACE)
     text.add_text("Author", "王老师")
-    seed = uuid.uuid4().bytes
-    image = Image.frombytes("RGB", (16, 16), (seed * 48)[: 16 * 16 * 3]).resize((300, 200))
+    image = pixels((300, 200))
     buffer = io.BytesIO()
     image.save(buffer, "PNG", pnginfo=text, exif=exif)
     data = buffer.getvalue()
     assert "江城市" in Image.open(io.BytesIO(data)).info["XML:com.adobe.xmp"]
 
-    response = await upload(media, data, "chart.png", "image/png")
-    assert response.status_code == 201, response.text
-    body = response.json()
-    assert body["gps_removed"] is True and body["metadata_removed"] is True
-    stored_bytes = await stored_object(media, body["id"])
-    assert_nothing_identifying(stored_bytes)
+    stored_bytes = await stored_clean(media, data, "chart.png", "image/png")
     stored = Image.open(io.BytesIO(stored_bytes))
     assert set(stored.info) <= {"exif", "dpi"}
     assert stored.getexif().get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] == (
@@ -505,18 +524,12 @@ async def test_a_png_with_xmp_location_is_stored_clean(media: RunningService) ->
 async def test_a_webp_with_exif_and_xmp_is_stored_clean(media: RunningService) -> None:
     exif, _ = identifying_exif()
     exif.get_ifd(ExifTags.IFD.GPSInfo)[ExifTags.GPS.GPSLatitudeRef] = "N"
-    seed = uuid.uuid4().bytes
-    image = Image.frombytes("RGB", (16, 16), (seed * 48)[: 16 * 16 * 3]).resize((320, 240))
+    image = pixels((320, 240))
     buffer = io.BytesIO()
     image.save(buffer, "WEBP", exif=exif, xmp=XMP_WITH_PLACE.encode(), lossless=True)
     data = buffer.getvalue()
 
-    response = await upload(media, data, "sports.webp", "image/webp")
-    assert response.status_code == 201, response.text
-    body = response.json()
-    assert body["gps_removed"] is True and body["metadata_removed"] is True
-    stored_bytes = await stored_object(media, body["id"])
-    assert_nothing_identifying(stored_bytes)
+    stored_bytes = await stored_clean(media, data, "sports.webp", "image/webp")
     stored = Image.open(io.BytesIO(stored_bytes))
     assert "xmp" not in stored.info
     stored_exif = stored.getexif()
@@ -563,8 +576,7 @@ def heif_photo(fmt: str, *, size: tuple[int, int] = (640, 480)) -> bytes:
     exif, _ = identifying_exif()
     exif.get_ifd(ExifTags.IFD.GPSInfo)[ExifTags.GPS.GPSLatitudeRef] = "N"
     del exif[ExifTags.Base.Orientation]
-    seed = uuid.uuid4().bytes
-    image = Image.frombytes("RGB", (16, 16), (seed * 48)[: 16 * 16 * 3]).resize(size)
+    image = pixels(size)
     buffer = io.BytesIO()
     image.save(buffer, fmt, exif=exif.tobytes(), xmp=XMP_WITH_PLACE.encode(), quality=80)
     return buffer.getvalue()
@@ -678,6 +690,29 @@ async def test_only_users_in_scope_see_a_units_media(media: RunningService) -> N
     assert page.status_code == 200
     assert [item["id"] for item in page.json()["items"]] == [media_id]
     assert page.json()["items"][0]["campaign"] == campaign
+
+
+async def test_a_listing_pages_newest_first_by_cursor(media: RunningService) -> None:
+    campaign = f"pages-{uuid.uuid4().hex[:6]}"
+    uploaded = []
+    for _ in range(5):
+        response = await upload(
+            media, photo(size=(64, 48)), "p.jpg", "image/jpeg", campaign=campaign
+        )
+        uploaded.append(response.json()["id"])
+    seen: list[str] = []
+    params: dict[str, Any] = {"campaign": campaign, "limit": 2, "kind": "photo"}
+    for expected_size in (2, 2, 1):
+        page = (await media.client.get("/media", params=params, headers=CORRESPONDENT)).json()
+        assert len(page["items"]) == expected_size
+        seen += [item["id"] for item in page["items"]]
+        params["cursor"] = page["next_cursor"]
+    assert params["cursor"] is None
+    assert seen == uploaded[::-1]
+    stale = await media.client.get(
+        "/media", params={"cursor": "not-a-cursor"}, headers=CORRESPONDENT
+    )
+    refused(stale, 422, "bad_cursor")
 
 
 async def test_storage_down_answers_503_with_retry_after_and_records_nothing() -> None:
