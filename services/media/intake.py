@@ -124,6 +124,7 @@ def check_unit(*, runtime: MediaRuntime, principal: Principal, unit: str) -> Non
 class Processed:
     """The file to store (cleaned), its renditions and what was learnt from it."""
 
+    source: SpooledFile
     stored_path: Path
     renditions: list[images.Rendition]
     details: FileDetails
@@ -138,17 +139,12 @@ async def store_upload(
     spooled = form.file
     kind = spooled.claimed.kind.value
     try:
-        unit, campaign = form_target(runtime=runtime, principal=principal, form=form)
-        first = await runtime.media.find_one({"unit": unit, "sha256": spooled.sha256})
+        target = form_target(runtime=runtime, principal=principal, form=form)
+        first = await runtime.media.find_one({"unit": target.unit, "sha256": spooled.sha256})
         if first is None:
             processed = await process(runtime=runtime, spooled=spooled)
             doc = new_document(
-                runtime=runtime,
-                principal=principal,
-                spooled=spooled,
-                processed=processed,
-                unit=unit,
-                campaign=campaign,
+                runtime=runtime, principal=principal, target=target, processed=processed
             )
             written = await put_objects(runtime=runtime, doc=doc, processed=processed)
             first = await record(runtime=runtime, doc=doc, written=written)
@@ -165,9 +161,15 @@ async def store_upload(
     return UploadResult(**MediaRead.from_doc(doc).model_dump(), duplicate=False)
 
 
-def form_target(
-    *, runtime: MediaRuntime, principal: Principal, form: UploadForm
-) -> tuple[str, str | None]:
+@dataclass(frozen=True)
+class Target:
+    """Whose file it is: the unit, and the campaign it is tagged with."""
+
+    unit: str
+    campaign: str | None
+
+
+def form_target(*, runtime: MediaRuntime, principal: Principal, form: UploadForm) -> Target:
     """The unit the file is for (in the caller's scope) and its campaign tag, if any."""
     unit = form.fields.get("unit", "").strip()
     if not unit:
@@ -176,7 +178,7 @@ def form_target(
     campaign = form.fields.get("campaign", "").strip() or None
     if campaign is not None and not CODE.match(campaign):
         raise refusals.campaign_invalid()
-    return unit, campaign
+    return Target(unit, campaign)
 
 
 async def process(*, runtime: MediaRuntime, spooled: SpooledFile) -> Processed:
@@ -204,7 +206,7 @@ async def _process_photo(*, runtime: MediaRuntime, spooled: SpooledFile) -> Proc
         metadata_removed=image.metadata_removed,
         poster=None,
     )
-    return Processed(image.stored_path, image.renditions, details)
+    return Processed(spooled, image.stored_path, image.renditions, details)
 
 
 async def _process_video(*, runtime: MediaRuntime, spooled: SpooledFile) -> Processed:
@@ -230,21 +232,16 @@ async def _process_video(*, runtime: MediaRuntime, spooled: SpooledFile) -> Proc
         metadata_removed=clip.metadata_removed,
         poster="stored" if poster else "failed",
     )
-    return Processed(clip.stored_path, poster.renditions if poster else [], details)
+    return Processed(spooled, clip.stored_path, poster.renditions if poster else [], details)
 
 
 def new_document(
-    *,
-    runtime: MediaRuntime,
-    principal: Principal,
-    spooled: SpooledFile,
-    processed: Processed,
-    unit: str,
-    campaign: str | None,
+    *, runtime: MediaRuntime, principal: Principal, target: Target, processed: Processed
 ) -> MediaDoc:
     """The record of a new file. Its objects are named by unit and media id, never by the
     uploader's file name."""
-    real = spooled.real
+    spooled = processed.source
+    real, unit = spooled.real, target.unit
     media_id = uuid.uuid4().hex
     prefix = f"{unit}/{media_id}"
     return MediaDoc(
@@ -256,7 +253,7 @@ def new_document(
         sha256=spooled.sha256,
         original_size=spooled.size,
         filename=spooled.filename,
-        campaign=campaign,
+        campaign=target.campaign,
         uploader=principal.sub,
         uploader_name=principal.name,
         object_key=f"{prefix}/original{real.extensions[0]}",

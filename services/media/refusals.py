@@ -165,37 +165,28 @@ def campaign_invalid() -> UploadRefusal:
 
 
 # ---- what the file holds (422, outcome "refused") -----------------------------------
+def _cannot_clean(kind: str, code: str, message: str, detail: str) -> UploadRefusal:
+    return UploadRefusal(422, code, message, detail, kind=kind, outcome="refused")
+
+
 def pixel_flood(detail: str) -> UploadRefusal:
-    return UploadRefusal(
-        422,
-        "media_pixel_flood",
-        "图片像素过多，无法处理，请缩小尺寸后重新上传",
-        f"image refused as a pixel flood: {detail}",
-        kind="photo",
-        outcome="refused",
+    why = f"image refused as a pixel flood: {detail}"
+    return _cannot_clean(
+        "photo", "media_pixel_flood", "图片像素过多，无法处理，请缩小尺寸后重新上传", why
     )
 
 
 def image_undecodable(detail: str) -> UploadRefusal:
-    return UploadRefusal(
-        422,
-        "media_image_undecodable",
-        "图片已损坏或无法读取，请重新导出后上传",
-        f"the image could not be decoded: {detail}",
-        kind="photo",
-        outcome="refused",
-    )
+    message = "图片已损坏或无法读取，请重新导出后上传"
+    why = f"the image could not be decoded: {detail}"
+    return _cannot_clean("photo", "media_image_undecodable", message, why)
 
 
 def video_unreadable(detail: str) -> UploadRefusal:
-    return UploadRefusal(
-        422,
-        "media_video_unreadable",
-        "无法读取该视频，也就无法清除其中的位置等信息，因此没有保存；请重新导出后上传",
-        f"the video could not be read, so its metadata cannot be removed: {detail}",
-        kind="video",
-        outcome="refused",
-    )
+    """Refused rather than stored as sent: its location could not be removed."""
+    message = "无法读取该视频，也就无法清除其中的位置等信息，因此没有保存；请重新导出后上传"
+    why = f"the video could not be read, so its metadata cannot be removed: {detail}"
+    return _cannot_clean("video", "media_video_unreadable", message, why)
 
 
 # ---- storage (503) -------------------------------------------------------------------
