@@ -42,10 +42,10 @@ class InspectedImage:
     renditions: list[Rendition] = field(default_factory=list)
 
 
-# how each format is cleaned (``clean``): its containers rewritten, the image untouched
-_CLEANERS: dict[
-    MediaType, Callable[[bytes, cleaning.KeptMetadata], tuple[bytes, cleaning.Findings]]
-] = {
+# the upload's bytes and what to keep -> the cleaned bytes and what was found
+Cleaner = Callable[[bytes, cleaning.KeptMetadata], tuple[bytes, cleaning.Findings]]
+# how each format is cleaned: its containers rewritten, the image untouched
+_CLEANERS: dict[MediaType, Cleaner] = {
     JPEG: cleaning.clean_jpeg,
     PNG: cleaning.clean_png,
     WEBP: cleaning.clean_webp,
