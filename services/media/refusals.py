@@ -147,12 +147,12 @@ def unknown_unit(unit: str) -> UploadRefusal:
 
 
 def unit_out_of_scope(unit: str, own: str) -> UploadRefusal:
-    return UploadRefusal(
-        403,
-        "unit_out_of_scope",
-        "该单位不在您的管辖范围内，不能为它上传",
-        f"unit {unit!r} is outside your scope ({own!r} and the units below it)",
-    )
+    message = "该单位不在您的管辖范围内，不能为它上传"
+    return UploadRefusal(403, "unit_out_of_scope", message, _outside(f"unit {unit!r} is", own))
+
+
+def _outside(what: str, own: str) -> str:
+    return f"{what} outside your scope ({own!r} and the units below it)"
 
 
 def campaign_invalid() -> UploadRefusal:
@@ -207,13 +207,9 @@ def media_not_found(media_id: str) -> Refusal:
 
 
 def media_out_of_scope(media_id: str, unit: str, own: str) -> Refusal:
-    return Refusal(
-        403,
-        "media_out_of_scope",
-        "这张照片或这段视频属于您管辖范围以外的单位",
-        f"media {media_id!r} belongs to unit {unit!r}, outside your scope "
-        f"({own!r} and the units below it)",
-    )
+    message = "这张照片或这段视频属于您管辖范围以外的单位"
+    detail = _outside(f"media {media_id!r} belongs to unit {unit!r},", own)
+    return Refusal(403, "media_out_of_scope", message, detail)
 
 
 def no_thumbnail(media_id: str, reason: str) -> Refusal:

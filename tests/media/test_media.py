@@ -501,15 +501,20 @@ async def test_a_jpeg_with_gps_in_two_segments_and_owner_tags_is_stored_clean(
     assert stored.size == (640, 480)
 
 
-async def test_a_png_with_xmp_location_is_stored_clean(media: RunningService) -> None:
+def phone_png(size: tuple[int, int]) -> tuple[bytes, Image.Image]:
+    """A PNG with EXIF (owner, serials, capture time), XMP with a place and an author."""
     exif, _ = identifying_exif()
     text = PngImagePlugin.PngInfo()
     text.add_itxt("XML:com.adobe.xmp", XMP_WITH_PLACE)
     text.add_text("Author", "王老师")
-    image = pixels((300, 200))
+    image = pixels(size)
     buffer = io.BytesIO()
     image.save(buffer, "PNG", pnginfo=text, exif=exif)
-    data = buffer.getvalue()
+    return buffer.getvalue(), image
+
+
+async def test_a_png_with_xmp_location_is_stored_clean(media: RunningService) -> None:
+    data, image = phone_png((300, 200))
     assert "江城市" in Image.open(io.BytesIO(data)).info["XML:com.adobe.xmp"]
 
     stored_bytes = await stored_clean(media, data, "chart.png", "image/png")

@@ -9,12 +9,17 @@ import io
 import struct
 
 import pytest
-from PIL import ExifTags, Image, PngImagePlugin
+from PIL import ExifTags, Image
 
 from services.media import cleaning, filetypes
 from services.media.refusals import UploadRefusal
 from services.media.video import parse_dump
-from tests.media.test_media import XMP_WITH_PLACE, assert_nothing_identifying, identifying_exif
+from tests.media.test_media import (
+    XMP_WITH_PLACE,
+    assert_nothing_identifying,
+    identifying_exif,
+    phone_png,
+)
 from tests.media.test_media import pixels as unique_pixels
 
 F = filetypes
@@ -148,17 +153,8 @@ def test_a_damaged_jpeg_cannot_be_followed_and_is_not_stored() -> None:
 
 
 def test_a_png_keeps_only_the_chunks_that_draw_it() -> None:
-    exif, _ = identifying_exif()
-    text = PngImagePlugin.PngInfo()
-    text.add_itxt("XML:com.adobe.xmp", XMP_WITH_PLACE)
-    text.add_text("Author", "王老师")
-    image = unique_pixels((40, 30))
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG", pnginfo=text, exif=exif)
-
-    cleaned, findings = cleaning.clean_png(
-        buffer.getvalue(), cleaning.KeptMetadata("2026:03:01 09:30:00")
-    )
+    data, image = phone_png((40, 30))
+    cleaned, findings = cleaning.clean_png(data, cleaning.KeptMetadata("2026:03:01 09:30:00"))
     assert findings.location is True and findings.removed == {"exif", "xmp", "text"}
     assert_nothing_identifying(cleaned)
     stored = Image.open(io.BytesIO(cleaned))
