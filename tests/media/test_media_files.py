@@ -5,15 +5,18 @@ video's metadata."""
 
 from __future__ import annotations
 
+import inspect
 import io
+import re
 import struct
 
 import pytest
 from PIL import ExifTags, Image
 
-from services.media import cleaning, filetypes
+from services.media import cleaning, filetypes, refusals
 from services.media.refusals import UploadRefusal
 from services.media.video import parse_dump
+from shared.refusals import Refusal
 from tests.media.test_media import (
     XMP_WITH_PLACE,
     assert_nothing_identifying,
@@ -208,3 +211,30 @@ def test_a_clean_report_leaves_nothing() -> None:
         if not any(tag in line for tag in ("location", "model", "encoder"))
     )
     assert parse_dump(clean).leftovers() == []
+
+
+# ---- the refusals ---------------------------------------------------------------------
+def every_refusal() -> list[Refusal]:
+    """Each refusal the media service can give, built with placeholder values."""
+    made = []
+    for name, factory in vars(refusals).items():
+        if name.startswith("_") or not inspect.isfunction(factory):
+            continue
+        if inspect.signature(factory).return_annotation not in ("Refusal", "UploadRefusal"):
+            continue
+        values = {
+            parameter.name: 20_000 if parameter.annotation == "int" else "photo"
+            for parameter in inspect.signature(factory).parameters.values()
+        }
+        made.append(factory(**values))
+    return made
+
+
+def test_every_refusal_has_a_stable_code_a_4xx_or_503_and_a_chinese_message() -> None:
+    made = every_refusal()
+    assert len(made) >= 20
+    for refusal in made:
+        assert re.fullmatch(r"[a-z_]+", refusal.code), refusal.code
+        assert refusal.status in (403, 404, 413, 415, 422, 503), refusal.code
+        assert re.search(r"[\u4e00-\u9fff]", refusal.message), refusal.code
+        assert not re.search(r"[\u4e00-\u9fff]", refusal.detail), refusal.code
