@@ -27,7 +27,7 @@ from typing import Any
 import imageio_ffmpeg
 import pillow_heif
 import pytest
-from PIL import ExifTags, Image, PngImagePlugin
+from PIL import ExifTags, Image, ImageOps, PngImagePlugin
 from prometheus_client import REGISTRY
 
 from shared.auth import Role
@@ -576,11 +576,13 @@ async def test_an_mp4_with_a_location_tag_is_stored_clean_and_losslessly(
     assert stream_hashes(stored) == stream_hashes(uploaded) and len(stream_hashes(stored)) == 2
 
 
-def heif_photo(fmt: str, *, size: tuple[int, int] = (640, 480)) -> bytes:
-    """A phone's HEIC or AVIF with EXIF (GPS, owner) and XMP with a place."""
+def heif_photo(fmt: str, *, size: tuple[int, int] = (640, 480), turned: bool = False) -> bytes:
+    """A phone's HEIC or AVIF with EXIF (GPS, owner) and XMP with a place; ``turned``: held
+    upright, as a phone says with the container's rotation (``irot``)."""
     exif, _ = identifying_exif()
     exif.get_ifd(ExifTags.IFD.GPSInfo)[ExifTags.GPS.GPSLatitudeRef] = "N"
-    del exif[ExifTags.Base.Orientation]
+    if not turned:
+        del exif[ExifTags.Base.Orientation]
     image = pixels(size)
     buffer = io.BytesIO()
     image.save(buffer, fmt, exif=exif.tobytes(), xmp=XMP_WITH_PLACE.encode(), quality=80)
@@ -621,6 +623,29 @@ async def test_a_heic_or_avif_photo_is_accepted_cleaned_and_given_jpeg_rendition
     redirect = await media.client.get(f"/media/{body['id']}/thumbnail", headers=CORRESPONDENT)
     small = await asyncio.to_thread(fetch, redirect.headers["location"])
     assert Image.open(io.BytesIO(small)).format == "JPEG"
+
+
+@pytest.mark.parametrize(("fmt", "content_type"), [("HEIF", "image/heic"), ("AVIF", "image/avif")])
+async def test_a_heic_or_avif_held_upright_gets_upright_renditions_and_keeps_its_rotation(
+    media: RunningService, fmt: str, content_type: str
+) -> None:
+    pillow_heif.register_heif_opener()
+    data = heif_photo(fmt, turned=True)
+    assert b"irot" in data
+    response = await upload(media, data, "upright." + fmt.lower(), content_type)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert (body["width"], body["height"]) == (480, 640)
+    assert body["jpeg"] == {"width": 480, "height": 640}
+    assert body["thumbnails"]["small"] == {"width": 120, "height": 160}
+    read = (await media.client.get(f"/media/{body['id']}", headers=CORRESPONDENT)).json()
+    rendition = Image.open(io.BytesIO(await asyncio.to_thread(fetch, read["jpeg_url"])))
+    assert rendition.size == (480, 640) and not rendition.getexif()
+    # the stored file keeps the container's rotation, and a reader shows it upright
+    stored_bytes = await stored_object(media, body["id"])
+    assert b"irot" in stored_bytes
+    shown = ImageOps.exif_transpose(Image.open(io.BytesIO(stored_bytes)))
+    assert shown.size == (480, 640)
 
 
 async def test_downloads_carry_the_sniffed_type_and_a_disposition_without_the_file_name(
