@@ -13,12 +13,10 @@ import json
 import os
 import re
 import socket
-import struct
 import subprocess
 import urllib.error
 import urllib.request
 import uuid
-import zlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,10 +25,23 @@ from typing import Any
 import imageio_ffmpeg
 import pillow_heif
 import pytest
-from PIL import ExifTags, Image, ImageOps, PngImagePlugin
+from PIL import ExifTags, Image, ImageOps
 from prometheus_client import REGISTRY
 
 from shared.auth import Role
+from tests.media.phone_files import (
+    XMP_WITH_PLACE,
+    assert_nothing_identifying,
+    exif_blocks,
+    heif_photo,
+    huge_png,
+    identifying_exif,
+    iso_video,
+    phone_jpeg,
+    phone_png,
+    photo,
+    pixels,
+)
 from tests.support import RunningService, auth, eventually, header, read_topic, run_service
 
 pytestmark = pytest.mark.usefixtures("stack_env")
@@ -38,50 +49,6 @@ pytestmark = pytest.mark.usefixtures("stack_env")
 SCHOOL = "dh-syxx"  # a school in 东湖区 (dh)
 OTHER_COUNTY_SCHOOL = "xs-syxx"  # a school in 西山区 (xs)
 CORRESPONDENT = auth(SCHOOL, Role.CORRESPONDENT, sub="corr-dh-syxx")
-
-
-# ---- files ---------------------------------------------------------------------------
-def pixels(size: tuple[int, int]) -> Image.Image:
-    """A real image with unique pixels, so no two uploads dedupe."""
-    seed = uuid.uuid4().bytes
-    return Image.frombytes("RGB", (16, 16), (seed * 48)[: 16 * 16 * 3]).resize(size)
-
-
-def photo(
-    fmt: str = "JPEG", *, size: tuple[int, int] = (800, 600), exif: Image.Exif | None = None
-) -> bytes:
-    """A photo file of unique pixels."""
-    image = pixels(size)
-    buffer = io.BytesIO()
-    options: dict[str, Any] = {"exif": exif} if exif is not None else {}
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()
-
-
-def iso_video(brand: bytes) -> bytes:
-    """A minimal ISO base media file: an ftyp box, then an mdat box of bytes."""
-    ftyp = b"ftyp" + brand + b"\x00\x00\x02\x00" + brand + b"isom"
-    body = os.urandom(4096)
-    return (
-        struct.pack(">I", len(ftyp) + 4) + ftyp + struct.pack(">I", len(body) + 8) + b"mdat" + body
-    )
-
-
-def huge_png(width: int, height: int) -> bytes:
-    """A PNG whose header claims ``width`` x ``height``: a pixel flood if decoded."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    header_data = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header_data)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 4096))
-        + chunk(b"IEND", b"")
-    )
 
 
 def fetch(url: str) -> bytes:
@@ -378,53 +345,6 @@ async def test_a_pixel_flood_is_refused_and_the_service_keeps_working(
     assert after.status_code == 201
 
 
-def identifying_exif() -> tuple[Image.Exif, bytes]:
-    """A camera's EXIF with owner, serials and capture time, and a second EXIF segment
-    holding only GPS (readers that stop at the first segment never see it)."""
-    exif = Image.Exif()
-    exif[ExifTags.Base.Make] = "SchoolCam"
-    exif[ExifTags.Base.Model] = "SC-100"
-    exif[ExifTags.Base.Artist] = "王老师"
-    exif[ExifTags.Base.Copyright] = "东湖实验小学 王老师"
-    exif[ExifTags.Base.ImageDescription] = "三年级二班 李小明"
-    exif[ExifTags.Base.Orientation] = 6
-    details = exif.get_ifd(ExifTags.IFD.Exif)
-    details[ExifTags.Base.DateTimeOriginal] = "2026:03:01 09:30:00"
-    details[ExifTags.Base.OffsetTimeOriginal] = "+08:00"
-    details[ExifTags.Base.BodySerialNumber] = "BODY-SN-4711"
-    details[ExifTags.Base.LensSerialNumber] = "LENS-SN-0815"
-    details[ExifTags.Base.CameraOwnerName] = "Wang Fang"
-    details[ExifTags.Base.UserComment] = b"ASCII\x00\x00\x00pupil Li Xiaoming"
-    details[ExifTags.Base.MakerNote] = b"Nikon\x00SERIAL-MAKER-99"
-    second = Image.Exif()
-    gps = second.get_ifd(ExifTags.IFD.GPSInfo)
-    gps[ExifTags.GPS.GPSLatitudeRef], gps[ExifTags.GPS.GPSLatitude] = "N", (30.0, 35.0, 12.0)
-    gps[ExifTags.GPS.GPSLongitudeRef], gps[ExifTags.GPS.GPSLongitude] = "E", (114.0, 17.0, 5.0)
-    app1 = second.tobytes()
-    return exif, b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1
-
-
-XMP_WITH_PLACE = (
-    '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
-    'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
-    'xmlns:exif="http://ns.adobe.com/exif/1.0/" '
-    'xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/" '
-    'xmlns:dc="http://purl.org/dc/elements/1.1/" exif:GPSLatitude="30,35.2N" '
-    'exif:GPSLongitude="114,17.08E" photoshop:City="江城市" dc:creator="王老师"/>'
-    "</rdf:RDF></x:xmpmeta>"
-)
-IDENTIFYING = [
-    b"SchoolCam", b"SC-100", b"BODY-SN", b"LENS-SN", b"Wang Fang", b"Li Xiaoming",
-    b"SERIAL-MAKER", "王老师".encode(), "李小明".encode(), "江城市".encode(),
-    b"photoshop", b"Photoshop 3.0", b"8BIM",
-]  # fmt: skip
-
-
-def assert_nothing_identifying(data: bytes) -> None:
-    leaked = [marker for marker in IDENTIFYING if marker in data]
-    assert leaked == [], f"stored file still holds {leaked}"
-
-
 async def stored_clean(
     media: RunningService, data: bytes, filename: str, content_type: str
 ) -> bytes:
@@ -439,35 +359,10 @@ async def stored_clean(
     return stored_bytes
 
 
-def exif_blocks(image: Image.Image) -> list[Image.Exif]:
-    """Every EXIF segment of a JPEG, not only the first that Pillow reads."""
-    blocks = []
-    for marker, payload in getattr(image, "applist", []):
-        if marker == "APP1" and payload.startswith(b"Exif\x00"):
-            block = Image.Exif()
-            block.load(payload)
-            blocks.append(block)
-    return blocks
-
-
 async def test_a_jpeg_with_gps_in_two_segments_and_owner_tags_is_stored_clean(
     media: RunningService,
 ) -> None:
-    exif, gps_segment = identifying_exif()
-    data = photo(size=(640, 480), exif=exif)
-    # the GPS segment goes after the first, an IPTC block (city, byline) and a comment
-    # after that, and a phone's trailer after the end of the image
-    datasets = (
-        b"\x1c\x02\x5a\x00\x09" + "江城市".encode() + b"\x1c\x02\x50\x00\x09" + "王老师".encode()
-    )
-    iptc = b"Photoshop 3.0\x008BIM\x04\x04\x00\x00" + struct.pack(">I", len(datasets)) + datasets
-    app13 = b"\xff\xed" + struct.pack(">H", len(iptc) + 2) + iptc
-    remark = b"Li Xiaoming 3-2"
-    comment = b"\xff\xfe" + struct.pack(">H", len(remark) + 2) + remark
-    first_end = (
-        data.index(b"\xff\xe1") + 2 + struct.unpack_from(">H", data, data.index(b"\xff\xe1") + 2)[0]
-    )
-    data = data[:first_end] + gps_segment + app13 + comment + data[first_end:] + b"SEFHGPS+30.58"
+    data, _ = phone_jpeg((640, 480))
     assert len(exif_blocks(Image.open(io.BytesIO(data)))) == 2
 
     response = await upload(media, data, "pupils.jpg", "image/jpeg")
@@ -499,18 +394,6 @@ async def test_a_jpeg_with_gps_in_two_segments_and_owner_tags_is_stored_clean(
     # losslessly: the same pixels as the upload
     assert stored.tobytes() == Image.open(io.BytesIO(data)).tobytes()
     assert stored.size == (640, 480)
-
-
-def phone_png(size: tuple[int, int]) -> tuple[bytes, Image.Image]:
-    """A PNG with EXIF (owner, serials, capture time), XMP with a place and an author."""
-    exif, _ = identifying_exif()
-    text = PngImagePlugin.PngInfo()
-    text.add_itxt("XML:com.adobe.xmp", XMP_WITH_PLACE)
-    text.add_text("Author", "王老师")
-    image = pixels(size)
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG", pnginfo=text, exif=exif)
-    return buffer.getvalue(), image
 
 
 async def test_a_png_with_xmp_location_is_stored_clean(media: RunningService) -> None:
@@ -574,19 +457,6 @@ async def test_an_mp4_with_a_location_tag_is_stored_clean_and_losslessly(
                               "creation_time", "handler_name", "vendor_id"}  # fmt: skip
     # the same video and audio packets, byte for byte
     assert stream_hashes(stored) == stream_hashes(uploaded) and len(stream_hashes(stored)) == 2
-
-
-def heif_photo(fmt: str, *, size: tuple[int, int] = (640, 480), turned: bool = False) -> bytes:
-    """A phone's HEIC or AVIF with EXIF (GPS, owner) and XMP with a place; ``turned``: held
-    upright, as a phone says with the container's rotation (``irot``)."""
-    exif, _ = identifying_exif()
-    exif.get_ifd(ExifTags.IFD.GPSInfo)[ExifTags.GPS.GPSLatitudeRef] = "N"
-    if not turned:
-        del exif[ExifTags.Base.Orientation]
-    image = pixels(size)
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, exif=exif.tobytes(), xmp=XMP_WITH_PLACE.encode(), quality=80)
-    return buffer.getvalue()
 
 
 @pytest.mark.parametrize(

@@ -17,13 +17,13 @@ from services.media import cleaning, filetypes, refusals
 from services.media.refusals import UploadRefusal
 from services.media.video import parse_dump
 from shared.refusals import Refusal
-from tests.media.test_media import (
-    XMP_WITH_PLACE,
+from tests.media.phone_files import (
     assert_nothing_identifying,
-    identifying_exif,
+    phone_jpeg,
     phone_png,
+    pixels,
+    segment,
 )
-from tests.media.test_media import pixels as unique_pixels
 
 F = filetypes
 
@@ -108,29 +108,8 @@ def test_bytes_of_another_family_than_claimed_are_refused_and_counted_for_the_cl
 
 
 # ---- photo cleaning ------------------------------------------------------------------
-def segment(marker: int, payload: bytes) -> bytes:
-    return bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload
-
-
-def phone_jpeg() -> tuple[bytes, Image.Image]:
-    """A JPEG with owner and serial tags, GPS in a second EXIF segment, XMP with a place,
-    IPTC with a city and a byline, a comment and a trailer after the image."""
-    exif, gps_segment = identifying_exif()
-    image = unique_pixels((64, 48))
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", exif=exif)
-    data = buffer.getvalue()
-    datasets = (
-        b"\x1c\x02\x5a\x00\x09" + "江城市".encode() + b"\x1c\x02\x50\x00\x09" + "王老师".encode()
-    )
-    iptc = b"Photoshop 3.0\x008BIM\x04\x04\x00\x00" + struct.pack(">I", len(datasets)) + datasets
-    xmp = b"http://ns.adobe.com/xap/1.0/\x00" + XMP_WITH_PLACE.encode()
-    extra = gps_segment + segment(0xE1, xmp) + segment(0xED, iptc) + segment(0xFE, b"Li Xiaoming")
-    return data[:2] + extra + data[2:] + b"SEFHGPS+30.58", Image.open(io.BytesIO(data))
-
-
 def test_a_jpeg_keeps_only_its_image_the_capture_time_and_the_orientation() -> None:
-    data, original = phone_jpeg()
+    data, original = phone_jpeg((64, 48))
     kept = cleaning.KeptMetadata.from_exif(original.getexif())
     assert kept == cleaning.KeptMetadata("2026:03:01 09:30:00", "+08:00", 6)
 
@@ -149,7 +128,7 @@ def test_a_jpeg_keeps_only_its_image_the_capture_time_and_the_orientation() -> N
 
 
 def test_a_damaged_jpeg_cannot_be_followed_and_is_not_stored() -> None:
-    data, _ = phone_jpeg()
+    data, _ = phone_jpeg((64, 48))
     for broken in (data[:300], b"\xff\xd8\x00\x00", b"\xff\xd8" + segment(0xE1, b"x")[:3]):
         with pytest.raises(cleaning.CleaningFailed):
             cleaning.clean_jpeg(broken, cleaning.KeptMetadata())
@@ -168,7 +147,7 @@ def test_a_png_keeps_only_the_chunks_that_draw_it() -> None:
 
 def test_a_webp_without_metadata_stays_as_it_was() -> None:
     buffer = io.BytesIO()
-    unique_pixels((32, 32)).save(buffer, "WEBP", lossless=True)
+    pixels((32, 32)).save(buffer, "WEBP", lossless=True)
     cleaned, findings = cleaning.clean_webp(buffer.getvalue(), cleaning.KeptMetadata())
     assert cleaned == buffer.getvalue() and not findings.metadata_removed
 
