@@ -24,6 +24,7 @@ from services.media.service import (
 from services.media.settings import media_settings
 from shared import topics as tp
 from shared.events import MediaKind
+from shared.http import allow_body
 from shared.observability import precreate
 from shared.runtime import ServiceRuntime, build_service
 from shared.settings import Settings
@@ -43,6 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         uses_s3=True,
         settings=media,
     )
+    # an upload is bounded by the media service's own limit for its kind, as it streams
+    allow_body(app, "POST", "/media", None)
     assert runtime.minio is not None
     configure_pillow(media.media_max_image_pixels)
     signer = runtime.minio
