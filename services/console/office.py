@@ -233,4 +233,4 @@ async def create_campaign(
         return render(request, me, "campaigns.html", exc.status, campaigns=found,
                       progress=None, error=exc.text, form=form,
                       **_campaign_form_context(me))  # fmt: skip
-    return see_other(f"/campaigns?code={quote(form['code'])}&notice=campaign")
+    return see_other(f"/campaigns?code={quote(code.strip())}&notice=campaign")

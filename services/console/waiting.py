@@ -39,7 +39,9 @@ def _moment(value: str) -> datetime:
 def overdue(alert: dict[str, Any], now: datetime) -> bool:
     """An alert past its deadline that is not yet closed."""
     deadline = alert.get("deadline")
-    return bool(deadline) and alert["state"] != "closed" and _moment(deadline) < now
+    if not isinstance(deadline, str) or not deadline:
+        return False
+    return alert["state"] != "closed" and _moment(deadline) < now
 
 
 async def _queue(up: Upstreams, token: str, now: datetime) -> dict[str, Any]:
