@@ -301,3 +301,26 @@ def test_console_forms_from_elsewhere_or_without_the_token_are_refused() -> None
             headers={"origin": "http://testserver"}, follow_redirects=False,
         )  # fmt: skip
         assert accepted.status_code == 303
+
+
+async def test_the_revoke_command_cuts_off_a_person_everywhere(
+    submission: RunningService,
+) -> None:
+    from typer.testing import CliRunner
+
+    from citydesk.cli import app as cli
+
+    sub = f"left-the-bureau-{uuid.uuid4().hex[:6]}"
+    bearer = auth("dh-dyxx", Role.CORRESPONDENT, sub=sub)
+    assert (await submission.client.get("/stories", headers=bearer)).status_code == 200
+    await asyncio.sleep(1.0)  # issue times are whole seconds: the cutoff is after this token
+    result = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["revoke", "--sub", sub, "--by", "admin-jc", "--reason", "调离"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"subject:{sub}" in result.output
+    assert (await submission.client.get("/stories", headers=bearer)).status_code == 401
+    refused = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["revoke", "--by", "x", "--reason", "y"]
+    )
+    assert refused.exit_code == 2
