@@ -27,9 +27,9 @@ from services.console.models import (
     source_label,
 )
 from services.console.pages import SignInNeeded, me_or_none, render
-from services.console.service import UPSTREAMS, Upstream, UpstreamError, Upstreams
 from services.console.settings import ConsoleSettings, console_settings
 from services.console.signin import SignInLimiter
+from services.console.upstreams import UPSTREAMS, Upstream, UpstreamError, Upstreams
 from services.console.wording import FIELD_NAMES, GENERIC_BY_STATUS
 from shared.http import allow_body, install_edge, policy_for
 from shared.observability import configure_logging, install_http_observability

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from services.console import service
 from services.console.models import REVIEW_ROLES, SHANGHAI
 from services.console.pages import Me, SignedIn, Ups, forbidden, render, see_other
-from services.console.service import UpstreamError, Upstreams
+from services.console.upstreams import UpstreamError, Upstreams
 from shared.auth import Role
 
 router = APIRouter(include_in_schema=False)

@@ -33,7 +33,7 @@ from services.console.pages import (
     render,
     see_other,
 )
-from services.console.service import UpstreamError
+from services.console.upstreams import UpstreamError
 from shared.auth import Role
 
 router = APIRouter(include_in_schema=False)

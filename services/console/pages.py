@@ -12,8 +12,8 @@ from fastapi.templating import Jinja2Templates
 
 from services.console import csrf, service
 from services.console.models import COOKIE, LABELS, menu_for
-from services.console.service import UpstreamError, Upstreams
 from services.console.settings import ConsoleSettings
+from services.console.upstreams import UpstreamError, Upstreams
 from shared.auth import AuthError, Principal, verify_token
 from shared.orgtree import OrgTree
 

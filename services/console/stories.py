@@ -24,7 +24,7 @@ from services.console.pages import (
     render,
     see_other,
 )
-from services.console.service import UpstreamError, Upstreams
+from services.console.upstreams import UpstreamError, Upstreams
 from services.console.wording import GENERIC_BY_STATUS
 from shared.auth import Role
 

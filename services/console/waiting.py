@@ -16,7 +16,7 @@ from services.console.models import (
     is_city_office,
     label,
 )
-from services.console.service import UpstreamError, Upstreams
+from services.console.upstreams import UpstreamError, Upstreams
 from shared.auth import Principal, Role
 from shared.orgtree import OrgTree
 

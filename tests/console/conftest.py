@@ -3,6 +3,7 @@ Chromium driven by Playwright."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -117,22 +118,26 @@ class SignIn:
     # what the pages of the current test did wrong: a script or style the CSP refused, a
     # page without the security headers (checked after each test)
     problems: list[str] = field(default_factory=list)
+    checking: list[asyncio.Task[None]] = field(default_factory=list)
 
     def watch(self, page: Page) -> None:
         def on_console(message: ConsoleMessage) -> None:
             if "Content Security Policy" in message.text:
                 self.problems.append(f"{page.url}: {message.text[:200]}")
 
-        def on_response(response: Response) -> None:
-            if not response.url.startswith(self.console.url):
-                return
-            headers = response.headers
+        async def check(response: Response) -> None:
+            # all_headers: Playwright's plain ``headers`` leaves security headers out
+            headers = await response.all_headers()
             missing = [k for k, v in PAGE_HEADERS.items() if headers.get(k) != v]
             csp = headers.get("content-security-policy", "")
             if "frame-ancestors 'none'" not in csp or "unsafe-inline" in csp:
                 missing.append("content-security-policy")
             if missing:
                 self.problems.append(f"{response.url} lacks {missing}")
+
+        def on_response(response: Response) -> None:
+            if response.url.startswith(self.console.url):
+                self.checking.append(asyncio.ensure_future(check(response)))
 
         page.on("console", on_console)
         page.on("response", on_response)
@@ -161,10 +166,12 @@ def signing_in(browser: Browser, console: Console) -> SignIn:
     return SignIn(browser, console)
 
 
-@pytest.fixture
-def sign_in(signing_in: SignIn) -> Iterator[SignIn]:
-    """Signs people in; after the test, no page may have lacked the security headers or
-    had a script or style refused by the CSP."""
+@pytest_asyncio.fixture
+async def sign_in(signing_in: SignIn) -> AsyncIterator[SignIn]:
+    """Signs people in; after the test, no answer of the console may have lacked the
+    security headers and no script or style may have been refused by the CSP."""
     signing_in.problems.clear()
+    signing_in.checking.clear()
     yield signing_in
+    await asyncio.gather(*signing_in.checking, return_exceptions=True)
     assert signing_in.problems == [], signing_in.problems[:5]
