@@ -111,6 +111,9 @@ PAGE_HEADERS = {
 }
 
 
+CHECKED_KINDS = ("document", "script", "stylesheet", "fetch", "xhr")
+
+
 @dataclass
 class SignIn:
     browser: Browser
@@ -136,7 +139,11 @@ class SignIn:
                 self.problems.append(f"{response.url} lacks {missing}")
 
         def on_response(response: Response) -> None:
-            if response.url.startswith(self.console.url):
+            # pages, their scripts, styles and calls; an image's redirect answered from
+            # Chromium's memory cache is reported without its headers, so images are not
+            # judged here (the edge adds the headers to every answer alike)
+            kind = response.request.resource_type
+            if response.url.startswith(self.console.url) and kind in CHECKED_KINDS:
                 self.checking.append(asyncio.ensure_future(check(response)))
 
         page.on("console", on_console)
