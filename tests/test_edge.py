@@ -324,3 +324,31 @@ async def test_the_revoke_command_cuts_off_a_person_everywhere(
         CliRunner().invoke, cli, ["revoke", "--by", "x", "--reason", "y"]
     )
     assert refused.exit_code == 2
+
+
+async def test_the_console_forgets_a_revoked_token_and_says_why(
+    submission: RunningService,
+) -> None:
+    settings = submission.runtime.settings
+    token = token_for("dh-dyxx", Role.CORRESPONDENT, sub=f"revoked-{uuid.uuid4().hex[:6]}")
+    jti = json.loads(_payload(token))["jti"]
+    await revoke(
+        revocation_collection(submission.runtime.mongo, settings),
+        settings, by="admin-jc", reason="test", jti=jti,
+    )  # fmt: skip
+    app = console_app(ConsoleSettings(environment="test", console_submission_url="http://sub"))
+    async with app.router.lifespan_context(app):
+        # the console reaches the in-process submission service; the others stay away
+        app.state.upstreams.client = httpx.AsyncClient(
+            mounts={"http://sub": httpx.ASGITransport(app=submission.app)}
+        )
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://console") as browser:
+            browser.cookies.set("citydesk_token", token)
+            page = await browser.get("/stories")
+            assert page.status_code == 303
+            assert page.headers["location"] == "/login?revoked=1"
+            assert 'citydesk_token=""' in page.headers["set-cookie"]
+            login = await browser.get("/login?revoked=1")
+            assert "令牌已被撤销" in login.text
+        await app.state.upstreams.client.aclose()

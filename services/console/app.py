@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.console import api, csrf
 from services.console.models import (
+    COOKIE,
     alert_step,
     audit_comment,
     channel_label,
@@ -97,6 +98,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _upstream_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, UpstreamError)
         if exc.status == 401:
+            # a revoked token is forgotten, and the sign-in page says why
+            if exc.code == "token_revoked":
+                gone = RedirectResponse("/login?revoked=1", status_code=303)
+                gone.delete_cookie(COOKIE, path="/")
+                return gone
             return RedirectResponse("/login", status_code=303)
         me = me_or_none(request)
         return render(request, me, "error.html", exc.status, status=exc.status, detail=exc.text)

@@ -69,8 +69,9 @@ def claimed_subject(token: str) -> str | None:
 
 
 @router.get("/login")
-async def login_page(request: Request, next: str = "/") -> HTMLResponse:
-    return render(request, None, "login.html", next=next, error=None)
+async def login_page(request: Request, next: str = "/", revoked: str = "") -> HTMLResponse:
+    error = "您的令牌已被撤销，请获取新的令牌后重新登录。" if revoked else None
+    return render(request, None, "login.html", next=next, error=error)
 
 
 @router.post("/login")
