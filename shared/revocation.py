@@ -21,6 +21,7 @@ from typing import Any, Literal, TypedDict
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
+from shared.clock import utcnow
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class RevocationList:
     async def _read(self) -> Snapshot:
         token_ids: set[str] = set()
         subjects: dict[str, float] = {}
-        found = self.collection.find({"expires_at": {"$gt": datetime.now(UTC)}})
+        found = self.collection.find({"expires_at": {"$gt": utcnow()}})
         async for entry in found:
             if entry["kind"] == "token" and entry.get("jti"):
                 token_ids.add(entry["jti"])
@@ -108,7 +109,7 @@ async def revoke(
     default). Revoking again is harmless: the entry is replaced."""
     if (jti is None) == (sub is None):
         raise ValueError("revoke a token id or a subject, one of the two")
-    now = datetime.now(UTC)
+    now = utcnow()
     cutoff = (issued_before or now).timestamp()
     # the newest token this entry can name expires at most one maximum lifetime later
     expires = datetime.fromtimestamp(

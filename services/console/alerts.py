@@ -3,7 +3,6 @@ items behind it, and the steps of its procedure."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -12,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from services.console import service, waiting
 from services.console.models import SEVERITY_ORDER
 from services.console.pages import SignedIn, Ups, render, see_other
+from shared.clock import utcnow
 
 router = APIRouter(include_in_schema=False)
 
@@ -25,7 +25,7 @@ async def opinion(request: Request, me: SignedIn, up: Ups, state: str = "") -> H
     """Alerts in my scope, most severe first, escalated ones marked; then the incidents."""
     found = await service.alerts(upstreams=up, token=me.token, state=state or None)
     found.sort(key=lambda a: (a["state"] == "closed", SEVERITY_ORDER[a["severity"]]))
-    now = datetime.now(UTC)
+    now = utcnow()
     for item in found:
         item["escalated"] = escalated(item)
         item["overdue"] = waiting.overdue(item, now)
@@ -39,7 +39,7 @@ async def alert_page(request: Request, me: SignedIn, up: Ups, alert_id: str) -> 
     """One alert, the items behind it and its procedure."""
     found = await service.alert(upstreams=up, token=me.token, alert_id=alert_id)
     found["escalated"] = escalated(found)
-    found["overdue"] = waiting.overdue(found, datetime.now(UTC))
+    found["overdue"] = waiting.overdue(found, utcnow())
     found["history"] = sorted(found.get("history", []), key=lambda h: h["at"])
     behind = await service.incident(upstreams=up, token=me.token, incident_id=found["incident_id"])
     return render(request, me, "alert.html", alert=found, incident=behind)

@@ -42,15 +42,15 @@ class Me:
 
 
 def settings_of(request: Request) -> ConsoleSettings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 def org_of(request: Request) -> OrgTree:
-    return request.app.state.org  # type: ignore[no-any-return]
+    return request.app.state.org
 
 
 def _upstreams(request: Request) -> Upstreams:
-    return request.app.state.upstreams  # type: ignore[no-any-return]
+    return request.app.state.upstreams
 
 
 def signed_in(request: Request) -> Me:

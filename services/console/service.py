@@ -53,7 +53,7 @@ async def _until_media_known(upstreams: Upstreams, attempt: Any) -> dict[str, An
 
 async def rules(*, upstreams: Upstreams, token: str) -> dict[str, Any]:
     """Length bounds and the late threshold, for the form's hints."""
-    return await upstreams.json("submission", "GET", "/config/rules", token=token)  # type: ignore[no-any-return]
+    return await upstreams.json("submission", "GET", "/config/rules", token=token)
 
 
 async def save_draft(
@@ -63,20 +63,16 @@ async def save_draft(
 
     async def attempt() -> dict[str, Any]:
         if story_id is None:
-            return await upstreams.json(  # type: ignore[no-any-return]
-                "submission", "POST", "/stories", token=token, json=content
-            )
+            return await upstreams.json("submission", "POST", "/stories", token=token, json=content)
         path = f"/stories/{story_id}"
-        return await upstreams.json(  # type: ignore[no-any-return]
-            "submission", "PATCH", path, token=token, json=content
-        )
+        return await upstreams.json("submission", "PATCH", path, token=token, json=content)
 
     return await _until_media_known(upstreams, attempt)
 
 
 async def submit_draft(*, upstreams: Upstreams, token: str, story_id: str) -> dict[str, Any]:
     path = f"/stories/{story_id}/submit"
-    return await upstreams.json("submission", "POST", path, token=token)  # type: ignore[no-any-return]
+    return await upstreams.json("submission", "POST", path, token=token)
 
 
 async def version(
@@ -85,7 +81,7 @@ async def version(
     """One submitted version as it was sent (None when it is not readable)."""
     try:
         path = f"/stories/{story_id}/versions/{number}"
-        return await upstreams.json("submission", "GET", path, token=token)  # type: ignore[no-any-return]
+        return await upstreams.json("submission", "GET", path, token=token)
     except UpstreamError as exc:
         if exc.status in (403, 404):
             return None
@@ -236,7 +232,7 @@ async def publications(
     *, upstreams: Upstreams, token: str, limit: int = 500
 ) -> list[dict[str, Any]]:
     """The publish queue per channel, newest first."""
-    return await upstreams.json(  # type: ignore[no-any-return]
+    return await upstreams.json(
         "review", "GET", "/publications", token=token, params={"limit": limit}
     )
 
@@ -245,9 +241,7 @@ async def recent_adoptions(
     *, upstreams: Upstreams, token: str, limit: int = 500
 ) -> list[dict[str, Any]]:
     """The latest adoptions recorded across stories, newest first."""
-    return await upstreams.json(  # type: ignore[no-any-return]
-        "review", "GET", "/adoptions", token=token, params={"limit": limit}
-    )
+    return await upstreams.json("review", "GET", "/adoptions", token=token, params={"limit": limit})
 
 
 async def withdraw(*, upstreams: Upstreams, token: str, story_id: str, reason: str) -> Any:
