@@ -20,7 +20,8 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from services.scoring.models import Quota
-from services.scoring.periods import SHANGHAI, Period, parse_period
+from services.scoring.periods import Period, parse_period
+from shared.clock import BUREAU_ZONE
 from shared.orgtree import OrgTree
 
 CN_NUMBERS = "一二三四"
@@ -70,7 +71,7 @@ def period_words(period: Period) -> str:
 
 
 def date_words(moment: datetime) -> str:
-    local = moment.astimezone(SHANGHAI)
+    local = moment.astimezone(BUREAU_ZONE)
     return f"{local.year}年{local.month}月{local.day}日"
 
 
@@ -79,7 +80,7 @@ def _local(moment: datetime | str | None) -> datetime | None:
     if moment is None:
         return None
     value = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
-    return value.astimezone(SHANGHAI).replace(tzinfo=None)
+    return value.astimezone(BUREAU_ZONE).replace(tzinfo=None)
 
 
 def _name(org: OrgTree, code: str | None) -> str:

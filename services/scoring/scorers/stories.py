@@ -1,0 +1,73 @@
+"""Scorers of a story's own life: submitted, reviewed, and media stored for a campaign."""
+
+from __future__ import annotations
+
+from services.scoring.scorers.base import Scoring
+from shared import events as ev
+
+
+def score_submitted(scoring: Scoring, event: ev.StorySubmittedEvent) -> None:
+    story = event.payload
+    unit = scoring.unit(story.unit_path.unit)
+    rules = scoring.book.at(event.occurred_at).rules
+    scoring.add(
+        event,
+        key=f"submitted|{story.story_id}",
+        kind="submitted",
+        unit=unit,
+        points=rules.stories.submitted,
+        reason=f"报送稿件《{story.title}》",
+        story_id=story.story_id,
+        counts={"submitted": 1},
+    )
+    if story.campaign:
+        scoring.add_item(
+            event, campaign=story.campaign, what="stories", item=story.story_id, unit=unit
+        )
+
+
+def score_reviewed(scoring: Scoring, event: ev.StoryReviewedEvent) -> None:
+    review = event.payload
+    unit = scoring.unit(review.unit_path.unit)
+    rules = scoring.book.at(event.occurred_at).rules
+    if review.decision == ev.Decision.APPROVED and review.final:
+        scoring.add(
+            event,
+            key=f"approved|{review.story_id}",
+            kind="approved",
+            unit=unit,
+            points=rules.stories.approved,
+            reason=f"稿件通过终审（{review.level.value}）",
+            story_id=review.story_id,
+            counts={"approved": 1},
+        )
+    elif review.decision == ev.Decision.RETURNED:
+        scoring.add(
+            event,
+            key=f"returned|{event.event_id}",
+            kind="returned",
+            unit=unit,
+            points=rules.stories.returned,
+            reason=f"稿件被退回修改（{review.level.value}）",
+            story_id=review.story_id,
+            counts={"returned": 1},
+        )
+    elif review.decision == ev.Decision.REJECTED:
+        scoring.add(
+            event,
+            key=f"rejected|{event.event_id}",
+            kind="rejected",
+            unit=unit,
+            points=rules.stories.rejected,
+            reason=f"稿件未通过审核（{review.level.value}）",
+            story_id=review.story_id,
+            counts={"rejected": 1},
+        )
+
+
+def score_media(scoring: Scoring, event: ev.MediaStoredEvent) -> None:
+    media = event.payload
+    unit = scoring.unit(media.unit_path.unit)
+    if media.campaign:
+        what = "photos" if media.kind == ev.MediaKind.PHOTO else "videos"
+        scoring.add_item(event, campaign=media.campaign, what=what, item=media.media_id, unit=unit)
