@@ -910,7 +910,8 @@ async def test_bad_rule_numbers_unknown_units_and_scopes_are_refused_in_chinese(
         body = {"rules": {**rules, "stories": {**rules["stories"], path: value}}}
         answer = await client.put("/rules", json=body, headers=ADMIN)
         assert answer.status_code == 422, answer.text
-        assert answer.json()["code"] == "invalid_request" and "不符合要求" in answer.json()["message"]
+        refusal = answer.json()
+        assert refusal["code"] == "invalid_request" and "不符合要求" in refusal["message"]
     unknown = await client.get(
         "/rankings", params={"period": "2025-01", "county": "nowhere"}, headers=READER
     )
