@@ -26,7 +26,8 @@ CountyQuery = Annotated[str | None, Query(description="a county code: only its s
 
 
 def _runtime(request: Request) -> ServiceRuntime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
 
 
 def _settings(runtime: ServiceRuntime) -> ScoringSettings:

@@ -87,31 +87,7 @@ async def complete_campaign_tasks(
                 )
                 if done < task["count"]:
                     continue
-                version = book.at(task["deadline"])
-                points = (
-                    task["points"]
-                    if task.get("points") is not None
-                    else (version.rules.campaign.completion_points)
-                )
-                entries.append(
-                    new_entry(
-                        key=f"campaign|{campaign['_id']}|{task['code']}|{owner.code}",
-                        kind="campaign_completed",
-                        unit=owner,
-                        at=task["deadline"],
-                        points=points,
-                        reason=f"完成专题任务：{campaign['name']}"
-                        f"（{task['what']} {task['count']}）",
-                        rule_version=version.version,
-                        source_event_id=None,
-                        counts={"campaign_tasks_completed": 1},
-                        detail={
-                            "campaign": campaign["_id"],
-                            "task": task["code"],
-                            "delivered": done,
-                        },
-                    )
-                )
+                entries.append(_completion(book, campaign, task, owner, done))
     return entries
 
 
@@ -174,3 +150,25 @@ async def campaign_progress(
         "tasks": tasks,
         "shortfalls": shortfalls,
     }
+
+
+def _completion(
+    book: RuleBook, campaign: dict[str, Any], task: dict[str, Any], owner: Unit, done: int
+) -> dict[str, Any]:
+    """The ledger entry of ``owner`` completing ``task``, dated at its deadline."""
+    version = book.at(task["deadline"])
+    points = task.get("points")
+    if points is None:
+        points = version.rules.campaign.completion_points
+    return new_entry(
+        key=f"campaign|{campaign['_id']}|{task['code']}|{owner.code}",
+        kind="campaign_completed",
+        unit=owner,
+        at=task["deadline"],
+        points=points,
+        reason=f"完成专题任务：{campaign['name']}（{task['what']} {task['count']}）",
+        rule_version=version.version,
+        source_event_id=None,
+        counts={"campaign_tasks_completed": 1},
+        detail={"campaign": campaign["_id"], "task": task["code"], "delivered": done},
+    )

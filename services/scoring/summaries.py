@@ -27,7 +27,7 @@ import sys
 import weakref
 from array import array
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any, TypedDict, get_args
 
@@ -147,7 +147,7 @@ def unpack(blob: bytes, width: int) -> list[array[float]]:
 
 
 def summary_document(
-    period: Period, group: str, rows: dict[str, Sequence[float]], *, rev: int
+    period: Period, group: str, rows: Mapping[str, Sequence[float]], *, rev: int
 ) -> SummaryDocument:
     layout = layout_of(period.label)
     codes = sorted(rows)

@@ -108,19 +108,7 @@ def _score_adoption(
         points, why = 0.0, "同一层级只计一次"
     else:
         points, why = value, "多家媒体采用累加"
-    outside = level in OUTSIDE_LEVELS
-    first_at = level.value not in earlier_levels
-    counts = {
-        "adopted": int(outside and not any(e["detail"]["level"] != "bureau" for e in adoptions)),
-        f"adopted_{level.value}": int(outside and first_at),
-        "adopted_city_or_higher": int(
-            level in CITY_OR_HIGHER
-            and not any(e["detail"]["level"] in _values(CITY_OR_HIGHER) for e in adoptions)
-        ),
-        "adopted_county_or_higher": int(
-            outside and not any(e["detail"]["level"] in _values(OUTSIDE_LEVELS) for e in adoptions)
-        ),
-    }
+    counts = _adoption_counts(level, adoptions)
     scoring.add(
         event,
         key=f"adoption|{event.event_id}",
@@ -140,23 +128,53 @@ def _score_adoption(
             "link": published.link,
         },
     )
+    if published.leader_instruction:
+        _score_leader_bonus(scoring, event, unit, rules, history)
+
+
+def _adoption_counts(level: ev.OutletLevel, adoptions: list[dict[str, Any]]) -> dict[str, int]:
+    """What an adoption adds to the counters: each counts a story once, at its first
+    adoption outside the bureau, at a level, at city level or higher, at county or higher."""
+    outside = level in OUTSIDE_LEVELS
+    earlier = {e["detail"]["level"] for e in adoptions}
+    return {
+        "adopted": int(outside and not any(lvl != "bureau" for lvl in earlier)),
+        f"adopted_{level.value}": int(outside and level.value not in earlier),
+        "adopted_city_or_higher": int(
+            level in CITY_OR_HIGHER and not earlier & _values(CITY_OR_HIGHER)
+        ),
+        "adopted_county_or_higher": int(outside and not earlier & _values(OUTSIDE_LEVELS)),
+    }
+
+
+def _score_leader_bonus(
+    scoring: Scoring,
+    event: ev.StoryPublishedEvent,
+    unit: Unit,
+    rules: RuleSet,
+    history: list[dict[str, Any]],
+) -> None:
+    """A leader's instruction on an adopted story: its level's bonus, once per level (or
+    topped up to the highest level's, as adoption points are)."""
+    level = event.payload.outlet_level
     bonus = rules.adoption.leader_instruction.get(level, 0.0)
-    if published.leader_instruction and bonus:
-        given = [e for e in history if e["kind"] == "leader_bonus"]
-        if rules.adoption.mode == "highest_only":
-            bonus = max(0.0, bonus - sum(e["points"] for e in given))
-        elif any(e["detail"]["level"] == level.value for e in given):
-            bonus = 0.0
-        scoring.add(
-            event,
-            key=f"leader_bonus|{event.event_id}",
-            kind="leader_bonus",
-            unit=unit,
-            points=bonus,
-            reason=f"领导批示加分（{level.value}）",
-            story_id=published.story_id,
-            detail={"level": level.value},
-        )
+    if not bonus:
+        return
+    given = [e for e in history if e["kind"] == "leader_bonus"]
+    if rules.adoption.mode == "highest_only":
+        bonus = max(0.0, bonus - sum(e["points"] for e in given))
+    elif any(e["detail"]["level"] == level.value for e in given):
+        bonus = 0.0
+    scoring.add(
+        event,
+        key=f"leader_bonus|{event.event_id}",
+        kind="leader_bonus",
+        unit=unit,
+        points=bonus,
+        reason=f"领导批示加分（{level.value}）",
+        story_id=event.payload.story_id,
+        detail={"level": level.value},
+    )
 
 
 def _values(levels: Iterable[ev.OutletLevel]) -> set[str]:

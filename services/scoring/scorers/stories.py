@@ -29,40 +29,42 @@ def score_submitted(scoring: Scoring, event: ev.StorySubmittedEvent) -> None:
 def score_reviewed(scoring: Scoring, event: ev.StoryReviewedEvent) -> None:
     review = event.payload
     unit = scoring.unit(review.unit_path.unit)
-    rules = scoring.book.at(event.occurred_at).rules
+    points = scoring.book.at(event.occurred_at).rules.stories
+    level = review.level.value
+    # approval counts once per story (its final level); each return or rejection counts
     if review.decision == ev.Decision.APPROVED and review.final:
-        scoring.add(
-            event,
-            key=f"approved|{review.story_id}",
-            kind="approved",
-            unit=unit,
-            points=rules.stories.approved,
-            reason=f"稿件通过终审（{review.level.value}）",
-            story_id=review.story_id,
-            counts={"approved": 1},
+        kind, key, value, reason = (
+            "approved",
+            f"approved|{review.story_id}",
+            points.approved,
+            f"稿件通过终审（{level}）",
         )
     elif review.decision == ev.Decision.RETURNED:
-        scoring.add(
-            event,
-            key=f"returned|{event.event_id}",
-            kind="returned",
-            unit=unit,
-            points=rules.stories.returned,
-            reason=f"稿件被退回修改（{review.level.value}）",
-            story_id=review.story_id,
-            counts={"returned": 1},
+        kind, key, value, reason = (
+            "returned",
+            f"returned|{event.event_id}",
+            points.returned,
+            f"稿件被退回修改（{level}）",
         )
     elif review.decision == ev.Decision.REJECTED:
-        scoring.add(
-            event,
-            key=f"rejected|{event.event_id}",
-            kind="rejected",
-            unit=unit,
-            points=rules.stories.rejected,
-            reason=f"稿件未通过审核（{review.level.value}）",
-            story_id=review.story_id,
-            counts={"rejected": 1},
+        kind, key, value, reason = (
+            "rejected",
+            f"rejected|{event.event_id}",
+            points.rejected,
+            f"稿件未通过审核（{level}）",
         )
+    else:
+        return
+    scoring.add(
+        event,
+        key=key,
+        kind=kind,
+        unit=unit,
+        points=value,
+        reason=reason,
+        story_id=review.story_id,
+        counts={kind: 1},
+    )
 
 
 def score_media(scoring: Scoring, event: ev.MediaStoredEvent) -> None:
