@@ -295,9 +295,6 @@ async def city_year(settings: Settings, *, events: int = YEAR_EVENTS) -> dict[st
             "rejected": rebuilt["rejected"],  # other benches' events name other units
             "seconds": rebuilt["seconds"],
             "events_per_s": round(rebuilt["events"] / rebuilt["seconds"]),
-            # ledger, unit-months and summaries written, before the secondary indexes
-            "rankable_seconds": rebuilt["rankable_seconds"],
-            "rankable_events_per_s": round(rebuilt["events"] / rebuilt["rankable_seconds"]),
             "phases_seconds": rebuilt["phases_seconds"],
         },
         **counts,
@@ -386,9 +383,6 @@ async def run(env: dict[str, str]) -> dict[str, Any]:
         "rebuild_from_kafka": {
             **city["rebuild"],
             "ratio_to_insert_many": round(city["rebuild"]["events_per_s"] / insert_many, 2),
-            "rankable_ratio_to_insert_many": round(
-                city["rebuild"]["rankable_events_per_s"] / insert_many, 2
-            ),
         },
         "city_year": {k: v for k, v in city.items() if k not in ("rebuild", "ranking")},
         "ranking": city["ranking"],
