@@ -66,10 +66,10 @@ def scope_units(org: OrgTree, scope: Scope, county: str | None) -> list[Unit]:
 
 
 def _sum_rows(rows: list[Sequence[float]], width: int) -> list[float]:
-    total = [0.0] * width
-    for row in rows:
-        for at, value in enumerate(row):
-            total[at] += value
+    """The column sums of ``rows`` (in their order, so every reader adds alike)."""
+    if not rows:
+        return [0.0] * width
+    total = [sum(column) for column in zip(*rows, strict=True)]
     total[0] = round(total[0], 2)
     return total
 
