@@ -40,7 +40,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 from citydesk.bench.raw import mongo_rates
-from citydesk.bench.suite import run_alone
+from citydesk.bench.suite import run_alone, settings_from
 from citydesk.producer import SignedProducer
 from services.scoring import rankings
 from services.scoring.app import create_app
@@ -62,13 +62,6 @@ BATCHED = 2_000
 BATCH = 500
 CITY_SCHOOLS = 3_000
 CITY_COUNTIES = 15
-
-
-def settings_from(env: dict[str, str]) -> Settings:
-    values = {
-        k.removeprefix("CITYDESK_").lower(): v for k, v in env.items() if k.startswith("CITYDESK_")
-    }
-    return Settings.model_validate({**values, "service_name": "scoring"})
 
 
 def story_events(org: OrgTree, count: int, seed: int) -> list[ev.Envelope]:
@@ -357,7 +350,7 @@ async def ranking_latency(db: Any, org: OrgTree) -> dict[str, Any]:
 async def run(env: dict[str, str]) -> dict[str, Any]:
     """Raw insert rates; ledger and live consumer rates as ratios to ``insert_one``; a
     city's year rebuilt from the topics (as a ratio to ``insert_many``) and ranked."""
-    settings = settings_from(env)
+    settings = settings_from(env, "scoring")
     org = example_city()
     raw = await mongo_rates(settings, documents=1000)
     ledger = await ledger_rates(settings, org)
