@@ -49,15 +49,15 @@ async def vetoes(*, db: Db, units: list[str], period: Period) -> dict[str, dict[
 
 
 def _veto(entry: dict[str, Any]) -> dict[str, Any]:
+    """A standing determination as a ranking shows it: the incident, who decided, when
+    and why (times as people read them)."""
     detail = entry["detail"]
+    began = local_text(detail["incident_at"])
     return {
-        "incident_id": detail["incident_id"],
-        "topic": detail["topic"],
-        "severity": detail["severity"],
-        "incident_at": local_text(detail["incident_at"]),
-        "at": local_text(detail["incident_at"]),  # the incident's time, as readers had it before
-        "decided_by": detail["decided_by"],
-        "decided_by_name": detail["decided_by_name"],
+        **{name: detail[name] for name in ("incident_id", "topic", "severity")},
+        "incident_at": began,
+        "at": began,  # the incident's time, as readers had it before
+        **{name: detail[name] for name in ("decided_by", "decided_by_name")},
         "decided_at": local_text(entry["occurred_at"]),
         "reason": detail["reason"],
     }

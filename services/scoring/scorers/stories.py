@@ -30,29 +30,11 @@ def score_reviewed(scoring: Scoring, event: ev.StoryReviewedEvent) -> None:
     review = event.payload
     unit = scoring.unit(review.unit_path.unit)
     points = scoring.book.at(event.occurred_at).rules.stories
-    level = review.level.value
-    # approval counts once per story (its final level); each return or rejection counts
+    # approval counts once per story (at its final level); each return or rejection counts
     if review.decision == ev.Decision.APPROVED and review.final:
-        kind, key, value, reason = (
-            "approved",
-            f"approved|{review.story_id}",
-            points.approved,
-            f"稿件通过终审（{level}）",
-        )
-    elif review.decision == ev.Decision.RETURNED:
-        kind, key, value, reason = (
-            "returned",
-            f"returned|{event.event_id}",
-            points.returned,
-            f"稿件被退回修改（{level}）",
-        )
-    elif review.decision == ev.Decision.REJECTED:
-        kind, key, value, reason = (
-            "rejected",
-            f"rejected|{event.event_id}",
-            points.rejected,
-            f"稿件未通过审核（{level}）",
-        )
+        kind, key = "approved", f"approved|{review.story_id}"
+    elif review.decision in _COUNTED_EACH_TIME:
+        kind, key = review.decision.value, f"{review.decision.value}|{event.event_id}"
     else:
         return
     scoring.add(
@@ -60,11 +42,19 @@ def score_reviewed(scoring: Scoring, event: ev.StoryReviewedEvent) -> None:
         key=key,
         kind=kind,
         unit=unit,
-        points=value,
-        reason=reason,
+        points=getattr(points, kind),
+        reason=f"{_REVIEW_REASONS[kind]}（{review.level.value}）",
         story_id=review.story_id,
         counts={kind: 1},
     )
+
+
+_COUNTED_EACH_TIME = (ev.Decision.RETURNED, ev.Decision.REJECTED)
+_REVIEW_REASONS = {
+    "approved": "稿件通过终审",
+    "returned": "稿件被退回修改",
+    "rejected": "稿件未通过审核",
+}
 
 
 def score_media(scoring: Scoring, event: ev.MediaStoredEvent) -> None:
