@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 import jwt
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.orgtree import OrgTree
@@ -156,6 +156,16 @@ def mint_token(
 _bearer = HTTPBearer(auto_error=False)
 
 
+def _unauthenticated(detail: str) -> Refusal:
+    return Refusal(
+        401,
+        "unauthenticated",
+        "请先登录（令牌缺失、无效或已过期）",
+        detail,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
 async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -163,22 +173,19 @@ async def current_principal(
     """FastAPI dependency: the verified caller, or 401. Only the Authorization header
     counts; a ``citydesk_token`` cookie is ignored (see the module's note)."""
     if credentials is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "missing bearer token",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise _unauthenticated("missing bearer token")
     settings: Settings = request.app.state.settings
     try:
         principal = verify_token(credentials.credentials, settings)
     except AuthError as exc:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"}
-        ) from exc
+        raise _unauthenticated(str(exc)) from exc
     org: OrgTree = request.app.state.org
     if org.get(principal.unit) is None:
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, f"token names unknown unit {principal.unit!r}"
+        raise Refusal(
+            403,
+            "token_unit_unknown",
+            "令牌中的单位不在本市组织机构中，请联系管理员",
+            f"token names unknown unit {principal.unit!r}",
         )
     revocations = _revocations(request)
     if revocations is not None and await revocations.is_revoked(
@@ -212,7 +219,9 @@ def require_role(principal: Principal, *roles: Role) -> None:
     """403 unless the principal has one of ``roles`` (admins pass)."""
     if not principal.has(*roles, Role.ADMIN):
         wanted = ", ".join(r.value for r in roles)
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"this needs one of the roles: {wanted}")
+        raise Refusal(
+            403, "role_required", "您的角色无权执行此操作", f"this needs one of the roles: {wanted}"
+        )
 
 
 def city_admin(principal: CurrentPrincipal, request: Request) -> Principal:
@@ -240,10 +249,12 @@ CityAdmin = Annotated[Principal, Depends(city_admin)]
 def require_scope(principal: Principal, org: OrgTree, unit: str) -> None:
     """403 unless ``unit`` is the principal's unit or below it; 404 for unknown units."""
     if org.get(unit) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown unit {unit!r}")
+        raise Refusal(404, "unknown_unit", f"没有编码为 {unit} 的单位", f"unknown unit {unit!r}")
     if not org.contains(principal.unit, unit):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
+        raise Refusal(
+            403,
+            "unit_out_of_scope",
+            "该单位不在您的管辖范围内（只能查看和办理本单位及下属单位的事项）",
             f"unit {unit!r} is outside your scope ({principal.unit!r} and the units below it)",
         )
 

@@ -9,7 +9,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from shared.auth import (
@@ -23,7 +23,7 @@ from shared.auth import (
     verify_token,
 )
 from shared.orgtree import example_city
-from shared.refusals import install_refusals
+from shared.refusals import Refusal, install_refusals
 from shared.settings import Settings
 
 SETTINGS = Settings(environment="test")
@@ -32,6 +32,7 @@ ORG = example_city()
 
 def scoped_app(settings: Settings = SETTINGS) -> FastAPI:
     app = FastAPI()
+    install_refusals(app)
     app.state.settings = settings
     app.state.org = ORG
 
@@ -124,9 +125,9 @@ def test_production_accepts_rs256_with_a_configured_key_and_refuses_local_hs256(
 def test_require_scope_says_404_for_unknown_units() -> None:
     token = mint_token(SETTINGS, sub="c", unit="jc", roles=[Role.ADMIN])
     principal = verify_token(token, SETTINGS)
-    with pytest.raises(HTTPException) as error:
+    with pytest.raises(Refusal) as error:
         require_scope(principal, ORG, "nowhere")
-    assert error.value.status_code == 404
+    assert error.value.status == 404 and error.value.code == "unknown_unit"
 
 
 def test_a_token_living_longer_than_the_maximum_is_refused() -> None:
@@ -170,7 +171,6 @@ def test_the_api_takes_the_bearer_header_and_never_the_consoles_cookie() -> None
 
 def city_config_app() -> FastAPI:
     app = scoped_app()
-    install_refusals(app)
 
     @app.put("/config")
     def replace(principal: CityAdmin) -> dict[str, str]:
