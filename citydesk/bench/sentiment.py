@@ -39,7 +39,7 @@ from citydesk.producer import SignedProducer
 from citydesk.stack import free_port
 from services.sentiment import dataset
 from services.sentiment.classifier import SentimentModel
-from services.sentiment.train import evaluate
+from services.sentiment.evaluation import evaluate
 from shared import events as ev
 from shared.kafka import ensure_topics
 from shared.orgtree import Unit, example_city

@@ -9,17 +9,15 @@ from collections.abc import Awaitable, Callable
 import httpx
 from fastapi import FastAPI
 
-from services.sentiment import service
+from services.sentiment import alerts, notifications, queries, rules
 from services.sentiment.api import router
 from services.sentiment.classifier import SentimentModel
 from services.sentiment.handlers import register_handlers
-from services.sentiment.service import Sentiment
+from services.sentiment.metrics import prime_metrics
+from services.sentiment.runtime import Sentiment
 from services.sentiment.settings import sentiment_settings
 from services.sentiment.state_metrics import prime_alert_gauges, refresh_alert_gauges
 from shared import topics as tp
-from shared.events import Severity
-from shared.observability import precreate
-from shared.orgtree import OrgTree
 from shared.rejections import rejections_router
 from shared.runtime import ServiceRuntime, build_service
 from shared.settings import Settings
@@ -46,13 +44,13 @@ def _every(
 
 
 async def _escalation_pass(sentiment: Sentiment) -> None:
-    await service.reload_config(sentiment=sentiment)
-    await service.escalate_overdue(sentiment=sentiment)
+    await rules.reload_config(runtime=sentiment)
+    await alerts.escalate_overdue(runtime=sentiment)
 
 
 async def _gauge_pass(sentiment: Sentiment) -> None:
-    await service.refresh_gauges(sentiment=sentiment)
-    await refresh_alert_gauges(sentiment.runtime.db)
+    await alerts.refresh_gauges(runtime=sentiment)
+    await refresh_alert_gauges(sentiment.db)
 
 
 def _webhook_job(sentiment: Sentiment) -> Callable[[ServiceRuntime], Awaitable[None]]:
@@ -60,7 +58,7 @@ def _webhook_job(sentiment: Sentiment) -> Callable[[ServiceRuntime], Awaitable[N
         async with httpx.AsyncClient(timeout=10.0) as client:
             while True:
                 try:
-                    await service.deliver_notifications(sentiment=sentiment, client=client)
+                    await notifications.deliver_notifications(runtime=sentiment, client=client)
                 except Exception:
                     log.exception("webhook delivery pass failed; retrying")
                 await asyncio.sleep(sentiment.settings.sentiment_webhook_poll_seconds)
@@ -82,22 +80,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=own,
     )
     sentiment = Sentiment(
-        runtime=runtime,
+        base=runtime,
         settings=own,
         model=SentimentModel.load(use_embeddings=own.sentiment_use_embeddings),
-        config=service.read_config_file(own.sentiment_config_file),
+        config=rules.read_config_file(own.sentiment_config_file),
     )
     app.state.sentiment = sentiment
     app.include_router(router)
     app.include_router(rejections_router(tp.INTAKE_OPINIONS))
 
     async def prepare(_: ServiceRuntime) -> None:
-        await service.ensure_indexes(sentiment=sentiment)
-        await service.seed_config(sentiment=sentiment)
+        await queries.ensure_indexes(runtime=sentiment)
+        await rules.seed_config(runtime=sentiment)
         await asyncio.to_thread(sentiment.model.warm_up)
 
     runtime.on_startup.append(prepare)
-    _prime_metrics(runtime.org)
+    prime_metrics(runtime.org)
+    prime_alert_gauges()
     if own.run_consumers:
         register_handlers(sentiment)
         runtime.background.append(
@@ -110,15 +109,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _every(lambda s: s.settings.sentiment_gauge_refresh_seconds, _gauge_pass, sentiment)
     )
     return app
-
-
-def _prime_metrics(org: OrgTree) -> None:
-    """Every known label value at zero, so the first escalation is an increase."""
-    counties = [unit.code for unit in org.counties()]
-    precreate(service.ITEMS, county=counties, negative=["true", "false"])
-    precreate(service.INCIDENTS, county=counties)
-    precreate(service.ALERTS_ESCALATED, to_level=["county", "city"])
-    precreate(service.SCREENINGS, flagged=["true", "false"])
-    precreate(service.WEBHOOK_DELIVERIES, outcome=["delivered", "retry", "failed"])
-    precreate(service.ALERTS_OPEN, severity=[s.value for s in Severity])
-    prime_alert_gauges()

@@ -18,8 +18,11 @@ from pymongo import DESCENDING, AsyncMongoClient
 from services.sentiment import dataset
 from services.sentiment.classifier import TOPICS, normalise
 from services.sentiment.models import ItemOut
-from services.sentiment.service import Sentiment, _bigrams, now_utc, scope_filter
+from services.sentiment.queries import in_scope_of, scope_filter
+from services.sentiment.runtime import Sentiment
+from services.sentiment.similarity import bigrams
 from shared.auth import CurrentPrincipal, Principal, Role, require_role
+from shared.events import utcnow
 from shared.refusals import Refusal
 
 router = APIRouter()
@@ -81,7 +84,7 @@ def merge_near_identical(docs: list[dict[str, Any]]) -> list[ListedItem]:
     """Identical or near-identical texts as one item (the newest), its sources listed."""
     merged: list[tuple[set[str], ListedItem]] = []
     for doc in docs:
-        grams = _bigrams(normalise(doc["text"]))
+        grams = bigrams(normalise(doc["text"]))
         for seen, item in merged:
             union = len(seen | grams)
             if union and len(seen & grams) / union >= NEAR_IDENTICAL:
@@ -94,7 +97,7 @@ def merge_near_identical(docs: list[dict[str, Any]]) -> list[ListedItem]:
 
 def item_query(
     *,
-    sentiment: Sentiment,
+    runtime: Sentiment,
     principal: Principal,
     source: str | None = None,
     topic: str | None = None,
@@ -104,7 +107,7 @@ def item_query(
     unit: str | None = None,
 ) -> dict[str, Any]:
     """The Mongo filter for items in the principal's scope matching the filters."""
-    org = sentiment.org
+    org = runtime.org
     clauses: list[dict[str, Any]] = []
     scope = scope_filter(org=org, principal=principal)
     if scope:
@@ -161,7 +164,7 @@ async def list_items(
         raise Refusal(422, "empty_period", "起始时间应早于结束时间")
     sentiment: Sentiment = request.app.state.sentiment
     query = item_query(
-        sentiment=sentiment,
+        runtime=sentiment,
         principal=principal,
         source=source,
         topic=topic,
@@ -170,7 +173,7 @@ async def list_items(
         until=until,
         unit=unit,
     )
-    cursor = sentiment.runtime.db.items.find(query).sort("published_at", DESCENDING)
+    cursor = sentiment.db.items.find(query).sort("published_at", DESCENDING)
     docs = await cursor.limit(limit).to_list()
     return merge_near_identical(docs) if merge else [ListedItem.of(doc) for doc in docs]
 
@@ -183,18 +186,11 @@ async def correct_item(
     corrections the next training run learns from; the latest mark on a text wins."""
     require_role(principal, Role.OPINION_OFFICER)
     sentiment: Sentiment = request.app.state.sentiment
-    db = sentiment.runtime.db
+    db = sentiment.db
     doc = await db.items.find_one({"_id": item_key})
-    in_scope = doc is not None and (
-        principal.unit == sentiment.org.city.code
-        or any(
-            code and sentiment.org.contains(principal.unit, code)
-            for code in (doc.get("school"), doc.get("county"))
-        )
-    )
-    if doc is None or not in_scope:
+    if doc is None or not in_scope_of(org=sentiment.org, principal=principal, doc=doc):
         raise Refusal(404, "unknown_item", "您的管辖范围内没有这条舆情")
-    mark = {"negative": body.negative, "by": principal.sub, "at": now_utc(), "note": body.note}
+    mark = {"negative": body.negative, "by": principal.sub, "at": utcnow(), "note": body.note}
     await db.corrections.insert_one(
         {
             "item": item_key,
