@@ -17,7 +17,8 @@ from services.sentiment.runtime import SERVICE, Sentiment
 from services.sentiment.wording import ACTION_NAMES, STATE_NAMES
 from shared import topics as tp
 from shared.auth import Principal
-from shared.events import FlagKind, OpinionFlagged, OpinionFlaggedEvent, Severity, utcnow
+from shared.clock import utcnow
+from shared.events import FlagKind, OpinionFlagged, OpinionFlaggedEvent, Severity
 from shared.mongo import in_transaction
 from shared.orgtree import OrgTree
 from shared.refusals import Refusal
@@ -181,6 +182,7 @@ async def act_on_alert(
         "at": now,
         "action": action,
         "by": principal.sub,
+        "by_name": principal.name,
         "comment": comment,
         "owner_level": alert["owner_level"],
     }

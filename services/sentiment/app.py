@@ -1,12 +1,10 @@
-"""The sentiment service: public-opinion analysis, incidents and alerts, story screening."""
+"""The sentiment service: public-opinion analysis, incidents and alerts, story screening,
+briefings and push alerts."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Awaitable, Callable
 
-import httpx
 from fastapi import FastAPI
 
 from services.sentiment import alerts, notifications, queries, rules
@@ -18,52 +16,10 @@ from services.sentiment.runtime import Sentiment
 from services.sentiment.settings import sentiment_settings
 from services.sentiment.state_metrics import prime_alert_gauges, refresh_alert_gauges
 from shared import topics as tp
+from shared.jobs import every
 from shared.rejections import rejections_router
 from shared.runtime import ServiceRuntime, build_service
 from shared.settings import Settings
-
-log = logging.getLogger(__name__)
-
-
-def _every(
-    seconds: Callable[[Sentiment], float],
-    job: Callable[[Sentiment], Awaitable[object]],
-    sentiment: Sentiment,
-) -> Callable[[ServiceRuntime], Awaitable[None]]:
-    """A background loop that survives a failing pass."""
-
-    async def loop(runtime: ServiceRuntime) -> None:
-        while True:
-            try:
-                await job(sentiment)
-            except Exception:
-                log.exception("%s failed; retrying", getattr(job, "__name__", "job"))
-            await asyncio.sleep(seconds(sentiment))
-
-    return loop
-
-
-async def _escalation_pass(sentiment: Sentiment) -> None:
-    await rules.reload_config(runtime=sentiment)
-    await alerts.escalate_overdue(runtime=sentiment)
-
-
-async def _gauge_pass(sentiment: Sentiment) -> None:
-    await alerts.refresh_gauges(runtime=sentiment)
-    await refresh_alert_gauges(sentiment.db)
-
-
-def _webhook_job(sentiment: Sentiment) -> Callable[[ServiceRuntime], Awaitable[None]]:
-    async def deliver(runtime: ServiceRuntime) -> None:
-        async with httpx.AsyncClient(timeout=10.0) as client:
-            while True:
-                try:
-                    await notifications.deliver_notifications(runtime=sentiment, client=client)
-                except Exception:
-                    log.exception("webhook delivery pass failed; retrying")
-                await asyncio.sleep(sentiment.settings.sentiment_webhook_poll_seconds)
-
-    return deliver
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -74,7 +30,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=(
             "Analyses public-opinion items from county feeds and submitted stories in Chinese "
             "(Simplified and Traditional), groups negative items into incidents, raises alerts "
-            "with owners and deadlines, and escalates them when nobody acts."
+            "with owners and deadlines, escalates them when nobody acts, pushes them to the "
+            "officers' channels and writes daily, weekly and monthly briefings."
         ),
         publishes=(tp.OPINION_FLAGGED,),
         settings=own,
@@ -83,7 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         base=runtime,
         settings=own,
         model=SentimentModel.load(use_embeddings=own.sentiment_use_embeddings),
-        config=rules.read_config_file(own.sentiment_config_file),
+        rules=rules.config_store(own),
+        pushes=notifications.push_store(own),
     )
     app.state.sentiment = sentiment
     app.include_router(router)
@@ -91,21 +49,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     async def prepare(_: ServiceRuntime) -> None:
         await queries.ensure_indexes(runtime=sentiment)
+        await notifications.prepare(runtime=sentiment)
         await rules.seed_config(runtime=sentiment)
         await asyncio.to_thread(sentiment.model.warm_up)
 
     runtime.on_startup.append(prepare)
     prime_metrics(runtime.org)
     prime_alert_gauges()
+    # every process, API pods included, classifies with the rules an admin stored last
+    runtime.background.append(
+        sentiment.rules.refresher(runtime.db, lambda: own.sentiment_config_refresh_seconds)
+    )
     if own.run_consumers:
         register_handlers(sentiment)
         runtime.background.append(
-            _every(
-                lambda s: s.settings.sentiment_escalation_poll_seconds, _escalation_pass, sentiment
+            sentiment.pushes.refresher(runtime.db, lambda: own.sentiment_config_refresh_seconds)
+        )
+        runtime.background.append(
+            every(
+                own.sentiment_escalation_poll_seconds,
+                lambda: alerts.escalate_overdue(runtime=sentiment),
+                name="escalate overdue alerts",
             )
         )
-        runtime.background.append(_webhook_job(sentiment))
+        runtime.background.append(
+            every(
+                own.sentiment_webhook_poll_seconds,
+                lambda: notifications.deliver_due(runtime=sentiment),
+                name="deliver pushes",
+            )
+        )
+
+    async def gauges() -> None:
+        await alerts.refresh_gauges(runtime=sentiment)
+        await refresh_alert_gauges(sentiment.db)
+
     runtime.background.append(
-        _every(lambda s: s.settings.sentiment_gauge_refresh_seconds, _gauge_pass, sentiment)
+        every(own.sentiment_gauge_refresh_seconds, gauges, name="refresh alert gauges")
     )
     return app

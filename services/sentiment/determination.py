@@ -12,7 +12,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from services.sentiment.runtime import SERVICE, Sentiment
 from shared import topics as tp
 from shared.auth import Principal, Role
-from shared.events import FlagKind, OpinionFlagged, OpinionFlaggedEvent, Severity, utcnow
+from shared.clock import utcnow
+from shared.events import FlagKind, OpinionFlagged, OpinionFlaggedEvent, Severity
 from shared.mongo import in_transaction
 from shared.refusals import Refusal
 

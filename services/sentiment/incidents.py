@@ -20,7 +20,8 @@ from services.sentiment.models import SentimentConfig
 from services.sentiment.rules import max_severity
 from services.sentiment.runtime import Sentiment
 from services.sentiment.similarity import bigrams, jaccard
-from shared.events import FlagKind, Severity, utcnow
+from shared.clock import utcnow
+from shared.events import FlagKind, Severity
 from shared.mongo import in_transaction
 
 FOLD_CONCURRENCY = 8  # incident transactions of one batch in flight at once

@@ -7,17 +7,15 @@ from datetime import UTC
 from typing import Any
 from urllib.parse import urlsplit
 
-from pymongo.errors import BulkWriteError
-
 from services.sentiment.incidents import fold_negatives
 from services.sentiment.metrics import ITEMS
 from services.sentiment.rules import classify_many
 from services.sentiment.runtime import Sentiment
-from shared.events import IntakeOpinionEvent, utcnow
+from shared.clock import utcnow
+from shared.events import IntakeOpinionEvent
 from shared.kafka import PermanentError
+from shared.mongo import insert_new
 from shared.orgtree import OrgTree
-
-DUPLICATE_KEY = 11000
 
 
 def check_place(*, org: OrgTree, county: str, school: str | None) -> None:
@@ -88,7 +86,6 @@ async def _store_items(
     )
     received_at = utcnow()
     docs: list[dict[str, Any]] = []
-    labels: list[tuple[str, str]] = []
     for (key, event), verdict in zip(events.items(), verdicts, strict=True):
         payload = event.payload
         published_at = payload.published_at
@@ -112,18 +109,6 @@ async def _store_items(
             ),
         }
         docs.append(item)
-        labels.append((event.county, "true" if verdict.negative else "false"))
-    stored_before: set[int] = set()
-    try:
-        await runtime.db.items.insert_many(docs, ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if exc.details.get("writeConcernErrors") or any(
-            error.get("code") != DUPLICATE_KEY for error in errors
-        ):
-            raise
-        stored_before = {error["index"] for error in errors}
-    for index, label in enumerate(labels):
-        if index not in stored_before:
-            ITEMS.labels(*label).inc()
+    for doc in await insert_new(runtime.db.items, docs):
+        ITEMS.labels(doc["county"], "true" if doc["negative"] else "false").inc()
     return [doc for doc in docs if doc["negative"]]

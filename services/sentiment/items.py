@@ -22,7 +22,7 @@ from services.sentiment.queries import in_scope_of, scope_filter
 from services.sentiment.runtime import Sentiment
 from services.sentiment.similarity import bigrams
 from shared.auth import CurrentPrincipal, Principal, Role, require_role
-from shared.events import utcnow
+from shared.clock import utcnow
 from shared.refusals import Refusal
 
 router = APIRouter()

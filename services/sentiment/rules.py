@@ -7,58 +7,54 @@ import asyncio
 import time
 from pathlib import Path
 
-import yaml
-from pymongo.errors import DuplicateKeyError
-
 from services.sentiment.classifier import Analysis
 from services.sentiment.metrics import CLASSIFY_SECONDS
 from services.sentiment.models import SentimentConfig, Verdict
 from services.sentiment.runtime import Sentiment
-from shared.events import Severity, utcnow
+from services.sentiment.settings import SentimentSettings
+from shared.configstore import CONFIG, ConfigStore, read_yaml
+from shared.events import Severity
 
 CONFIG_FILE = Path(__file__).parent / "config.yaml"
-CONFIG_ID = "sentiment"
+CONFIG_KEY = "sentiment"
 
 
 def read_config_file(path: str | Path | None = None) -> SentimentConfig:
     """The shipped rules, or a bureau's own file."""
-    source = Path(path) if path else CONFIG_FILE
-    return SentimentConfig.model_validate(yaml.safe_load(source.read_text(encoding="utf-8")))
+    return read_yaml(SentimentConfig, Path(path) if path else CONFIG_FILE)
+
+
+def config_store(settings: SentimentSettings) -> ConfigStore[SentimentConfig]:
+    """The rules: seeded from the file, then MongoDB's, refreshed in every process."""
+    return ConfigStore(
+        SentimentConfig,
+        key=CONFIG_KEY,
+        seed=lambda: read_config_file(settings.sentiment_config_file),
+    )
 
 
 async def seed_config(*, runtime: Sentiment) -> None:
-    """Store the rules file's content unless rules are stored already, then load them."""
-    seed = read_config_file(runtime.settings.sentiment_config_file)
-    try:
-        await runtime.db.config.insert_one(
-            {
-                "_id": CONFIG_ID,
-                "rules": seed.model_dump(mode="json"),
-                "updated_at": utcnow(),
-                "updated_by": "seed",
-            }
+    """Rules stored before the shared store kept them under ``rules``: moved to ``value``
+    once, then the file seeds an empty database and the stored rules are read."""
+    stored = runtime.db[CONFIG]
+    old = await stored.find_one({"_id": CONFIG_KEY, "value": {"$exists": False}})
+    if old is not None and "rules" in old:
+        await stored.update_one(
+            {"_id": CONFIG_KEY, "value": {"$exists": False}},
+            {"$set": {"value": old["rules"], "version": 1}, "$unset": {"rules": ""}},
         )
-    except DuplicateKeyError:
-        pass
-    await reload_config(runtime=runtime)
+    await runtime.rules.seed(runtime.db)
 
 
 async def reload_config(*, runtime: Sentiment) -> SentimentConfig:
-    """Read the stored rules (another replica may have replaced them)."""
-    doc = await runtime.db.config.find_one({"_id": CONFIG_ID})
-    if doc is not None:
-        runtime.config = SentimentConfig.model_validate(doc["rules"])
-    return runtime.config
+    """Read the stored rules now (another replica may have replaced them)."""
+    return await runtime.rules.get(runtime.db)
 
 
 async def replace_config(*, runtime: Sentiment, config: SentimentConfig, by: str) -> None:
-    """Store new rules and use them at once."""
-    await runtime.db.config.replace_one(
-        {"_id": CONFIG_ID},
-        {"rules": config.model_dump(mode="json"), "updated_at": utcnow(), "updated_by": by},
-        upsert=True,
-    )
-    runtime.config = config
+    """Store new rules and use them at once; other processes take them on their next
+    refresh."""
+    await runtime.rules.replace(runtime.db, config, by=by)
 
 
 def max_severity(*severities: Severity) -> Severity:

@@ -1,9 +1,10 @@
 """What every part of the sentiment service works with: the process's service runtime,
-its settings, the model and the rules in force, passed by keyword as ``runtime=``."""
+its settings, the model, the rules in force and the clock, passed by keyword as
+``runtime=``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -11,9 +12,11 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.sentiment.classifier import SentimentModel
-from services.sentiment.models import SentimentConfig
+from services.sentiment.models import PushConfig, SentimentConfig
 from services.sentiment.settings import SentimentSettings
 from shared import topics as tp
+from shared.clock import Clock, utcnow
+from shared.configstore import ConfigStore
 from shared.events import Envelope
 from shared.orgtree import OrgTree
 from shared.runtime import ServiceRuntime
@@ -29,7 +32,16 @@ class Sentiment:
     base: ServiceRuntime
     settings: SentimentSettings
     model: SentimentModel
-    config: SentimentConfig
+    rules: ConfigStore[SentimentConfig]
+    # who receives push alerts (kept apart from the rules: it names people's channels)
+    pushes: ConfigStore[PushConfig]
+    # "now" for the jobs and pushes (quiet hours, deadlines); tests inject a fixed one
+    clock: Clock = field(default=utcnow)
+
+    @property
+    def config(self) -> SentimentConfig:
+        """The rules in force in this process (refreshed by the store's job)."""
+        return self.rules.current
 
     @property
     def org(self) -> OrgTree:

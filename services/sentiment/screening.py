@@ -14,12 +14,12 @@ from services.sentiment.models import Verdict
 from services.sentiment.rules import classify
 from services.sentiment.runtime import SERVICE, Sentiment
 from shared import topics as tp
+from shared.clock import utcnow
 from shared.events import (
     FlagKind,
     OpinionFlagged,
     OpinionFlaggedEvent,
     StorySubmittedEvent,
-    utcnow,
 )
 from shared.mongo import in_transaction
 
