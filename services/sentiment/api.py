@@ -7,7 +7,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from services.sentiment import alerts, determination, items, queries, rules, screening
+from services.sentiment import (
+    alerts,
+    briefing_api,
+    determination,
+    items,
+    push_api,
+    queries,
+    rules,
+    screening,
+)
 from services.sentiment.models import (
     AlertAction,
     AlertOut,
@@ -25,6 +34,8 @@ from shared.refusals import Refusal
 
 router = APIRouter()
 router.include_router(items.router)  # GET /items, POST /items/{key}/correction
+router.include_router(push_api.router)  # /push/recipients, /push/deliveries
+router.include_router(briefing_api.router)  # /briefings/{kind}/{period}[.xlsx|/trend.png]
 
 
 def _sentiment(request: Request) -> Sentiment:
