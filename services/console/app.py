@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.console import api
+from services.console import api, opinion
 from services.console.models import (
     alert_step,
     audit_comment,
@@ -121,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     app.include_router(api.router)
+    app.include_router(opinion.router)  # opinion items and briefings
     return app
 
 
