@@ -12,7 +12,9 @@ same run.
   few schools), from the first item stored to the last;
 * latency from an item entering ``intake.opinions`` to its ``opinion.flagged`` alert,
   p50/p99, at a sustained offered rate; each probe is a complaint that opens a new
-  incident (a new school and topic), among ordinary items.
+  incident (a new school and topic), among ordinary items;
+* the running month's city briefing over all those items: JSON and XLSX, beside the raw
+  read of the month's items from MongoDB.
 
     python -m citydesk.bench.sentiment     # starts a local stack on free ports, prints JSON
 """
@@ -29,6 +31,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaConsumer
 from pymongo import AsyncMongoClient
 
@@ -41,6 +44,8 @@ from services.sentiment import dataset
 from services.sentiment.classifier import SentimentModel
 from services.sentiment.evaluation import evaluate
 from shared import events as ev
+from shared.auth import Role, mint_token
+from shared.clock import local_now
 from shared.kafka import ensure_topics
 from shared.orgtree import Unit, example_city
 from shared.settings import Settings
@@ -217,7 +222,7 @@ async def latency(settings: Settings, items: list[dict[str, Any]]) -> dict[str, 
             await producer.send(
                 "intake.opinions", event.model_dump_json().encode(), key=event.county.encode()
             )
-    await producer.flush()
+    await producer.producer.flush()  # the signing wrapper keeps aiokafka's producer inside
     offered_seconds = time.perf_counter() - started
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(reading, timeout=20)
@@ -235,6 +240,45 @@ async def latency(settings: Settings, items: list[dict[str, Any]]) -> dict[str, 
         result["p50_ms"] = round(waits[len(waits) // 2] * 1000)
         result["p99_ms"] = round(waits[min(len(waits) - 1, int(len(waits) * 0.99))] * 1000)
     return result
+
+
+async def briefing_times(settings: Settings, url: str, database: str) -> dict[str, Any]:
+    """The running month's city briefing over everything stored (the backlog and the
+    sustained traffic): JSON (median of three) and the XLSX workbook with its chart, beside
+    the raw read of the month's items (topic and verdict of each) from MongoDB."""
+    token = mint_token(settings, sub="bench", unit="jc", roles=[Role.OPINION_OFFICER])
+    period = f"{local_now():%Y-%m}"
+    month_start = local_now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri)
+    started = time.perf_counter()
+    read = (
+        await client[database]
+        .items.find({"published_at": {"$gte": month_start}}, projection={"topic": 1, "negative": 1})
+        .to_list()
+    )
+    raw_seconds = time.perf_counter() - started
+    await client.close()
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=300) as http:
+        runs = []
+        for _ in range(3):
+            started = time.perf_counter()
+            answer = await http.get(f"/briefings/monthly/{period}")
+            runs.append(time.perf_counter() - started)
+            answer.raise_for_status()
+        started = time.perf_counter()
+        workbook = await http.get(f"/briefings/monthly/{period}.xlsx")
+        workbook.raise_for_status()
+        xlsx_seconds = time.perf_counter() - started
+    json_seconds = sorted(runs)[1]
+    return {
+        "items_in_month": len(read),
+        "counted": answer.json()["totals"]["total"],
+        "raw_read_ms": round(raw_seconds * 1000),
+        "json_ms": round(json_seconds * 1000),
+        "xlsx_ms": round(xlsx_seconds * 1000),
+        "json_ratio_to_raw_read": round(json_seconds / raw_seconds, 2) if raw_seconds else None,
+    }
 
 
 async def run(env: dict[str, str]) -> dict[str, Any]:
@@ -262,6 +306,7 @@ async def run(env: dict[str, str]) -> dict[str, Any]:
                 asyncio.to_thread(processes.wait_ready, ["sentiment"], 90.0),
             )
             delays = await latency(settings, items)
+            briefing = await briefing_times(settings, processes.url("sentiment"), database)
         finally:
             processes.stop("sentiment")
     produce = raw["produce_batched_msgs_per_s"]
@@ -277,6 +322,7 @@ async def run(env: dict[str, str]) -> dict[str, Any]:
             "ratio_to_raw_produce": round((through["items_per_s"] or 0) / produce, 3),
         },
         "latency_intake_to_flagged": delays,
+        "monthly_briefing": briefing,
         "held_out": {
             stage: {
                 "overall": quality[stage]["overall"],

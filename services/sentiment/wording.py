@@ -1,7 +1,19 @@
-"""The names bureau staff read for the service's codes: alert states and actions, levels,
-severities, topics and feed sources (Simplified Chinese)."""
+"""The names bureau staff read for the service's codes: alert states and actions, levels
+and feed sources (Simplified Chinese); severities and topics are named in
+:mod:`shared.wording`, as every service names them."""
 
 from __future__ import annotations
+
+from shared.wording import SEVERITY_NAMES, TOPIC_NAMES
+
+__all__ = [
+    "ACTION_NAMES",
+    "LEVEL_NAMES",
+    "SEVERITY_NAMES",
+    "SOURCE_NAMES",
+    "STATE_NAMES",
+    "TOPIC_NAMES",
+]
 
 ACTION_NAMES = {"acknowledge": "签收", "respond": "处置", "close": "办结", "comment": "批注"}
 STATE_NAMES = {
@@ -11,18 +23,23 @@ STATE_NAMES = {
     "closed": "已办结",
 }
 LEVEL_NAMES = {"school": "学校", "county": "区县", "city": "市局"}
-SEVERITY_NAMES = {"blue": "蓝色（IV级）", "yellow": "黄色（III级）", "orange": "橙色（II级）",
-                  "red": "红色（I级）"}  # fmt: skip
-TOPIC_NAMES = {
-    "admissions": "招生入学", "bullying": "学生欺凌", "facilities": "校舍设施", "fees": "收费",
-    "food": "食品安全", "other": "其他", "safety": "校园安全", "teacher_conduct": "师德师风",
-}  # fmt: skip
 SOURCE_NAMES = {
-    "12345": "12345热线", "complaint": "投诉平台", "douyin": "抖音", "forum": "论坛",
-    "hot_search": "热搜榜", "hotline": "12345热线", "media_enquiry": "媒体问询",
-    "media_in_depth": "媒体深度报道", "news": "新闻网站", "parent_forum": "家长论坛",
-    "superior": "上级交办", "tieba": "贴吧", "wechat": "微信", "weibo": "微博", "zhihu": "知乎",
-}  # fmt: skip
+    "12345": "12345热线",
+    "complaint": "投诉平台",
+    "douyin": "抖音",
+    "forum": "论坛",
+    "hot_search": "热搜榜",
+    "hotline": "12345热线",
+    "media_enquiry": "媒体问询",
+    "media_in_depth": "媒体深度报道",
+    "news": "新闻网站",
+    "parent_forum": "家长论坛",
+    "superior": "上级交办",
+    "tieba": "贴吧",
+    "wechat": "微信",
+    "weibo": "微博",
+    "zhihu": "知乎",
+}
 
 
 def source_name(source: str | None) -> str:
