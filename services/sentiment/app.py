@@ -56,6 +56,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime.on_startup.append(prepare)
     prime_metrics(runtime.org)
     prime_alert_gauges()
+    _add_consumers_and_jobs(runtime, sentiment)
+    return app
+
+
+def _add_consumers_and_jobs(runtime: ServiceRuntime, sentiment: Sentiment) -> None:
+    """The consumers and the background loops: rules refreshed in every process; intake,
+    screening, escalation and pushes where the consumers run; the alert gauges everywhere."""
+    own = sentiment.settings
     # every process, API pods included, classifies with the rules an admin stored last
     runtime.background.append(
         sentiment.rules.refresher(runtime.db, lambda: own.sentiment_config_refresh_seconds)
@@ -87,4 +95,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime.background.append(
         every(own.sentiment_gauge_refresh_seconds, gauges, name="refresh alert gauges")
     )
-    return app

@@ -348,3 +348,31 @@ async def test_pushes_respect_quiet_hours_reach_email_and_wecom_and_go_once(
     assert len(contents) == len(set(contents)) == 2
     delivered = [d for d in await deliveries(service) if d["state"] == "delivered"]
     assert {d["channel"] for d in delivered} == {"email", "wecom"}
+
+
+async def test_an_api_only_replica_takes_new_rules_without_a_restart(
+    service: RunningService,
+) -> None:
+    """Rules replaced through one replica reach an API-only replica (no consumers) by its
+    refresh job, so its /classify uses them."""
+    database = service.runtime.settings.database_name
+    async with run_service(
+        "sentiment",
+        mongo_database=database,
+        run_consumers=False,
+        sentiment_config_refresh_seconds=0.2,
+    ) as api_pod:
+        text = {"text": "北川县第二小学举行秋季运动会，同学们奋力拼搏。"}
+        officer = auth("jc", OFFICER)
+        before = await api_pod.client.post("/classify", json=text, headers=officer)
+        assert before.json()["sensitive_words"] == []
+        rules = (await service.client.get("/config", headers=ADMIN)).json()
+        watched = {**rules, "sensitive_words": [*rules["sensitive_words"], "运动会"]}
+        assert (await service.client.put("/config", json=watched, headers=ADMIN)).status_code == 200
+        try:
+            pod: Sentiment = api_pod.app.state.sentiment
+            await eventually(lambda: "运动会" in pod.config.sensitive_words, what="new rules")
+            after = await api_pod.client.post("/classify", json=text, headers=officer)
+            assert after.json()["sensitive_words"] == ["运动会"]
+        finally:
+            await service.client.put("/config", json=rules, headers=ADMIN)
