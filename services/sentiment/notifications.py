@@ -157,7 +157,10 @@ async def _attempt(
 async def deliver_due(*, runtime: Sentiment, client: httpx.AsyncClient | None = None) -> int:
     """Expand new intents, then attempt every due delivery this replica can claim, several
     at once; returns how many were delivered."""
-    pending = runtime.db[INTENTS].find({"expanded_at": None}).sort("at", ASCENDING).limit(100)
+    # notifications queued before pushes had intents (no ``event``) were sent or given up
+    # by the old job; they are left as they are
+    waiting = {"expanded_at": None, "event": {"$exists": True}}
+    pending = runtime.db[INTENTS].find(waiting).sort("at", ASCENDING).limit(100)
     async for intent in pending:
         await expand(runtime=runtime, intent=intent)
     queue = delivery_queue(runtime)

@@ -35,7 +35,8 @@ class Sentiment:
     rules: ConfigStore[SentimentConfig]
     # who receives push alerts (kept apart from the rules: it names people's channels)
     pushes: ConfigStore[PushConfig]
-    # "now" for the jobs and pushes (quiet hours, deadlines); tests inject a fixed one
+    # "now" for the pushes (quiet hours, when a delivery is due); tests move it to the
+    # night and on to the morning. Alert deadlines keep real time.
     clock: Clock = field(default=utcnow)
 
     @property
