@@ -29,6 +29,8 @@ from shared.refusals import Refusal
 
 TOP_ITEMS = 10
 MAX_INCIDENTS = 100
+# alerts changed since the period began that are read to find its escalations and closures
+MAX_ALERTS = 2000
 
 
 class Count(BaseModel):
@@ -191,7 +193,12 @@ async def _incident_sections(
         .limit(MAX_INCIDENTS)
         .to_list()
     )
-    changed = await db.alerts.find({**scope, "updated_at": {"$gte": start}}).to_list()
+    changed = (
+        await db.alerts.find({**scope, "updated_at": {"$gte": start}})
+        .sort("updated_at", DESCENDING)
+        .limit(MAX_ALERTS)
+        .to_list()
+    )
     escalated = [a for a in changed if _stepped(a, start, end, "escalated", "severity raised")]
     closed = [a for a in changed if _stepped(a, start, end, "close")]
     wanted = {a["incident_id"] for a in escalated + closed} - {i["_id"] for i in opened}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, time
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from services.sentiment.classifier import TOPICS
 from shared.events import Severity
@@ -204,18 +205,33 @@ class EmailChannel(Rules):
     to: str = Field(pattern=r"^[^@\s]+@[^@\s]+$", max_length=254)
 
 
+def _robot_url(value: str) -> str:
+    """An http(s) URL with a host (where it may point is checked before each send)."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises on a port out of range)
+    except ValueError as exc:
+        raise ValueError("not a valid URL") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("a robot URL is http(s) with a host")
+    return value
+
+
+RobotUrl = Annotated[str, Field(max_length=1000), AfterValidator(_robot_url)]
+
+
 class WecomChannel(Rules):
     """企业微信 group robot: its webhook URL (``.../cgi-bin/webhook/send?key=...``)."""
 
     kind: Literal["wecom"]
-    url: str = Field(max_length=1000)
+    url: RobotUrl
 
 
 class DingtalkChannel(Rules):
     """钉钉 group robot: its webhook URL and, when the robot signs, its ``SEC...`` secret."""
 
     kind: Literal["dingtalk"]
-    url: str = Field(max_length=1000)
+    url: RobotUrl
     secret: str | None = Field(default=None, max_length=200)
 
 

@@ -15,6 +15,7 @@ from shared.refusals import Refusal
 BriefingKind = Literal["daily", "weekly", "monthly"]
 KIND_NAMES: dict[str, str] = {"daily": "日报", "weekly": "周报", "monthly": "月报"}
 EXAMPLES = {"daily": "2026-11-29", "weekly": "2026-W48", "monthly": "2026-11"}
+FIRST_YEAR, LAST_YEAR = 2000, 2999
 _PATTERNS = {
     "daily": re.compile(r"^(\d{4})-(\d{2})-(\d{2})$"),
     "weekly": re.compile(r"^(\d{4})-W(\d{2})$"),
@@ -56,6 +57,8 @@ class Period:
             if found is None:
                 raise ValueError(code)
             numbers = [int(part) for part in found.groups()]
+            if not FIRST_YEAR <= numbers[0] <= LAST_YEAR:  # the period before must exist too
+                raise ValueError(code)
             if kind == "daily":
                 first = date(numbers[0], numbers[1], numbers[2])
             elif kind == "weekly":

@@ -16,6 +16,7 @@ from services.sentiment.notifications import DELIVERIES
 from services.sentiment.runtime import Sentiment
 from shared.auth import CurrentPrincipal, Role, require_role
 from shared.outbound import check_target
+from shared.refusals import Refusal
 
 router = APIRouter()
 MASK = "********"
@@ -55,6 +56,9 @@ async def replace_recipients(
     require_role(principal, Role.ADMIN)
     sentiment: Sentiment = request.app.state.sentiment
     for recipient in body.recipients:
+        if sentiment.org.get(recipient.unit) is None:
+            message = f"接收人“{recipient.name}”的单位编码 {recipient.unit} 不存在"
+            raise Refusal(422, "unknown_unit", message)
         for channel in recipient.channels:
             if channel.kind != "email":
                 await check_target(channel.url, sentiment.settings.sentiment_push_allow)
