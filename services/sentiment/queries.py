@@ -21,7 +21,9 @@ async def ensure_indexes(*, runtime: Sentiment) -> None:
     await db.alerts.create_index([("state", ASCENDING), ("deadline", ASCENDING)])
     await db.alerts.create_index([("county", ASCENDING), ("updated_at", DESCENDING)])
     await db.notifications.create_index([("delivered_at", ASCENDING), ("next_at", ASCENDING)])
+    # the item list and the briefings read items by time, the city's across counties
     await db.items.create_index([("county", ASCENDING), ("published_at", DESCENDING)])
+    await db.items.create_index([("published_at", DESCENDING)])
 
 
 def scope_filter(*, org: OrgTree, principal: Principal) -> dict[str, Any]:
