@@ -36,7 +36,7 @@ from aiokafka import AIOKafkaConsumer
 from pymongo import AsyncMongoClient
 
 from citydesk.bench.raw import broker_rates
-from citydesk.bench.suite import run_alone
+from citydesk.bench.suite import run_alone, settings_from
 from citydesk.processes import ServiceProcesses
 from citydesk.producer import SignedProducer
 from citydesk.stack import free_port
@@ -66,13 +66,6 @@ PROBES = {
     "facilities": "教学楼天花板掉下来砸伤学生，墙体裂缝也没人修",
     "admissions": "招生摇号暗箱操作，学区内的孩子上不了学",
 }
-
-
-def settings_from(env: dict[str, str]) -> Settings:
-    values = {
-        k.removeprefix("CITYDESK_").lower(): v for k, v in env.items() if k.startswith("CITYDESK_")
-    }
-    return Settings.model_validate({**values, "service_name": "bench"})
 
 
 def model_rate(texts: list[str]) -> dict[str, Any]:
