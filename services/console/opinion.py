@@ -22,6 +22,7 @@ router = APIRouter(include_in_schema=False)
 KINDS = {"daily": "日报", "weekly": "周报", "monthly": "月报"}
 ITEM_FILTERS = ("source", "topic", "negative", "since", "until", "unit")
 PERIODS_OFFERED = 8
+PAGE = 100  # items per page of the list
 
 
 def _org(request: Request) -> OrgTree:
@@ -53,13 +54,17 @@ async def items_page(request: Request, me: SignedIn, up: Ups) -> HTMLResponse:
     params["negative"] = filters["negative"] if filters["negative"] in ("true", "false") else None
     params["since"] = _day_start(filters["since"]) if filters["since"] else None
     params["until"] = _day_start(filters["until"], after=True) if filters["until"] else None
-    params["limit"] = 200
-    found = await up.json("sentiment", "GET", "/items", token=me.token, params=params)
+    params["limit"] = PAGE
+    params["cursor"] = query.get("cursor") or None
+    answer = await up.send("sentiment", "GET", "/items", token=me.token, params=params)
+    found = answer.json()
+    following = answer.headers.get("x-next-cursor")
+    more = f"/opinion/items?{urlencode({**filters, 'cursor': following})}" if following else None
     org = _org(request)
     return render(
         request, me, "opinion_items.html", items=found, filters=filters,
         units=_units_below(org, me.principal.unit), back=urlencode(filters),
-        corrected=query.get("notice") == "corrected",
+        corrected=query.get("notice") == "corrected", more=more,
     )  # fmt: skip
 
 

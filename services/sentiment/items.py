@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 from pymongo import DESCENDING, AsyncMongoClient
 
@@ -23,9 +23,12 @@ from services.sentiment.runtime import Sentiment
 from services.sentiment.similarity import bigrams
 from shared.auth import CurrentPrincipal, Principal, Role, require_role
 from shared.clock import utcnow
+from shared.paging import MAX_LIMIT, PageQuery, keyset_page
 from shared.refusals import Refusal
 
 router = APIRouter()
+# newest first; the id breaks ties so a page boundary never drops or repeats an item
+ITEM_ORDER = [("published_at", DESCENDING), ("_id", DESCENDING)]
 
 
 class Correction(BaseModel):
@@ -140,6 +143,7 @@ def item_query(
 @router.get("/items", response_model=list[ListedItem])
 async def list_items(
     request: Request,
+    response: Response,
     principal: CurrentPrincipal,
     source: Annotated[str | None, Query(max_length=64)] = None,
     topic: Annotated[str | None, Query(max_length=32)] = None,
@@ -147,13 +151,16 @@ async def list_items(
     since: datetime | None = None,
     until: datetime | None = None,
     unit: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
     merge: bool = True,
 ) -> list[ListedItem]:
     """Opinion items about my unit and the units below it, negative or not, newest
     first: the text, the link to the original, the model's verdict and its reasons, and
     an officer's correction if there is one. Identical or near-identical texts from
-    several sources are one entry listing its sources (``merge=false``: one per source)."""
+    several sources are one entry listing its sources (``merge=false``: one per source);
+    a repost that falls on the next page is listed there. More than ``limit``: the
+    ``X-Next-Cursor`` header holds the ``cursor`` of the next page."""
     require_role(principal, Role.OPINION_OFFICER)
     # a period given without a zone is UTC, as items are stored
     since = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
@@ -173,8 +180,11 @@ async def list_items(
         until=until,
         unit=unit,
     )
-    cursor = sentiment.db.items.find(query).sort("published_at", DESCENDING)
-    docs = await cursor.limit(limit).to_list()
+    docs, next_cursor = await keyset_page(
+        sentiment.db.items, query, sort=ITEM_ORDER, query=PageQuery(limit=limit, cursor=cursor)
+    )
+    if next_cursor:  # the list stays a list; the next page is asked for with this cursor
+        response.headers["x-next-cursor"] = next_cursor
     return merge_near_identical(docs) if merge else [ListedItem.of(doc) for doc in docs]
 
 

@@ -119,7 +119,7 @@ def at_local(day: Any, hour: int, minute: int = 0) -> datetime:
 async def items_of(service: RunningService, unit: str, since: datetime) -> list[dict[str, Any]]:
     response = await service.client.get(
         "/items",
-        params={"unit": unit, "merge": "false", "since": since.isoformat(), "limit": 500},
+        params={"unit": unit, "merge": "false", "since": since.isoformat(), "limit": 200},
         headers=auth("jc", OFFICER),
     )
     assert response.status_code == 200, response.text
@@ -376,3 +376,32 @@ async def test_an_api_only_replica_takes_new_rules_without_a_restart(
             assert after.json()["sensitive_words"] == ["运动会"]
         finally:
             await service.client.put("/config", json=rules, headers=ADMIN)
+
+
+async def test_every_item_is_reached_page_by_page(service: RunningService) -> None:
+    school = "qs-dezx"
+    texts = [f"青石县第二小学第{n}次家长开放日，家长们参观了食堂和教室。" for n in range(5)]
+    await send("intake.opinions", *(opinion("qs", school, text) for text in texts))
+    officer = auth("qs", OFFICER)
+
+    async def five() -> bool:
+        found = await service.client.get(
+            "/items", params={"unit": school, "merge": "false"}, headers=officer
+        )
+        return len(found.json()) == 5
+
+    await eventually(five, what="five items")
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(4):
+        params = {"unit": school, "merge": "false", "limit": 2}
+        params |= {"cursor": cursor} if cursor else {}
+        page = await service.client.get("/items", params=params, headers=officer)
+        assert page.status_code == 200, page.text
+        seen += [item["id"] for item in page.json()]
+        cursor = page.headers.get("x-next-cursor")
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 5
+    bad = await service.client.get("/items", params={"cursor": "nonsense"}, headers=officer)
+    assert bad.status_code == 422 and bad.json()["code"] == "bad_cursor"
