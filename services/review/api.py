@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import JSONResponse
 
-from services.review import feeds, publishing, service
+from services.review import audit, cases, decisions, delivery, feeds, office, service
+from services.review.access import require_city_office
+from services.review.delivery import PublishQueue
 from services.review.models import (
     AdoptionRequest,
     AdoptionView,
@@ -23,10 +24,8 @@ from services.review.models import (
     ScheduleRequest,
     WithdrawRequest,
 )
-from services.review.publishing import PublishQueue
 from services.review.settings import ReviewSettings
 from shared.auth import CurrentPrincipal, Role, require_role
-from shared.refusals import refusal_for_status
 from shared.runtime import ServiceRuntime
 
 router = APIRouter()
@@ -50,18 +49,18 @@ async def my_queue(
     principal: CurrentPrincipal, runtime: Runtime, limit: Annotated[int, Query(ge=1, le=200)] = 50
 ) -> list[CaseView]:
     """Cases waiting at my levels inside my scope, oldest first."""
-    return await service.review_queue(runtime=runtime, principal=principal, limit=limit)
+    return await cases.review_queue(runtime=runtime, principal=principal, limit=limit)
 
 
 @router.get("/cases/overdue", tags=["review"])
 async def overdue_cases(principal: CurrentPrincipal, runtime: Runtime) -> list[CaseView]:
     """Open cases past their level's deadline inside my scope."""
-    return await service.overdue_cases(runtime=runtime, principal=principal)
+    return await cases.overdue_cases(runtime=runtime, principal=principal)
 
 
 @router.get("/cases/{case_id}", tags=["review"])
 async def get_case(case_id: str, principal: CurrentPrincipal, runtime: Runtime) -> CaseView:
-    return await service.get_case(runtime=runtime, principal=principal, case_id=case_id)
+    return await cases.get_case(runtime=runtime, principal=principal, case_id=case_id)
 
 
 @router.post("/cases/{case_id}/decisions", tags=["review"])
@@ -69,9 +68,9 @@ async def decide(
     case_id: str, body: DecisionRequest, principal: CurrentPrincipal, runtime: Runtime, queue: Queue
 ) -> DecisionResult:
     """Approve, return (comment required) or reject (reason required) the version judged."""
-    result = await service.decide(
+    result = await decisions.decide(
         runtime=runtime, principal=principal, case_id=case_id, request=body,
-        on_final=publishing.enqueue_on_final_approval(runtime),
+        on_final=delivery.enqueue_on_final_approval(runtime),
     )  # fmt: skip
     if result.final:
         queue.wake()
@@ -83,7 +82,7 @@ async def override_hold(
     case_id: str, body: OverrideRequest, principal: CurrentPrincipal, runtime: Runtime
 ) -> CaseView:
     """Lift a screening hold with a written reason (city reviewers)."""
-    return await service.override_hold(
+    return await decisions.override_hold(
         runtime=runtime, principal=principal, case_id=case_id, request=body
     )
 
@@ -93,7 +92,7 @@ async def audit_trail(
     story_id: str, principal: CurrentPrincipal, runtime: Runtime
 ) -> list[AuditEntry]:
     """Every step of a story, oldest first."""
-    return await service.audit_trail(runtime=runtime, principal=principal, story_id=story_id)
+    return await audit.audit_trail(runtime=runtime, principal=principal, story_id=story_id)
 
 
 # ---- the city office --------------------------------------------------------------
@@ -106,7 +105,7 @@ async def schedule(
     queue: Queue,
 ) -> dict[str, Any]:
     """Publish at a set time (embargo), or at once when the time has passed."""
-    result = await publishing.schedule_story(
+    result = await office.schedule_story(
         runtime=runtime, principal=principal, story_id=story_id, publish_at=body.publish_at
     )
     queue.wake()
@@ -118,7 +117,7 @@ async def record_adoption(
     story_id: str, body: AdoptionRequest, principal: CurrentPrincipal, runtime: Runtime
 ) -> AdoptionView:
     """Record that an outside outlet ran the story; the same outlet again is a 409."""
-    return await publishing.record_adoption(
+    return await office.record_adoption(
         runtime=runtime, principal=principal, story_id=story_id, request=body
     )
 
@@ -127,8 +126,8 @@ async def record_adoption(
 async def adoptions(
     story_id: str, principal: CurrentPrincipal, runtime: Runtime
 ) -> list[AdoptionView]:
-    await service.audit_trail(runtime=runtime, principal=principal, story_id=story_id)
-    return await publishing.adoptions_of(runtime=runtime, story_id=story_id)
+    await audit.require_story_in_scope(runtime=runtime, principal=principal, story_id=story_id)
+    return await office.adoptions_of(runtime=runtime, story_id=story_id)
 
 
 @router.get("/adoptions", tags=["publication"])
@@ -138,11 +137,9 @@ async def recent_adoptions(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[AdoptionView]:
     """The latest adoptions recorded across stories, newest first (the city office)."""
-    service.require_city_office(principal, runtime.org)
-    rows = (
-        await runtime.db[publishing.ADOPTIONS].find().sort("recorded_at", -1).limit(limit).to_list()
-    )
-    return [publishing.adoption_view(row) for row in rows]
+    require_city_office(principal, runtime.org)
+    rows = await runtime.db[service.ADOPTIONS].find().sort("recorded_at", -1).limit(limit).to_list()
+    return [office.adoption_view(row) for row in rows]
 
 
 @router.post("/stories/{story_id}/withdraw", tags=["publication"])
@@ -154,7 +151,7 @@ async def withdraw(
     queue: Queue,
 ) -> dict[str, Any]:
     """Withdraw (撤稿) a published story on every channel; the feed keeps it as withdrawn."""
-    result = await publishing.withdraw_story(
+    result = await office.withdraw_story(
         runtime=runtime, principal=principal, story_id=story_id, reason=body.reason
     )
     queue.wake()
@@ -170,7 +167,7 @@ async def publications(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[PublicationView]:
     """The publish queue per channel, e.g. ``?state=failed``."""
-    return await publishing.list_publications(
+    return await office.list_publications(
         runtime=runtime, principal=principal, state=state, story_id=story_id, limit=limit
     )
 
@@ -179,7 +176,7 @@ async def publications(
 async def resend(
     publication_id: str, principal: CurrentPrincipal, runtime: Runtime, queue: Queue
 ) -> PublicationView:
-    result = await publishing.resend_publication(
+    result = await office.resend_publication(
         runtime=runtime, principal=principal, publication_id=publication_id
     )
     queue.wake()
@@ -190,7 +187,7 @@ async def resend(
 async def cancel(
     publication_id: str, principal: CurrentPrincipal, runtime: Runtime
 ) -> PublicationView:
-    return await publishing.cancel_publication(
+    return await office.cancel_publication(
         runtime=runtime, principal=principal, publication_id=publication_id
     )
 
@@ -205,7 +202,7 @@ async def _feed_items(
     config = await service.load_config(db=runtime.db)
     settings: ReviewSettings = runtime.settings  # type: ignore[assignment]
     size = limit or config.publication.feed.size
-    entries = await publishing.feed_entries(db=runtime.db, state=state, limit=size)
+    entries = await feeds.feed_entries(db=runtime.db, state=state, limit=size)
     items = [feeds.feed_item(e, settings=settings, org=runtime.org) for e in entries]
     return items, config.publication.feed.title
 
@@ -239,7 +236,7 @@ async def feed_atom(runtime: Runtime) -> Response:
 
 @router.get("/feed/{story_id}", tags=["feed"])
 async def feed_story(story_id: str, runtime: Runtime) -> dict[str, Any]:
-    entry = await publishing.feed_entry(db=runtime.db, story_id=story_id)
+    entry = await feeds.feed_entry(db=runtime.db, story_id=story_id)
     settings: ReviewSettings = runtime.settings  # type: ignore[assignment]
     return feeds.feed_item(entry, settings=settings, org=runtime.org)
 
@@ -259,10 +256,3 @@ async def replace_config(
     """Replace the configuration (administrators)."""
     require_role(principal, Role.ADMIN)
     return (await service.replace_config(db=runtime.db, config=body)).masked()
-
-
-def refusal_response(_: Request, exc: Exception) -> JSONResponse:
-    """A refusal from the service layer as a 4xx answer with its reason."""
-    assert isinstance(exc, service.Refused)
-    refusal = refusal_for_status(exc.status, exc.detail)
-    return JSONResponse(refusal.body(), status_code=exc.status)

@@ -8,10 +8,10 @@ import logging
 
 from fastapi import FastAPI
 
-from services.review import api, publishing, service
+from services.review import api, decisions, delivery, office, overdue, service
+from services.review.delivery import PublishQueue
 from services.review.handlers import register_handlers
 from services.review.models import FEED_CHANNEL
-from services.review.publishing import PublishQueue
 from services.review.settings import review_settings
 from shared import events as ev
 from shared import topics as tp
@@ -35,26 +35,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=config,
     )
     app.include_router(api.router)
-    app.add_exception_handler(service.Refused, api.refusal_response)
     queue = PublishQueue()
     app.state.publish_queue = queue
     if config.run_consumers:
         register_handlers(runtime)
-    runtime.on_startup += [service.ensure_indexes, publishing.ensure_indexes, service.seed_config]
-    runtime.on_startup.append(_prime_metrics)
+    runtime.on_startup += [service.ensure_indexes, service.seed_config, _prime_metrics]
 
     async def watch_cases(runtime: ServiceRuntime) -> None:
         """Flag overdue cases and refresh the case gauges from the database."""
         while True:
             try:
-                await service.flag_overdue_cases(runtime=runtime)
-                await service.refresh_gauges(runtime=runtime)
+                await overdue.watch_cases(runtime=runtime)
             except Exception:
                 log.exception("overdue check failed; retrying")
             await asyncio.sleep(config.overdue_check_seconds)
 
     async def publish(runtime: ServiceRuntime) -> None:
-        await publishing.run_publish_workers(runtime, queue)
+        await delivery.run_publish_workers(runtime, queue)
 
     runtime.background += [watch_cases, publish]
     return app
@@ -66,11 +63,11 @@ async def _prime_metrics(runtime: ServiceRuntime) -> None:
     config = await service.load_config(db=runtime.db)
     channels = [FEED_CHANNEL, *(hook.name for hook in config.publication.webhooks)]
     levels = [level.value for level in ev.ReviewLevel]
-    precreate(service.DECISIONS, level=levels, decision=[d.value for d in ev.Decision])
-    precreate(service.CASES_OPEN, level=levels)
-    precreate(service.CASES_OVERDUE, level=levels)
-    precreate(service.QUEUE_OLDEST, level=levels)
-    precreate(publishing.PUBLICATIONS_TOTAL, channel=channels, outcome=PUBLICATION_OUTCOMES)
-    precreate(publishing.WEBHOOK_FAILURES, channel=channels)
+    precreate(decisions.DECISIONS, level=levels, decision=[d.value for d in ev.Decision])
+    precreate(overdue.CASES_OPEN, level=levels)
+    precreate(overdue.CASES_OVERDUE, level=levels)
+    precreate(overdue.QUEUE_OLDEST, level=levels)
+    precreate(delivery.PUBLICATIONS_TOTAL, channel=channels, outcome=PUBLICATION_OUTCOMES)
+    precreate(delivery.WEBHOOK_FAILURES, channel=channels)
     outside = [level.value for level in ev.OutletLevel if level != ev.OutletLevel.BUREAU]
-    precreate(publishing.ADOPTIONS_TOTAL, level=outside)
+    precreate(office.ADOPTIONS_TOTAL, level=outside)

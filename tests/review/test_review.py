@@ -562,7 +562,7 @@ async def test_the_audit_trail_keeps_every_step_of_a_story(review: RunningServic
     assert await in_feed(client, story_id, state="withdrawn")
 
     trail = (await client.get(f"/stories/{story_id}/audit", headers=SCHOOL)).json()
-    steps = [(e["version"], e["decision"], e["level"]) for e in trail]
+    steps = [(e["version"], e["action"], e["level"]) for e in trail]
     assert steps == [
         (1, "submitted", None),
         (1, "returned", "school"),
