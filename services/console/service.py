@@ -119,6 +119,27 @@ class Upstreams:
         response = await self.send(upstream, method, path, token=token, params=params, json=json)
         return response.json()
 
+    async def items(
+        self,
+        upstream: Upstream,
+        path: str,
+        *,
+        token: str,
+        most: int,
+        params: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Up to ``most`` items of a paged list (``{items, next_cursor}``), page by page."""
+        found: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while len(found) < most:
+            query = {**(params or {}), "limit": min(200, most - len(found)), "cursor": cursor}
+            page = await self.json(upstream, "GET", path, token=token, params=query)
+            found += page["items"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        return found
+
 
 # ---- correspondents -------------------------------------------------------------------
 async def unit_stories(
@@ -278,7 +299,7 @@ async def thumbnail_link(*, upstreams: Upstreams, token: str, media_id: str, siz
 # ---- reviewers ------------------------------------------------------------------------
 async def review_queue(*, upstreams: Upstreams, token: str) -> list[dict[str, Any]]:
     """Cases waiting at my levels in my scope, oldest first."""
-    return await upstreams.json("review", "GET", "/queue", token=token, params={"limit": 100})
+    return await upstreams.items("review", "/queue", token=token, most=100)
 
 
 async def review_case(*, upstreams: Upstreams, token: str, case_id: str) -> dict[str, Any]:
@@ -297,7 +318,7 @@ async def decide(
 async def audit_trail(*, upstreams: Upstreams, token: str, story_id: str) -> list[dict[str, Any]]:
     """Every step of a story, oldest first."""
     path = f"/stories/{story_id}/audit"
-    return await upstreams.json("review", "GET", path, token=token)
+    return await upstreams.items("review", path, token=token, most=1000)
 
 
 async def copy_source(*, upstreams: Upstreams, token: str, story_id: str) -> dict[str, Any] | None:
@@ -344,18 +365,14 @@ async def publications(
     *, upstreams: Upstreams, token: str, limit: int = 500
 ) -> list[dict[str, Any]]:
     """The publish queue per channel, newest first."""
-    return await upstreams.json(  # type: ignore[no-any-return]
-        "review", "GET", "/publications", token=token, params={"limit": limit}
-    )
+    return await upstreams.items("review", "/publications", token=token, most=limit)
 
 
 async def recent_adoptions(
     *, upstreams: Upstreams, token: str, limit: int = 500
 ) -> list[dict[str, Any]]:
     """The latest adoptions recorded across stories, newest first."""
-    return await upstreams.json(  # type: ignore[no-any-return]
-        "review", "GET", "/adoptions", token=token, params={"limit": limit}
-    )
+    return await upstreams.items("review", "/adoptions", token=token, most=limit)
 
 
 async def withdraw(*, upstreams: Upstreams, token: str, story_id: str, reason: str) -> Any:

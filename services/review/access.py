@@ -97,6 +97,8 @@ def queue_filter(principal: Principal, org: OrgTree) -> dict[str, Any]:
         raise forbidden(
             "审核队列需要审核员或领导角色", "the review queue needs a reviewer or leader role"
         )
+    if len(clauses) == 1:  # the usual case: a plain equality filter, served by one index
+        return {"state": CaseState.OPEN, **clauses[0]}
     return {"state": CaseState.OPEN, "$or": clauses}
 
 

@@ -12,11 +12,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.review.models import AuditAction, AuditEntry, AuditStep
 from services.review.refused import forbidden
+from services.review.runtime import Review
 from services.review.service import AUDIT, latest_case
 from shared.auth import Principal, Role, in_scope
-from shared.events import utcnow
+from shared.clock import utcnow
 from shared.orgtree import OrgTree
-from shared.runtime import ServiceRuntime
+from shared.paging import PageQuery, keyset_page
 
 
 @dataclass(frozen=True)
@@ -62,19 +63,17 @@ async def write_audit(
 
 
 async def audit_trail(
-    *, runtime: ServiceRuntime, principal: Principal, story_id: str
-) -> list[AuditEntry]:
+    *, runtime: Review, principal: Principal, story_id: str, page: PageQuery
+) -> tuple[list[AuditEntry], str | None]:
     """Every step of a story, oldest first, for anyone whose scope holds the story's unit."""
     await require_story_in_scope(runtime=runtime, principal=principal, story_id=story_id)
-    rows = (
-        await runtime.db[AUDIT].find({"story_id": story_id}).sort([("at", 1), ("_id", 1)]).to_list()
+    rows, cursor = await keyset_page(
+        runtime.db[AUDIT], {"story_id": story_id}, sort=[("at", 1), ("_id", 1)], query=page
     )
-    return [AuditEntry.model_validate(row) for row in rows]
+    return [AuditEntry.model_validate(row) for row in rows], cursor
 
 
-async def require_story_in_scope(
-    *, runtime: ServiceRuntime, principal: Principal, story_id: str
-) -> None:
+async def require_story_in_scope(*, runtime: Review, principal: Principal, story_id: str) -> None:
     """404 for a story never reviewed here, 403 when its unit is outside the caller's scope."""
     case = await latest_case(runtime.db, story_id)
     if not in_scope(principal, runtime.org, case["unit_path"]["unit"]):

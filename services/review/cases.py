@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -22,22 +22,21 @@ from services.review.models import (
     Screening,
 )
 from services.review.refused import forbidden
+from services.review.runtime import Review
 from services.review.service import (
     CASES,
     SCREENINGS,
     SERVICE,
     find_case,
-    load_config,
-    settings_of,
 )
 from services.review.settings import ReviewSettings
 from shared import events as ev
 from shared.auth import Principal, in_scope
-from shared.events import utcnow
+from shared.clock import utcnow
 from shared.kafka import PermanentError
 from shared.mongo import apply_once
 from shared.orgtree import Unit
-from shared.runtime import ServiceRuntime
+from shared.paging import PageQuery, keyset_page
 
 
 # ---- opening cases from story.submitted ---------------------------------------------
@@ -51,7 +50,7 @@ def route_for(config: ReviewConfig, unit_type: str, major: bool) -> list[ev.Revi
     return levels
 
 
-def submitting_unit(runtime: ServiceRuntime, story: ev.StorySubmitted) -> Unit:
+def submitting_unit(runtime: Review, story: ev.StorySubmitted) -> Unit:
     """The unit of the story, checked against the tree: an unknown one is a poison event."""
     unit = runtime.org.get(story.unit_path.unit)
     if unit is None:
@@ -64,12 +63,12 @@ def submitting_unit(runtime: ServiceRuntime, story: ev.StorySubmitted) -> Unit:
     return unit
 
 
-async def open_case(*, runtime: ServiceRuntime, event: ev.StorySubmittedEvent) -> bool:
+async def open_case(*, runtime: Review, event: ev.StorySubmittedEvent) -> bool:
     """Open a review case for a submitted version; a newer version supersedes open or
     returned cases of the same story. False when this event was already applied."""
     story = event.payload
     unit = submitting_unit(runtime, story)
-    route = route_for(await load_config(db=runtime.db), unit.type, story.major)
+    route = route_for(runtime.config, unit.type, story.major)
     now = utcnow()
 
     async def effect(session: AsyncClientSession) -> None:
@@ -107,7 +106,7 @@ async def open_case(*, runtime: ServiceRuntime, event: ev.StorySubmittedEvent) -
 
 
 async def _supersede(
-    runtime: ServiceRuntime,
+    runtime: Review,
     versions: list[dict[str, Any]],
     *,
     story: ev.StorySubmitted,
@@ -171,7 +170,7 @@ def case_document(
     }
 
 
-async def record_screening(*, runtime: ServiceRuntime, event: ev.OpinionFlaggedEvent) -> None:
+async def record_screening(*, runtime: Review, event: ev.OpinionFlaggedEvent) -> None:
     """Keep a story screening result (the projection behind the hold); other flags are
     not this service's concern. Upserted by event id, so a redelivery changes nothing."""
     flag = event.payload
@@ -278,31 +277,29 @@ def case_view(
     )
 
 
-async def case_views(runtime: ServiceRuntime, cases: list[dict[str, Any]]) -> list[CaseView]:
-    config = await load_config(db=runtime.db)
+async def case_views(runtime: Review, cases: list[dict[str, Any]]) -> list[CaseView]:
+    config = runtime.config
     screenings = await screenings_of(runtime.db, cases)
-    settings = settings_of(runtime)
+    settings = runtime.settings
     return [
         case_view(case, screening=screenings.get(case["_id"]), config=config, settings=settings)
         for case in cases
     ]
 
 
+OLDEST_FIRST = [("waiting_since", 1), ("_id", 1)]
+
+
 async def review_queue(
-    *, runtime: ServiceRuntime, principal: Principal, limit: int
-) -> list[CaseView]:
+    *, runtime: Review, principal: Principal, page: PageQuery
+) -> tuple[list[CaseView], str | None]:
     """Cases waiting at the caller's levels inside their scope, oldest first."""
-    cases = await (
-        runtime.db[CASES]
-        .find(queue_filter(principal, runtime.org))
-        .sort([("waiting_since", ASCENDING), ("_id", ASCENDING)])
-        .limit(limit)
-        .to_list()
-    )
-    return await case_views(runtime, cases)
+    query = queue_filter(principal, runtime.org)
+    cases, cursor = await keyset_page(runtime.db[CASES], query, sort=OLDEST_FIRST, query=page)
+    return await case_views(runtime, cases), cursor
 
 
-async def get_case(*, runtime: ServiceRuntime, principal: Principal, case_id: str) -> CaseView:
+async def get_case(*, runtime: Review, principal: Principal, case_id: str) -> CaseView:
     """One case, for anyone whose scope holds the story's unit."""
     case = await find_case(db=runtime.db, case_id=case_id)
     if not in_scope(principal, runtime.org, case["unit_path"]["unit"]):
@@ -310,9 +307,11 @@ async def get_case(*, runtime: ServiceRuntime, principal: Principal, case_id: st
     return (await case_views(runtime, [case]))[0]
 
 
-async def overdue_cases(*, runtime: ServiceRuntime, principal: Principal) -> list[CaseView]:
+async def overdue_cases(
+    *, runtime: Review, principal: Principal, page: PageQuery
+) -> tuple[list[CaseView], str | None]:
     """Open cases flagged overdue inside the caller's scope, oldest first."""
     require_overdue_reader(principal)
     query = {"state": CaseState.OPEN, "overdue": True, **scope_filter(principal, runtime.org)}
-    cases = await runtime.db[CASES].find(query).sort("waiting_since", ASCENDING).to_list(500)
-    return await case_views(runtime, cases)
+    cases, cursor = await keyset_page(runtime.db[CASES], query, sort=OLDEST_FIRST, query=page)
+    return await case_views(runtime, cases), cursor

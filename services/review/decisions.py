@@ -25,13 +25,13 @@ from services.review.models import (
     ReviewConfig,
 )
 from services.review.refused import CHANGED_MEANWHILE, conflict, invalid
-from services.review.service import CASES, SERVICE, find_case, load_config
+from services.review.runtime import Review
+from services.review.service import CASES, SERVICE, find_case
 from shared import events as ev
 from shared import topics as tp
 from shared.auth import Principal, Role
-from shared.events import utcnow
+from shared.clock import utcnow
 from shared.mongo import in_transaction
-from shared.runtime import ServiceRuntime
 
 DECISIONS = Counter(
     "citydesk_review_decisions_total", "Review decisions, by level.", ["level", "decision"]
@@ -47,17 +47,31 @@ WRITE_CONFLICT = 112
 OnFinal = Callable[[dict[str, Any], datetime, AsyncClientSession], Awaitable[None]]
 
 
+def next_level_after(
+    case: dict[str, Any], decision: ev.Decision, final: bool
+) -> ev.ReviewLevel | None:
+    """Where the story waits after ``decision`` on ``case`` (as read before it): the next
+    level of its own route after a non-final approval, the same level after an override,
+    nowhere when the review ended or the story went back to its author."""
+    if decision == ev.Decision.APPROVED and not final:
+        return ev.ReviewLevel(case["route"][case["step"] + 1])
+    if decision == ev.Decision.OVERRIDDEN:
+        return ev.ReviewLevel(case["level"])
+    return None
+
+
 def reviewed_event(
     case: dict[str, Any],
     *,
     level: ev.ReviewLevel,
     decision: ev.Decision,
     final: bool,
-    next_level: ev.ReviewLevel | None,
     actor: Actor,
     comment: str | None,
     at: datetime,
 ) -> ev.StoryReviewedEvent:
+    """``story.reviewed`` for a decision on ``case`` as it was read before the decision."""
+    next_level = next_level_after(case, decision, final)
     path = ev.UnitPath(**case["unit_path"])
     return ev.StoryReviewedEvent.build(
         ev.StoryReviewed(
@@ -72,7 +86,7 @@ def reviewed_event(
 
 
 async def guarded_update(
-    runtime: ServiceRuntime,
+    runtime: Review,
     case: dict[str, Any],
     change: dict[str, Any],
     session: AsyncClientSession,
@@ -93,7 +107,7 @@ async def guarded_update(
 
 
 async def commit_change(
-    runtime: ServiceRuntime, write: Callable[[AsyncClientSession], Awaitable[None]]
+    runtime: Review, write: Callable[[AsyncClientSession], Awaitable[None]]
 ) -> None:
     """Run ``write`` in one transaction; losing a race to another writer is a 409."""
     try:
@@ -123,9 +137,7 @@ def check_decidable(case: dict[str, Any], request: DecisionRequest) -> None:
         )
 
 
-async def check_not_held(
-    runtime: ServiceRuntime, case: dict[str, Any], config: ReviewConfig
-) -> None:
+async def check_not_held(runtime: Review, case: dict[str, Any], config: ReviewConfig) -> None:
     """409 while a screening result holds the final approval and no one has lifted it."""
     if case.get("override") is not None:
         return
@@ -140,17 +152,15 @@ async def check_not_held(
 
 def case_change(
     case: dict[str, Any], request: DecisionRequest, now: datetime
-) -> tuple[dict[str, Any], bool, ev.ReviewLevel | None]:
-    """What a decision sets on the case, whether it ends the review, and the level the
-    story waits at next (None when it left review)."""
+) -> tuple[dict[str, Any], bool]:
+    """What a decision sets on the case, and whether it ends the review."""
     step = case["step"] + 1
     approve = request.decision == "approve"
     final = approve and step >= len(case["route"])
     change: dict[str, Any] = {"decided_at": now}
-    next_level: ev.ReviewLevel | None = None
     if approve and not final:
-        next_level = ev.ReviewLevel(case["route"][step])
-        change |= {"step": step, "level": str(next_level), "waiting_since": now, "overdue": False}
+        change |= {"step": step, "level": case["route"][step], "waiting_since": now}
+        change |= {"overdue": False}
     elif approve:
         change |= {"state": CaseState.APPROVED, "closed_at": now}
     else:
@@ -158,12 +168,12 @@ def case_change(
         change |= {"state": state, "closed_at": now}
     if request.publish_at is not None:
         change["publish_at"] = request.publish_at
-    return change, final, next_level
+    return change, final
 
 
 async def decide(
     *,
-    runtime: ServiceRuntime,
+    runtime: Review,
     principal: Principal,
     case_id: str,
     request: DecisionRequest,
@@ -176,16 +186,15 @@ async def decide(
     level = ev.ReviewLevel(case["level"])
     check_decidable(case, request)
     if request.decision == "approve" and level in CITY_LEVELS:
-        await check_not_held(runtime, case, await load_config(db=runtime.db))
+        await check_not_held(runtime, case, runtime.config)
     now = utcnow()
-    change, final, next_level = case_change(case, request, now)
+    change, final = case_change(case, request, now)
     publish_at = request.publish_at or case.get("publish_at")
     decision = DECISION_OF[request.decision]
     comment = request.reason if request.decision == "reject" else request.comment
     actor = Actor.of(principal, role)
     event = reviewed_event(
-        case, level=level, decision=decision, final=final, next_level=next_level,
-        actor=actor, comment=comment, at=now,
+        case, level=level, decision=decision, final=final, actor=actor, comment=comment, at=now,
     )  # fmt: skip
 
     async def write(session: AsyncClientSession) -> None:
@@ -210,7 +219,7 @@ async def decide(
 
 
 async def override_hold(
-    *, runtime: ServiceRuntime, principal: Principal, case_id: str, request: OverrideRequest
+    *, runtime: Review, principal: Principal, case_id: str, request: OverrideRequest
 ) -> CaseView:
     """A city reviewer lifts the screening hold of an open case, with a written reason."""
     require_city_reviewer(principal, runtime.org)
@@ -222,7 +231,7 @@ async def override_hold(
         )
     if case.get("override") is not None:
         raise conflict("该稿件的暂缓已被解除", "the hold on this case was already overridden")
-    config = await load_config(db=runtime.db)
+    config = runtime.config
     if not holds((await screenings_of(runtime.db, [case])).get(case["_id"]), config):
         raise conflict("该稿件没有因舆情研判被暂缓", "this case is not held by a screening result")
     now = utcnow()
@@ -230,8 +239,8 @@ async def override_hold(
     override = {"by": principal.sub, "name": principal.name, "reason": request.reason, "at": now}
     city = ev.ReviewLevel.CITY
     event = reviewed_event(
-        case, level=city, decision=ev.Decision.OVERRIDDEN, final=False,
-        next_level=ev.ReviewLevel(case["level"]), actor=actor, comment=request.reason, at=now,
+        case, level=city, decision=ev.Decision.OVERRIDDEN, final=False, actor=actor,
+        comment=request.reason, at=now,
     )  # fmt: skip
 
     async def write(session: AsyncClientSession) -> None:

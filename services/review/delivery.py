@@ -1,23 +1,19 @@
 """The publish queue: one delivery per story version and channel (the bureau's own feed
-and signed webhooks), due at its publication time, claimed under a lease, retried with
-backoff and given up after the configured attempts."""
+and webhooks signed the Standard Webhooks way), due at its publication time, kept in the
+shared :class:`DeliveryQueue`: claimed under a lease so that however many replicas run,
+each attempt is made once; retried with backoff; given up after the configured attempts.
+Only a receiver's status is kept, never its answer."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import hashlib
-import hmac
 import json
 import logging
-import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import httpx
 from prometheus_client import Counter
-from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -25,24 +21,16 @@ from services.review.audit import Actor, write_audit
 from services.review.cases import media_links
 from services.review.decisions import OnFinal, commit_change
 from services.review.feeds import feed_link, published_event
-from services.review.models import (
-    FEED_CHANNEL,
-    AuditAction,
-    PublicationAction,
-    PublicationState,
-    ReviewConfig,
-)
-from services.review.service import CASES, FEED, PUBLICATIONS, load_config, settings_of
+from services.review.models import FEED_CHANNEL, AuditAction, PublicationAction
+from services.review.runtime import Review
+from services.review.service import CASES, FEED, PUBLICATIONS
 from services.review.settings import ReviewSettings
 from shared import events as ev
 from shared import topics as tp
-from shared.events import utcnow
-from shared.runtime import ServiceRuntime
+from shared.clock import utcnow
+from shared.outbound import DeliveryQueue, UnsafeTarget, check_target, standard_headers
 
 log = logging.getLogger(__name__)
-
-DELIVERY_LEASE = timedelta(seconds=120)
-WAITING = [PublicationState.PENDING, PublicationState.RETRYING]
 
 PUBLICATIONS_TOTAL = Counter(
     "citydesk_review_publications_total",
@@ -56,33 +44,66 @@ WEBHOOK_FAILURES = Counter(
 )
 
 
+class DeliveryFailed(Exception):
+    """A channel did not take a delivery: ``reason`` is a short kind (never the
+    receiver's answer), ``status`` its HTTP status when it gave one."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
 class TakenOver(Exception):
     """Another worker took the delivery over after this one's lease ran out."""
 
 
-class DeliveryFailed(Exception):
-    """A channel did not take a delivery; it is retried with backoff."""
+def publication_queue(runtime: Review) -> DeliveryQueue:
+    """The queue under the configuration in force (attempts and backoff are the admin's)."""
+    policy = runtime.config.publication
+    return DeliveryQueue(
+        runtime.db, PUBLICATIONS, lease_seconds=runtime.settings.publish_lease_seconds,
+        max_attempts=policy.max_attempts, backoff_seconds=policy.backoff_seconds,
+        max_backoff_seconds=policy.backoff_max_seconds,
+    )  # fmt: skip
 
 
-class PublishQueue:
-    """Wakes the publish workers when something becomes due now."""
+# deliveries stored before the shared queue kept them named their states and due time
+# differently; they are renamed once at startup
+OLD_STATES = {"success": "delivered", "retrying": "pending", "in_progress": "pending"}
 
-    def __init__(self) -> None:
-        self._due = asyncio.Event()
 
-    def wake(self) -> None:
-        self._due.set()
+async def migrate_publications(db: AsyncDatabase[dict[str, Any]]) -> int:
+    """Bring deliveries of the earlier layout into the shared queue's; how many moved."""
+    moved = 0
+    async for row in db[PUBLICATIONS].find({"key": {"$exists": False}}):
+        change = {
+            "key": delivery_key(row["story_id"], row["version"], row["channel"], row["action"]),
+            "state": OLD_STATES.get(row["state"], row["state"]),
+            "next_at": row.get("next_attempt_at") or row["publish_at"],
+            "target": row["channel"],
+            "payload": {},
+            "lease_until": None,
+        }
+        await db[PUBLICATIONS].update_one(
+            {"_id": row["_id"]}, {"$set": change, "$unset": {"next_attempt_at": ""}}
+        )
+        moved += 1
+    return moved
 
-    async def wait(self, timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._due.wait(), timeout=timeout)
-        self._due.clear()
+
+async def ensure_queue(*, runtime: Review) -> None:
+    await migrate_publications(runtime.db)
+    await publication_queue(runtime).ensure_indexes()
+
+
+def delivery_key(story_id: str, version: int, channel: str, action: str) -> str:
+    return f"{story_id}:{version}:{channel}:{action}"
 
 
 async def enqueue_publications(
-    db: AsyncDatabase[dict[str, Any]],
+    runtime: Review,
     *,
-    config: ReviewConfig,
     case: dict[str, Any],
     publish_at: datetime,
     session: AsyncClientSession,
@@ -90,183 +111,134 @@ async def enqueue_publications(
     channels: list[str] | None = None,
 ) -> None:
     """Queue one delivery per channel, due at ``publish_at``, in the caller's transaction."""
+    config = runtime.config
     if channels is None:
         channels = [FEED_CHANNEL] if config.publication.feed.enabled else []
         channels += [hook.name for hook in config.publication.webhooks]
-    now = utcnow()
+    queue = publication_queue(runtime)
     for channel in channels:
-        await db[PUBLICATIONS].insert_one(
-            {
-                "_id": uuid.uuid4().hex,
-                "story_id": case["story_id"],
-                "version": case["version"],
-                "case_id": case["_id"],
-                "channel": channel,
-                "action": action,
-                "state": PublicationState.PENDING,
-                "attempts": 0,
+        hook = config.webhook(channel)
+        await queue.enqueue(
+            key=delivery_key(case["story_id"], case["version"], channel, action),
+            channel=channel, target=str(hook.url) if hook else channel, payload={},
+            not_before=publish_at, session=session,
+            extra={
+                "_id": uuid.uuid4().hex, "story_id": case["story_id"],
+                "version": case["version"], "case_id": case["_id"], "action": str(action),
                 "publish_at": publish_at,
-                "next_attempt_at": publish_at,
-                "lease_until": None,
-                "last_error": None,
-                "created_at": now,
-                "delivered_at": None,
             },
-            session=session,
-        )
+        )  # fmt: skip
 
 
-def enqueue_on_final_approval(runtime: ServiceRuntime) -> OnFinal:
+def enqueue_on_final_approval(runtime: Review) -> OnFinal:
     """What a final approval does in its own transaction: queue every channel."""
 
     async def enqueue(
         case: dict[str, Any], publish_at: datetime, session: AsyncClientSession
     ) -> None:
-        config = await load_config(db=runtime.db)
-        await enqueue_publications(
-            runtime.db, config=config, case=case, publish_at=publish_at, session=session
-        )
+        await enqueue_publications(runtime, case=case, publish_at=publish_at, session=session)
 
     return enqueue
 
 
-# ---- the publish queue ------------------------------------------------------------
-async def run_publish_workers(runtime: ServiceRuntime, queue: PublishQueue) -> None:
-    """Deliver due publications until cancelled, a few at a time."""
-    settings = settings_of(runtime)
-    async with httpx.AsyncClient(timeout=settings.webhook_timeout_seconds) as client:
-        workers = [
-            asyncio.create_task(_publish_worker(runtime, queue, client))
-            for _ in range(settings.publish_workers)
-        ]
-        try:
-            await asyncio.gather(*workers)
-        finally:
-            for worker in workers:
-                worker.cancel()
+# ---- the workers --------------------------------------------------------------------
+async def deliver_due(*, runtime: Review, worker: str) -> int:
+    """Wait until woken or the poll interval passes, then make every due delivery; how
+    many were made (run again and again by a background job, one per worker)."""
+    await runtime.publish_due.wait(runtime.settings.publish_poll_seconds)
+    made = 0
+    while await deliver_next(runtime=runtime, worker=worker):
+        made += 1
+    return made
 
 
-async def _publish_worker(
-    runtime: ServiceRuntime, queue: PublishQueue, client: httpx.AsyncClient
-) -> None:
-    settings = settings_of(runtime)
-    while True:
-        try:
-            while await deliver_next(runtime=runtime, client=client):
-                pass
-        except Exception:
-            log.exception("publish queue pass failed; retrying")
-        await queue.wait(settings.publish_poll_seconds)
-
-
-async def deliver_next(*, runtime: ServiceRuntime, client: httpx.AsyncClient) -> bool:
+async def deliver_next(*, runtime: Review, worker: str) -> bool:
     """Claim one due delivery and make it; False when nothing is due."""
-    db = runtime.db
-    now = utcnow()
-    row = await db[PUBLICATIONS].find_one_and_update(
-        {
-            "$or": [
-                {"state": {"$in": WAITING}, "next_attempt_at": {"$lte": now}},
-                {"state": PublicationState.IN_PROGRESS, "lease_until": {"$lt": now}},
-            ]
-        },
-        {
-            "$set": {"state": PublicationState.IN_PROGRESS, "lease_until": now + DELIVERY_LEASE},
-            "$inc": {"attempts": 1},
-        },
-        sort=[("next_attempt_at", ASCENDING)],
-        return_document=ReturnDocument.AFTER,
-    )
+    queue = publication_queue(runtime)
+    row = await queue.claim(worker)
     if row is None:
         return False
-    config = await load_config(db=db)
-    case = await db[CASES].find_one({"_id": row["case_id"]})
-    if case is None:
-        raise RuntimeError(f"publication {row['_id']} names a missing case")
+    case = await runtime.db[CASES].find_one({"_id": row["case_id"]})
     try:
+        if case is None:
+            raise DeliveryFailed("the story's review case is missing")
         if row["channel"] == FEED_CHANNEL:
-            await _publish_to_feed(runtime, row, case)
+            await publish_to_feed(runtime, queue, row, case)
         else:
-            await _send_webhook(runtime, client, config, row, case)
-            await _mark_delivered(runtime, row, case)
+            status = await send_webhook(runtime, row, case)
+            await record_delivery(runtime, queue, row, case, status=status)
     except DeliveryFailed as exc:
-        await _mark_failed_attempt(runtime, config, row, case, str(exc))
+        await record_failure(runtime, queue, row, case, exc)
     except TakenOver:
         log.info("publication %s was taken over by another worker", row["_id"])
     return True
 
 
-async def _publish_to_feed(
-    runtime: ServiceRuntime, row: dict[str, Any], case: dict[str, Any]
+async def publish_to_feed(
+    runtime: Review, queue: DeliveryQueue, row: dict[str, Any], case: dict[str, Any]
 ) -> None:
-    db = runtime.db
+    """Put the story in the bureau's feed (an upsert: a retry or a new version replaces)."""
     story = case["story"]
     now = utcnow()
+    entry = {
+        "version": case["version"], "title": story["title"], "body": story["body"],
+        "category": story.get("category"), "campaign": story.get("campaign"),
+        "unit_path": case["unit_path"], "media_ids": story.get("media_ids", []),
+        "state": "published", "updated_at": now,
+    }  # fmt: skip
 
     async def write(session: AsyncClientSession) -> None:
-        await db[FEED].update_one(
+        await runtime.db[FEED].update_one(
             {"_id": case["story_id"]},
-            {
-                "$set": {
-                    "version": case["version"],
-                    "title": story["title"],
-                    "body": story["body"],
-                    "category": story.get("category"),
-                    "campaign": story.get("campaign"),
-                    "unit_path": case["unit_path"],
-                    "media_ids": story.get("media_ids", []),
-                    "state": "published",
-                    "updated_at": now,
-                },
-                "$setOnInsert": {"published_at": now},
-            },
+            {"$set": entry, "$setOnInsert": {"published_at": now}},
             upsert=True,
             session=session,
         )
-        await _record_delivery(runtime, row, case, now, session)
+        await _mark_delivered(runtime, queue, row, case, status=None, session=session)
 
     await commit_change(runtime, write)
     runtime.outbox_written()
     PUBLICATIONS_TOTAL.labels(FEED_CHANNEL, "success").inc()
 
 
-async def _mark_delivered(
-    runtime: ServiceRuntime, row: dict[str, Any], case: dict[str, Any]
+async def record_delivery(
+    runtime: Review,
+    queue: DeliveryQueue,
+    row: dict[str, Any],
+    case: dict[str, Any],
+    *,
+    status: int,
 ) -> None:
-    now = utcnow()
-
     async def write(session: AsyncClientSession) -> None:
-        await _record_delivery(runtime, row, case, now, session)
+        await _mark_delivered(runtime, queue, row, case, status=status, session=session)
 
     await commit_change(runtime, write)
     runtime.outbox_written()
     PUBLICATIONS_TOTAL.labels(row["channel"], "success").inc()
 
 
-async def _record_delivery(
-    runtime: ServiceRuntime,
+async def _mark_delivered(
+    runtime: Review,
+    queue: DeliveryQueue,
     row: dict[str, Any],
     case: dict[str, Any],
-    now: datetime,
+    *,
+    status: int | None,
     session: AsyncClientSession,
 ) -> None:
-    """Mark the delivery done; a publication (not a withdrawal notice) is announced."""
-    result = await runtime.db[PUBLICATIONS].update_one(
-        {"_id": row["_id"], "state": PublicationState.IN_PROGRESS, "attempts": row["attempts"]},
-        {"$set": {"state": PublicationState.SUCCESS, "delivered_at": now, "last_error": None}},
-        session=session,
-    )
-    if result.matched_count == 0:
+    """Mark the delivery done under this worker's lease; a publication (not a withdrawal
+    notice) is written to the audit trail and announced."""
+    if not await queue.delivered(row, status=status, session=session):
         raise TakenOver(f"publication {row['_id']} was taken over by another worker")
     if row["action"] != PublicationAction.PUBLISH:
         return
+    now = utcnow()
     await write_audit(
         runtime.db, session=session, story_id=case["story_id"], case_id=case["_id"],
         version=case["version"], actor=Actor.system(runtime.org), level=None,
-        action=AuditAction.PUBLISHED,
-        channel=row["channel"], at=now,
+        action=AuditAction.PUBLISHED, channel=row["channel"], at=now,
     )  # fmt: skip
-    link = feed_link(settings_of(runtime), case["story_id"])
+    link = feed_link(runtime.settings, case["story_id"])
     event = published_event(
         case, kind=ev.PublicationKind.CHANNEL, channel=row["channel"], link=link, at=now
     )
@@ -301,78 +273,49 @@ def webhook_body(
     return json.dumps(data, ensure_ascii=False).encode()
 
 
-def signature(secret: str, body: bytes) -> str:
-    """The ``X-CityDesk-Signature`` value: HMAC-SHA256 of the body."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-async def _send_webhook(
-    runtime: ServiceRuntime,
-    client: httpx.AsyncClient,
-    config: ReviewConfig,
-    row: dict[str, Any],
-    case: dict[str, Any],
-) -> None:
-    hook = config.webhook(row["channel"])
+async def send_webhook(runtime: Review, row: dict[str, Any], case: dict[str, Any]) -> int:
+    """POST the delivery, signed; the receiver's status when it took it."""
+    hook = runtime.config.webhook(row["channel"])
     if hook is None or hook.secret is None:
-        raise DeliveryFailed(f"channel {row['channel']!r} is no longer configured")
-    body = webhook_body(settings_of(runtime), row, case, utcnow())
-    headers = {
-        "Content-Type": "application/json",
-        "X-CityDesk-Signature": signature(hook.secret, body),
-        "X-CityDesk-Timestamp": str(int(time.time())),
-        "X-CityDesk-Delivery": row["_id"],
-        "X-CityDesk-Event": f"story.{row['action']}",
-    }
+        raise DeliveryFailed("the channel is no longer configured")
+    url = str(hook.url)
     try:
-        response = await client.post(str(hook.url), content=body, headers=headers)
+        # again at every send: a name may resolve somewhere else than when it was set
+        await check_target(url, runtime.settings.review_webhook_allow)
+    except UnsafeTarget as exc:
+        raise DeliveryFailed(f"refused target: {exc.reason}") from exc
+    body = webhook_body(runtime.settings, row, case, utcnow())
+    headers = standard_headers(hook.secret, row["_id"], body)
+    headers["x-citydesk-event"] = f"story.{row['action']}"
+    try:
+        # redirects are not followed: one could lead inside the network
+        response = await runtime.http.post(url, content=body, headers=headers)
     except httpx.HTTPError as exc:
-        raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
+        raise DeliveryFailed(f"no answer ({type(exc).__name__})") from exc
     if not response.is_success:
-        raise DeliveryFailed(f"HTTP {response.status_code}: {response.text[:200]}")
+        raise DeliveryFailed(f"HTTP {response.status_code}", status=response.status_code)
+    return response.status_code
 
 
-async def _mark_failed_attempt(
-    runtime: ServiceRuntime,
-    config: ReviewConfig,
+async def record_failure(
+    runtime: Review,
+    queue: DeliveryQueue,
     row: dict[str, Any],
-    case: dict[str, Any],
-    error: str,
+    case: dict[str, Any] | None,
+    failure: DeliveryFailed,
 ) -> None:
-    """Retry with exponential backoff, or give up after the configured attempts."""
-    settings = config.publication
-    now = utcnow()
-    guard = {"_id": row["_id"], "state": PublicationState.IN_PROGRESS, "attempts": row["attempts"]}
-    if row["attempts"] >= settings.max_attempts:
-        await runtime.db[PUBLICATIONS].update_one(
-            guard,
-            {
-                "$set": {
-                    "state": PublicationState.FAILED,
-                    "last_error": error,
-                    "next_attempt_at": None,
-                }
-            },
-        )
+    """Retry later with backoff, or give up after the configured attempts."""
+    gave_up = await queue.failed(row, reason=failure.reason, status=failure.status)
+    channel = row["channel"]
+    if not gave_up:
+        PUBLICATIONS_TOTAL.labels(channel, "retrying").inc()
+        return
+    if case is not None:
         await write_audit(
             runtime.db, session=None, story_id=case["story_id"], case_id=case["_id"],
             version=case["version"], actor=Actor.system(runtime.org), level=None,
-            action=AuditAction.PUBLICATION_FAILED,
-            comment=error, channel=row["channel"], at=now,
+            action=AuditAction.PUBLICATION_FAILED, comment=failure.reason, channel=channel,
         )  # fmt: skip
-        PUBLICATIONS_TOTAL.labels(row["channel"], "failed").inc()
-        WEBHOOK_FAILURES.labels(row["channel"]).inc()
-        log.warning("publication %s to %s failed: %s", row["_id"], row["channel"], error)
-        return
-    delay = min(settings.backoff_seconds * 2 ** (row["attempts"] - 1), settings.backoff_max_seconds)
-    await runtime.db[PUBLICATIONS].update_one(
-        guard,
-        {
-            "$set": {
-                "state": PublicationState.RETRYING,
-                "last_error": error,
-                "next_attempt_at": now + timedelta(seconds=delay),
-            }
-        },
-    )
-    PUBLICATIONS_TOTAL.labels(row["channel"], "retrying").inc()
+    PUBLICATIONS_TOTAL.labels(channel, "failed").inc()
+    WEBHOOK_FAILURES.labels(channel).inc()
+    log.warning("publication %s to %s failed: %s", row["_id"], channel, failure.reason)

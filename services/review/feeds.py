@@ -16,6 +16,7 @@ from services.review.service import FEED, SERVICE
 from services.review.settings import ReviewSettings
 from shared import events as ev
 from shared.orgtree import OrgTree
+from shared.paging import PageQuery, keyset_page
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 
@@ -53,11 +54,20 @@ def published_event(
     )  # fmt: skip
 
 
+NEWEST_FIRST = [("published_at", -1), ("_id", -1)]
+
+
 async def feed_entries(
-    *, db: AsyncDatabase[dict[str, Any]], state: str, limit: int
-) -> list[dict[str, Any]]:
+    *, db: AsyncDatabase[dict[str, Any]], state: str, page: PageQuery
+) -> tuple[list[dict[str, Any]], str | None]:
     """Feed entries in a state (published, or the withdrawn archive), newest first."""
-    return await db[FEED].find({"state": state}).sort("published_at", -1).limit(limit).to_list()
+    return await keyset_page(db[FEED], {"state": state}, sort=NEWEST_FIRST, query=page)
+
+
+async def latest_entries(*, db: AsyncDatabase[dict[str, Any]], size: int) -> list[dict[str, Any]]:
+    """The newest published entries, as RSS and Atom readers take them (the configured
+    feed size: a reader polls the head of the feed and never pages)."""
+    return await db[FEED].find({"state": "published"}, sort=NEWEST_FIRST, limit=size).to_list()
 
 
 async def feed_entry(*, db: AsyncDatabase[dict[str, Any]], story_id: str) -> dict[str, Any]:

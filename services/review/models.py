@@ -278,7 +278,12 @@ class PublicationView(BaseModel):
     attempts: int
     publish_at: datetime
     next_attempt_at: datetime | None
-    last_error: str | None
+    last_status: int | None = Field(
+        default=None, description="the receiver's HTTP status at the last attempt"
+    )
+    last_error: str | None = Field(
+        description="what went wrong at the last attempt, in short; never the receiver's answer"
+    )
     delivered_at: datetime | None
 
 

@@ -7,10 +7,9 @@ import uuid
 from datetime import UTC, datetime
 from datetime import time as day_time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from prometheus_client import Counter
-from pymongo import DESCENDING, ReturnDocument
+from pymongo import DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -18,7 +17,7 @@ from pymongo.errors import DuplicateKeyError
 from services.review.access import CITY_LEVELS, require_city_office
 from services.review.audit import Actor, write_audit
 from services.review.decisions import commit_change, guarded_update
-from services.review.delivery import WAITING, enqueue_publications
+from services.review.delivery import enqueue_publications
 from services.review.feeds import published_event
 from services.review.models import (
     AdoptionRequest,
@@ -27,24 +26,22 @@ from services.review.models import (
     CaseState,
     PublicationAction,
     PublicationState,
-    PublicationView,
 )
-from services.review.refused import conflict, not_found
+from services.review.publications import state_filter, waiting
+from services.review.refused import conflict
+from services.review.runtime import Review
 from services.review.service import (
     ADOPTIONS,
     CASES,
     FEED,
     PUBLICATIONS,
     latest_case,
-    load_config,
 )
 from shared import events as ev
 from shared import topics as tp
 from shared.auth import Principal
-from shared.events import utcnow
-from shared.runtime import ServiceRuntime
-
-LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
+from shared.clock import BUREAU_ZONE, utcnow
+from shared.paging import PageQuery, keyset_page
 
 ADOPTIONS_TOTAL = Counter(
     "citydesk_review_adoptions_total", "Adoptions by outside outlets, by outlet level.", ["level"]
@@ -52,7 +49,7 @@ ADOPTIONS_TOTAL = Counter(
 
 
 async def schedule_story(
-    *, runtime: ServiceRuntime, principal: Principal, story_id: str, publish_at: datetime
+    *, runtime: Review, principal: Principal, story_id: str, publish_at: datetime
 ) -> dict[str, Any]:
     """Set when a story goes out: before its final approval, or while still waiting."""
     role = require_city_office(principal, runtime.org)
@@ -71,9 +68,9 @@ async def schedule_story(
                     "story_id": story_id,
                     "version": case["version"],
                     "action": PublicationAction.PUBLISH,
-                    "state": PublicationState.PENDING,
+                    **state_filter(PublicationState.PENDING, now),
                 },
-                {"$set": {"publish_at": publish_at, "next_attempt_at": publish_at}},
+                {"$set": {"publish_at": publish_at, "next_at": publish_at}},
                 session=session,
             )
             moved = result.modified_count
@@ -110,7 +107,7 @@ async def approved_case(db: AsyncDatabase[dict[str, Any]], story_id: str) -> dic
 
 
 async def record_adoption(
-    *, runtime: ServiceRuntime, principal: Principal, story_id: str, request: AdoptionRequest
+    *, runtime: Review, principal: Principal, story_id: str, request: AdoptionRequest
 ) -> AdoptionView:
     """Record that an outside outlet ran the story; one outlet counts once per story."""
     role = require_city_office(principal, runtime.org)
@@ -132,7 +129,7 @@ async def record_adoption(
         "recorded_by": principal.sub,
         "recorded_at": now,
     }
-    ran_at = datetime.combine(request.date, day_time(12), LOCAL_ZONE).astimezone(UTC)
+    ran_at = datetime.combine(request.date, day_time(12), BUREAU_ZONE).astimezone(UTC)
 
     async def write(session: AsyncClientSession) -> None:
         await db[ADOPTIONS].insert_one(adoption, session=session)
@@ -165,13 +162,22 @@ def adoption_view(doc: dict[str, Any]) -> AdoptionView:
     return AdoptionView(adoption_id=doc["_id"], **{k: v for k, v in doc.items() if k != "_id"})
 
 
-async def adoptions_of(*, runtime: ServiceRuntime, story_id: str) -> list[AdoptionView]:
-    rows = await runtime.db[ADOPTIONS].find({"story_id": story_id}).sort("recorded_at", 1).to_list()
-    return [adoption_view(row) for row in rows]
+async def adoptions_of(
+    *, runtime: Review, story_id: str | None, page: PageQuery
+) -> tuple[list[AdoptionView], str | None]:
+    """One story's adoptions in the order recorded, or (no story) the latest across
+    stories first."""
+    if story_id is None:
+        query: dict[str, Any] = {}
+        sort = [("recorded_at", -1), ("_id", -1)]
+    else:
+        query, sort = {"story_id": story_id}, [("recorded_at", 1), ("_id", 1)]
+    rows, cursor = await keyset_page(runtime.db[ADOPTIONS], query, sort=sort, query=page)
+    return [adoption_view(row) for row in rows], cursor
 
 
 async def withdraw_story(
-    *, runtime: ServiceRuntime, principal: Principal, story_id: str, reason: str
+    *, runtime: Review, principal: Principal, story_id: str, reason: str
 ) -> dict[str, Any]:
     """Withdraw a published story everywhere it went: the feed entry is archived as
     withdrawn, pending deliveries are cancelled and webhook channels are told."""
@@ -180,12 +186,13 @@ async def withdraw_story(
     case = await approved_case(db, story_id)
     if case.get("withdrawn"):
         raise conflict("该稿件已撤稿", f"story {story_id!r} is already withdrawn")
+    now = utcnow()
     served = await db[PUBLICATIONS].distinct(
         "channel",
         {
             "story_id": story_id,
             "action": PublicationAction.PUBLISH,
-            "state": PublicationState.SUCCESS,
+            **state_filter(PublicationState.SUCCESS, now),
         },
     )
     if not served:
@@ -193,8 +200,7 @@ async def withdraw_story(
             "该稿件尚未在任何渠道发布，请直接取消待发布任务",
             "the story is not published anywhere yet; cancel its publications instead",
         )
-    config = await load_config(db=db)
-    now = utcnow()
+    config = runtime.config
     actor = Actor.of(principal, role)
 
     async def write(session: AsyncClientSession) -> None:
@@ -208,13 +214,13 @@ async def withdraw_story(
             session=session,
         )
         await db[PUBLICATIONS].update_many(
-            {"story_id": story_id, "state": {"$in": WAITING}},
-            {"$set": {"state": PublicationState.CANCELLED, "last_error": "story withdrawn"}},
+            {"story_id": story_id, **waiting(now)},
+            {"$set": {"state": "cancelled", "last_error": "story withdrawn"}},
             session=session,
         )
         hooks = [name for name in served if config.webhook(name) is not None]
         await enqueue_publications(
-            db, config=config, case=case, publish_at=now, session=session,
+            runtime, case=case, publish_at=now, session=session,
             action=PublicationAction.WITHDRAW, channels=hooks,
         )  # fmt: skip
         await write_audit(
@@ -229,74 +235,3 @@ async def withdraw_story(
     runtime.outbox_written()
     return {"story_id": story_id, "version": case["version"], "withdrawn_at": now,
             "channels": served}  # fmt: skip
-
-
-# ---- the publish queue, seen by the city office -------------------------------------
-def publication_view(row: dict[str, Any]) -> PublicationView:
-    return PublicationView(
-        publication_id=row["_id"], **{k: v for k, v in row.items() if k != "_id"}
-    )
-
-
-async def list_publications(
-    *,
-    runtime: ServiceRuntime,
-    principal: Principal,
-    state: PublicationState | None,
-    story_id: str | None,
-    limit: int,
-) -> list[PublicationView]:
-    """Queued and finished deliveries, newest first, filtered by state or story."""
-    require_city_office(principal, runtime.org)
-    query: dict[str, Any] = {}
-    if state is not None:
-        query["state"] = state
-    if story_id is not None:
-        query["story_id"] = story_id
-    rows = await runtime.db[PUBLICATIONS].find(query).sort("created_at", -1).limit(limit).to_list()
-    return [publication_view(row) for row in rows]
-
-
-async def resend_publication(
-    *, runtime: ServiceRuntime, principal: Principal, publication_id: str
-) -> PublicationView:
-    """Queue a failed or cancelled delivery again, with a fresh count of attempts."""
-    require_city_office(principal, runtime.org)
-    return await _move(
-        runtime, publication_id, [PublicationState.FAILED, PublicationState.CANCELLED],
-        {"state": PublicationState.PENDING, "attempts": 0, "next_attempt_at": utcnow()},
-    )  # fmt: skip
-
-
-async def cancel_publication(
-    *, runtime: ServiceRuntime, principal: Principal, publication_id: str
-) -> PublicationView:
-    """Stop a delivery that has not been made yet."""
-    require_city_office(principal, runtime.org)
-    return await _move(
-        runtime, publication_id, WAITING,
-        {"state": PublicationState.CANCELLED, "next_attempt_at": None},
-    )  # fmt: skip
-
-
-async def _move(
-    runtime: ServiceRuntime,
-    publication_id: str,
-    allowed: list[PublicationState],
-    change: dict[str, Any],
-) -> PublicationView:
-    row = await runtime.db[PUBLICATIONS].find_one_and_update(
-        {"_id": publication_id, "state": {"$in": allowed}},
-        {"$set": change},
-        return_document=ReturnDocument.AFTER,
-    )
-    if row is None:
-        current = await runtime.db[PUBLICATIONS].find_one({"_id": publication_id})
-        if current is None:
-            raise not_found("未找到该发布任务", f"no publication {publication_id!r}")
-        wanted = ", ".join(allowed)
-        raise conflict(
-            "该发布任务当前状态不允许此操作",
-            f"publication is {current['state']}; this needs one of: {wanted}",
-        )
-    return publication_view(row)

@@ -8,10 +8,10 @@ from datetime import timedelta
 from prometheus_client import Gauge
 
 from services.review.models import CaseState
-from services.review.service import CASES, load_config
+from services.review.runtime import Review
+from services.review.service import CASES
 from shared import events as ev
-from shared.events import utcnow
-from shared.runtime import ServiceRuntime
+from shared.clock import utcnow
 
 CASES_OPEN = Gauge("citydesk_review_cases_open", "Review cases waiting, by level.", ["level"])
 CASES_OVERDUE = Gauge(
@@ -24,9 +24,9 @@ QUEUE_OLDEST = Gauge(
 )
 
 
-async def flag_overdue_cases(*, runtime: ServiceRuntime) -> None:
+async def flag_overdue_cases(*, runtime: Review) -> None:
     """Flag open cases waiting past their level's deadline (and unflag after a change)."""
-    config = await load_config(db=runtime.db)
+    config = runtime.config
     now = utcnow()
     for level, hours in config.overdue_hours.items():
         cutoff = now - timedelta(hours=hours)
@@ -41,7 +41,7 @@ async def flag_overdue_cases(*, runtime: ServiceRuntime) -> None:
         )
 
 
-async def refresh_gauges(*, runtime: ServiceRuntime) -> None:
+async def refresh_gauges(*, runtime: Review) -> None:
     """Set the case gauges from the database."""
     rows = await runtime.db[CASES].aggregate(
         [
@@ -66,7 +66,7 @@ async def refresh_gauges(*, runtime: ServiceRuntime) -> None:
         QUEUE_OLDEST.labels(level).set((now - oldest).total_seconds() if oldest else 0)
 
 
-async def watch_cases(*, runtime: ServiceRuntime) -> None:
+async def watch_cases(*, runtime: Review) -> None:
     """One pass of the overdue check: flags, then gauges."""
     await flag_overdue_cases(runtime=runtime)
     await refresh_gauges(runtime=runtime)

@@ -7,18 +7,20 @@ cases), ``access`` (who may act where), ``decisions``, ``audit``, ``overdue``,
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
 
 from services.review.models import ReviewConfig
 from services.review.refused import invalid, not_found
+from services.review.runtime import Review
 from services.review.settings import ReviewSettings
-from shared.events import utcnow
-from shared.runtime import ServiceRuntime
+from shared.configstore import ConfigStore, read_yaml
+from shared.outbound import check_target
 
 SERVICE = "review"
 CONFIG = "config"
@@ -32,29 +34,39 @@ CONFIG_ID = "review"
 DEFAULT_CONFIG_FILE = Path(__file__).parent / "config.yaml"
 
 
-def settings_of(runtime: ServiceRuntime) -> ReviewSettings:
-    """The review settings the app was built with (``app.create_app`` promotes them)."""
-    settings = runtime.settings
-    if not isinstance(settings, ReviewSettings):
-        raise TypeError("the review service runs with ReviewSettings")
-    return settings
-
-
-async def ensure_indexes(runtime: ServiceRuntime) -> None:
-    """Every index of the service; each list route's filter and sort is served by one."""
+async def ensure_indexes(*, runtime: Review) -> None:
+    """Every index of the service but the publish queue's own (``delivery.ensure_queue``):
+    each list route's filter and sort is served by one, ending in ``_id`` for keyset pages."""
     db = runtime.db
     await db[CASES].create_index([("story_id", ASCENDING), ("version", ASCENDING)], unique=True)
-    await db[CASES].create_index([("state", ASCENDING), ("level", ASCENDING), ("waiting_since", 1)])
-    await db[AUDIT].create_index([("story_id", ASCENDING), ("at", ASCENDING)])
+    for scope in ([], ["unit_path.unit"], ["unit_path.county"]):
+        # the queue: a level's open cases, of a school, of a county's schools, or all
+        await db[CASES].create_index(_keys("state", "level", *scope, *OLDEST))
+        # the overdue list, in the same three scopes
+        await db[CASES].create_index(_keys("state", "overdue", *scope, *OLDEST))
+    with contextlib.suppress(OperationFailure):
+        await db[CASES].drop_index("state_1_level_1_waiting_since_1")  # the queue's before pages
+    await db[AUDIT].create_index(_keys("story_id", "at", "_id"))
     await db[SCREENINGS].create_index([("story_id", ASCENDING), ("flagged_at", DESCENDING)])
     await db[PUBLICATIONS].create_index(
         [("story_id", 1), ("version", 1), ("channel", 1), ("action", 1)], unique=True
     )
-    await db[PUBLICATIONS].create_index([("state", ASCENDING), ("next_attempt_at", ASCENDING)])
-    await db[FEED].create_index([("state", ASCENDING), ("published_at", DESCENDING)])
+    for scope in ([], ["state"], ["story_id"]):
+        await db[PUBLICATIONS].create_index(_keys(*scope, "-created_at", "-_id"))
+    await db[FEED].create_index(_keys("state", "-published_at", "-_id"))
     await db[ADOPTIONS].create_index(
         [("story_id", ASCENDING), ("outlet_key", ASCENDING)], unique=True
     )
+    await db[ADOPTIONS].create_index(_keys("-recorded_at", "-_id"))
+    await db[ADOPTIONS].create_index(_keys("story_id", "recorded_at", "_id"))
+
+
+OLDEST = ("waiting_since", "_id")
+
+
+def _keys(*fields: str) -> list[tuple[str, int]]:
+    """Index keys from field names, ``-name`` descending."""
+    return [(f[1:], DESCENDING) if f.startswith("-") else (f, ASCENDING) for f in fields]
 
 
 async def find_case(*, db: AsyncDatabase[dict[str, Any]], case_id: str) -> dict[str, Any]:
@@ -73,33 +85,25 @@ async def latest_case(db: AsyncDatabase[dict[str, Any]], story_id: str) -> dict[
 
 
 # ---- configuration ------------------------------------------------------------------
-async def seed_config(runtime: ServiceRuntime) -> None:
-    """Load the YAML configuration into MongoDB unless an administrator replaced it."""
-    settings = settings_of(runtime)
+def config_store(settings: ReviewSettings) -> ConfigStore[ReviewConfig]:
+    """The review configuration: seeded from the file, then MongoDB's, refreshed in every
+    process (documents stored before the store existed are read as they are)."""
     path = Path(settings.review_config_file) if settings.review_config_file else DEFAULT_CONFIG_FILE
-    config = ReviewConfig.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    await runtime.db[CONFIG].update_one(
-        {"_id": CONFIG_ID},
-        {"$setOnInsert": {**config.model_dump(mode="json"), "updated_at": utcnow()}},
-        upsert=True,
-    )
+    return ConfigStore(ReviewConfig, key=CONFIG_ID, seed=lambda: read_yaml(ReviewConfig, path))
 
 
-async def load_config(*, db: AsyncDatabase[dict[str, Any]]) -> ReviewConfig:
-    """The review configuration in force."""
-    doc = await db[CONFIG].find_one({"_id": CONFIG_ID}, projection={"_id": 0, "updated_at": 0})
-    if doc is None:
-        raise RuntimeError("the review configuration is missing; it is seeded on startup")
-    return ReviewConfig.model_validate(doc)
+async def seed_config(*, runtime: Review) -> None:
+    """Store the file's configuration unless one is stored, then read what is stored."""
+    await runtime.store.seed(runtime.db)
 
 
-async def replace_config(
-    *, db: AsyncDatabase[dict[str, Any]], config: ReviewConfig
-) -> ReviewConfig:
-    """Replace the configuration; a webhook given without a secret keeps its stored one."""
-    current = await load_config(db=db)
+async def replace_config(*, runtime: Review, config: ReviewConfig, by: str) -> ReviewConfig:
+    """Replace the configuration; a webhook given without a secret keeps its stored one,
+    and a webhook pointing inside the network is refused unless the deployment allows it."""
+    current = await runtime.store.get(runtime.db)
     hooks = []
     for hook in config.publication.webhooks:
+        await check_target(str(hook.url), runtime.settings.review_webhook_allow)
         if hook.secret is None:
             stored = current.webhook(hook.name)
             if stored is None or stored.secret is None:
@@ -111,7 +115,4 @@ async def replace_config(
         hooks.append(hook)
     publication = config.publication.model_copy(update={"webhooks": hooks})
     config = config.model_copy(update={"publication": publication})
-    await db[CONFIG].replace_one(
-        {"_id": CONFIG_ID}, {**config.model_dump(mode="json"), "updated_at": utcnow()}, upsert=True
-    )
-    return config
+    return await runtime.store.replace(runtime.db, config, by=by)

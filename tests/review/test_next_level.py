@@ -65,7 +65,7 @@ async def test_a_directly_run_units_story_waits_at_the_city_after_its_school_app
     school = auth(DIRECT_UNIT, "reviewer_school", sub=f"head-{DIRECT_UNIT}")
 
     async def waiting_case() -> dict[str, Any] | None:
-        queue = (await review.client.get("/queue", headers=school)).json()
+        queue = (await review.client.get("/queue", headers=school)).json()["items"]
         return next((case for case in queue if case["story_id"] == story_id), None)
 
     case = await eventually(waiting_case, timeout=30, what="the case at the school")
