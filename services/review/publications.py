@@ -60,7 +60,7 @@ def publication_view(row: dict[str, Any], now: datetime) -> PublicationView:
         publication_id=row["_id"], story_id=row["story_id"], version=row["version"],
         channel=row["channel"], action=row["action"], state=state, attempts=row["attempts"],
         publish_at=row["publish_at"],
-        next_attempt_at=row.get("next_at") if state != PublicationState.SUCCESS else None,
+        next_attempt_at=row.get("next_at") if row["state"] == "pending" else None,
         last_status=row.get("last_status"), last_error=row.get("last_error"),
         delivered_at=row.get("delivered_at"),
     )  # fmt: skip

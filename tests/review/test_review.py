@@ -19,8 +19,10 @@ import pytest_asyncio
 from prometheus_client import REGISTRY
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from services.review import cases, delivery
+from services.review import access, cases, delivery, publications
+from services.review.models import PublicationState
 from shared import events as ev
+from shared.auth import Principal, Role
 from shared.mongo import make_client
 from shared.orgtree import example_city
 from shared.outbound import verify_standard
@@ -766,3 +768,49 @@ async def test_audit_steps_stored_before_actions_existed_are_read(review: Runnin
     ]
     stored = await review.runtime.db.audit.find_one({"story_id": story_id, "action": "submitted"})
     assert stored is not None and stored["decision"] is None  # not a review decision
+
+
+def index_of(plan: dict[str, Any]) -> str | None:
+    """The index an explained plan reads, or None when it scans the collection."""
+    if plan.get("stage") == "IXSCAN":
+        return str(plan["indexName"])
+    inner = plan.get("inputStage")
+    return index_of(inner) if isinstance(inner, dict) else None
+
+
+async def test_the_first_page_of_every_list_is_read_through_an_index(
+    review: RunningService,
+) -> None:
+    """The filters the list routes send (built by the service's own functions), as the
+    server plans them. A later page adds equalities and one range on the sort keys to
+    the same filter (``paging.resume_steps``), read through the same index."""
+    db = review.runtime.db
+    school = Principal(
+        sub="s", name="校审", unit="dh-syxx", roles=frozenset({Role.REVIEWER_SCHOOL})
+    )
+    county = Principal(sub="c", name="县审", unit="dh", roles=frozenset({Role.REVIEWER_COUNTY}))
+    city = Principal(sub="j", name="市审", unit="jc", roles=frozenset({Role.REVIEWER_CITY}))
+    oldest = [("waiting_since", 1), ("_id", 1)]
+    newest = [("created_at", -1), ("_id", -1)]
+    lists = {
+        "school queue": ("cases", access.queue_filter(school, ORG), oldest),
+        "county queue": ("cases", access.queue_filter(county, ORG), oldest),
+        "city queue": ("cases", access.queue_filter(city, ORG), oldest),
+        "county overdue": (
+            "cases", {"state": "open", "overdue": True, **access.scope_filter(county, ORG)}, oldest,
+        ),
+        "city overdue": ("cases", {"state": "open", "overdue": True}, oldest),
+        "audit trail": ("audit", {"story_id": "s-1"}, [("at", 1), ("_id", 1)]),
+        "failed deliveries": (
+            "publications", publications.state_filter(PublicationState.FAILED, ev.utcnow()), newest,
+        ),
+        "a story's deliveries": ("publications", {"story_id": "s-1"}, newest),
+        "feed": ("feed", {"state": "published"}, [("published_at", -1), ("_id", -1)]),
+        "a story's adoptions": ("adoptions", {"story_id": "s-1"}, [("recorded_at", 1), ("_id", 1)]),
+    }  # fmt: skip
+    for name, (collection, where, sort) in lists.items():
+        explained = await db.command(
+            "explain", {"find": collection, "filter": where, "sort": dict(sort), "limit": 51}
+        )
+        used = index_of(explained["queryPlanner"]["winningPlan"])
+        assert used is not None, f"{name}: {explained['queryPlanner']['winningPlan']}"
