@@ -25,20 +25,16 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
-import tempfile
 import time
 import uuid
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from citydesk.bench.raw import mongo_rates
-from citydesk.bench.suite import run_alone
-from citydesk.processes import ServiceProcesses
+from citydesk.bench.suite import one_service, run_alone, settings_from
 from citydesk.producer import SignedProducer
-from citydesk.stack import free_port
 from services.review import cases
 from shared import events as ev
 from shared import topics as tp
@@ -55,13 +51,6 @@ QUEUE_CASES = [
 ]
 PAGED_SCHOOL = "lj-dezhx"
 SCHOOL_ROUTE = [ev.ReviewLevel.SCHOOL, ev.ReviewLevel.COUNTY, ev.ReviewLevel.CITY]
-
-
-def settings_from(env: dict[str, str]) -> Settings:
-    values = {
-        k.removeprefix("CITYDESK_").lower(): v for k, v in env.items() if k.startswith("CITYDESK_")
-    }
-    return Settings.model_validate({**values, "service_name": "bench"})
 
 
 def submitted(unit: str, run: str, index: int) -> ev.StorySubmittedEvent:
@@ -188,14 +177,8 @@ async def run(env: dict[str, str]) -> dict[str, Any]:
     database = f"bench_review_{os.getpid()}_{int(time.time())}"
     client = make_client(settings)
     db = client[database]
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="bench-review-") as root:
-        processes = ServiceProcesses(
-            Path(root), {**env, "CITYDESK_MONGO_DATABASE": database}, ports={"review": port}
-        )
-        processes.start("review")
-        try:
-            await asyncio.to_thread(processes.wait_ready, ["review"], 60.0)
+    try:
+        async with one_service(env, "review", database) as url:
             # one story first: the consumer has joined and read whatever came before
             await produce_all(settings, [submitted(schools[0], f"{run_id}w", 0)])
             await wait_for_cases(db, f"{run_id}w", 1)
@@ -208,12 +191,11 @@ async def run(env: dict[str, str]) -> dict[str, Any]:
                 {"story_id": {"$regex": f"^bench-{run_id}-"}},
                 projection={"unit_path": 1, "version": 1},
             ).to_list()
-            decided = await decision_rate(processes.url("review"), settings, opened_cases)
-            pages = await queue_page_times(processes.url("review"), settings, db)
-        finally:
-            processes.stop("review")
-            await client.drop_database(database)
-            await client.close()
+            decided = await decision_rate(url, settings, opened_cases)
+            pages = await queue_page_times(url, settings, db)
+    finally:
+        await client.drop_database(database)
+        await client.close()
     insert_one = raw["insert_one_per_s"]
     return {
         "raw_insert_one_per_s": insert_one,

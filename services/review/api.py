@@ -34,7 +34,7 @@ from services.review.models import (
     WithdrawRequest,
 )
 from services.review.runtime import Review
-from shared.auth import CurrentPrincipal, Role, require_role
+from shared.auth import CityAdmin, CurrentPrincipal, Role, require_role
 from shared.paging import Page, PageQuery, page_query
 
 router = APIRouter()
@@ -247,10 +247,9 @@ async def get_config(principal: CurrentPrincipal, runtime: Runtime) -> dict[str,
 
 @router.put("/config", tags=["config"])
 async def replace_config(
-    body: ReviewConfig, principal: CurrentPrincipal, runtime: Runtime
+    body: ReviewConfig, principal: CityAdmin, runtime: Runtime
 ) -> dict[str, Any]:
-    """Replace the configuration (administrators); a webhook inside the network is
-    refused (422 ``unsafe_target``) unless the deployment allows its host."""
-    require_role(principal, Role.ADMIN)
+    """Replace the configuration (a city administrator); a webhook inside the network
+    is refused (422 ``unsafe_target``) unless the deployment allows its host."""
     config = await service.replace_config(runtime=runtime, config=body, by=principal.sub)
     return config.masked()

@@ -11,7 +11,7 @@ from services.scoring.ledger import record_campaign_completions
 from services.scoring.models import CampaignCreate, RulesUpdate, RuleVersion
 from services.scoring.periods import Calendar, Period, PeriodError, parse_period
 from services.scoring.settings import ScoringSettings, scoring_settings
-from shared.auth import CurrentPrincipal, Principal, Role, require_role, require_scope
+from shared.auth import CityAdmin, CurrentPrincipal, Principal, require_scope
 from shared.orgtree import OrgTree, Unit
 from shared.runtime import ServiceRuntime
 
@@ -89,11 +89,9 @@ async def get_rules(request: Request, principal: CurrentPrincipal) -> list[RuleV
 
 
 @router.put("/rules", response_model=RuleVersion, status_code=201, tags=["rules"])
-async def put_rules(
-    request: Request, body: RulesUpdate, principal: CurrentPrincipal
-) -> RuleVersion:
-    """Store a new rule version (admin); it scores events from its effective time on."""
-    require_role(principal, Role.ADMIN)
+async def put_rules(request: Request, body: RulesUpdate, principal: CityAdmin) -> RuleVersion:
+    """Store a new rule version (a city administrator); it scores events from its
+    effective time on."""
     if body.effective_from is not None and body.effective_from.tzinfo is None:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -262,10 +260,10 @@ async def bulletin_csv(
 
 @router.post("/campaigns", status_code=201, tags=["campaigns"])
 async def create_campaign(
-    request: Request, body: CampaignCreate, principal: CurrentPrincipal
+    request: Request, body: CampaignCreate, principal: CityAdmin
 ) -> dict[str, Any]:
-    """Define a campaign (admin); tasks already complete are awarded at once."""
-    require_role(principal, Role.ADMIN)
+    """Define a campaign (a city administrator: its tasks fall on units across the city);
+    tasks already complete are awarded at once."""
     runtime = _runtime(request)
     try:
         await service.create_campaign(db=runtime.db, campaign=body, created_by=principal.sub)
