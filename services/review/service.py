@@ -3,7 +3,8 @@ the review configuration (routes, deadlines, the screening hold, channels) in Mo
 
 The work itself lives beside this module, one seam each: ``cases`` (opening and reading
 cases), ``access`` (who may act where), ``decisions``, ``audit``, ``overdue``,
-``delivery`` (the publish queue) and ``office`` (the city office's actions)."""
+``delivery`` (the publish queue and its workers), ``publications`` (the queue as the
+office sees it), ``office`` (the city office's actions) and ``feeds``."""
 
 from __future__ import annotations
 
@@ -23,14 +24,13 @@ from shared.configstore import ConfigStore, read_yaml
 from shared.outbound import check_target
 
 SERVICE = "review"
-CONFIG = "config"
 CASES = "cases"
 AUDIT = "audit"
 SCREENINGS = "screenings"
 PUBLICATIONS = "publications"
 FEED = "feed"
 ADOPTIONS = "adoptions"
-CONFIG_ID = "review"
+CONFIG_ID = "review"  # the document of the kit's config collection
 DEFAULT_CONFIG_FILE = Path(__file__).parent / "config.yaml"
 
 
