@@ -297,15 +297,23 @@ async def _raw_find_one(db: Any, rng: random.Random, stored: int) -> float:
     return statistics.median(raw)
 
 
+def _stock() -> tuple[Normaliser, list[str], list[str]]:
+    normaliser = Normaliser.for_org(example_city())
+    stock = _stock_sentences()
+    return normaliser, stock, [normaliser.normalise(sentence) for sentence in stock]
+
+
+def _scratch_database(settings: Settings, prefix: str) -> tuple[AsyncMongoClient[Any], Any]:
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
+    return mongo, mongo[f"{prefix}_{uuid.uuid4().hex[:8]}"]
+
+
 async def multikey_probe(settings: Settings, stored: int = PROBE_STORED) -> dict[str, Any]:
     """What the earlier lookup asked MongoDB: the stories sharing any of 16 keys, from a
     multikey index on the keys array; with the server's own ``explain``."""
-    normaliser = Normaliser.for_org(example_city())
+    normaliser, stock, stock_normalised = _stock()
     rng = random.Random(7)
-    stock = _stock_sentences()
-    stock_normalised = [normaliser.normalise(sentence) for sentence in stock]
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
-    db = mongo[f"bench_multikey_{uuid.uuid4().hex[:8]}"]
+    mongo, db = _scratch_database(settings, "bench_multikey")
     now = datetime.now(UTC)
     try:
         for offset in range(0, stored, INSERT_BATCH):
@@ -355,12 +363,9 @@ async def lookup_latency(settings: Settings, stored: int = STORED_FINGERPRINTS) 
     """A submission's lookup with ``stored`` fingerprints of other units' stories (each
     its own words plus one stock sentence of the evaluation set), for a new story and
     for a forward of a stored one; beside the raw indexed ``find_one`` of the server."""
-    normaliser = Normaliser.for_org(example_city())
+    normaliser, stock, stock_normalised = _stock()
     rng = random.Random(5)
-    stock = _stock_sentences()
-    stock_normalised = [normaliser.normalise(sentence) for sentence in stock]
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
-    db = mongo[f"bench_copies_{uuid.uuid4().hex[:8]}"]
+    mongo, db = _scratch_database(settings, "bench_copies")
     now = datetime.now(UTC)
     kept: list[str] = []
     try:
