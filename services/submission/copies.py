@@ -229,11 +229,12 @@ async def find_possible_copy(
     found = (await index_of(db)).candidates(text.keys, window)
     if not found:
         return None
-    # MongoDB has the last word on each candidate: the index may run a moment behind
-    stored = await (
-        db[FINGERPRINTS]
-        .find({"_id": {"$in": [fid for fid, _ in found]}}, projection={"key_bytes": 0})
-        .to_list()
+    # MongoDB has the last word on each candidate: the index may run a moment behind.
+    # The versions (title and body, for the reviewer) are read alongside, not after.
+    asked = {"_id": {"$in": [fid for fid, _ in found]}}
+    stored, versions = await asyncio.gather(
+        db[FINGERPRINTS].find(asked, projection={"key_bytes": 0}).to_list(),
+        db[VERSIONS].find(asked, projection={"title": 1, "body": 1, "submitted_at": 1}).to_list(),
     )
     standard_prints = [s.text for s in standard]
     best: tuple[tuple[float, float], dict[str, Any], Comparison] | None = None
@@ -257,9 +258,7 @@ async def find_possible_copy(
     if best is None:
         return None
     _, row, comparison = best
-    version = await db[VERSIONS].find_one(
-        {"_id": row["_id"]}, projection={"title": 1, "body": 1, "submitted_at": 1}
-    )
+    version = next((each for each in versions if each["_id"] == row["_id"]), None)
     if version is None:
         return None
     return CopyMatch(

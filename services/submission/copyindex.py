@@ -15,7 +15,6 @@ lookup sees them. It holds no text: keys, unit, times, nothing a pupil could be 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -101,10 +100,13 @@ class CopyIndex:
         self._published = _Column(np.float64, np.nan)
         self._key_count = _Column(np.int32)
         self._alive = _Column(np.bool_, False)
-        self._digest: list[bytes] = []
+        self._digest: list[int] = []
         self._sorted_keys = np.empty(0, dtype=np.uint64)
         self._sorted_rows = np.empty(0, dtype=np.int32)
+        # postings since the last merge: by key for lookups, and as arrays for the merge
         self._recent: dict[int, list[int]] = {}
+        self._pending_keys: list[np.ndarray] = []
+        self._pending_rows: list[np.ndarray] = []
         self._recent_count = 0
         self._standard: dict[str, tuple[StandardText, np.ndarray]] = {}
 
@@ -125,10 +127,11 @@ class CopyIndex:
         )
 
     # ---- fingerprints ---------------------------------------------------------------
-    def put(self, doc: dict[str, Any]) -> None:
-        """Add or update one stored fingerprint (a current-format document)."""
+    def put(self, doc: dict[str, Any], *, loading: bool = False) -> None:
+        """Add or update one stored fingerprint (a current-format document). While
+        ``loading``, postings only pile up until ``merge`` sorts them all at once."""
         keys = np.unique(keys_from_bytes(doc["key_bytes"]))
-        digest = hashlib.blake2b(keys.tobytes(), digest_size=8).digest()
+        digest = hash(keys.tobytes())  # compared within this process only
         row = self._row_of.get(doc["_id"])
         if row is not None and self._digest[row] != digest:
             self._alive.values[row] = False  # its keys changed: a new row, the old one dead
@@ -138,8 +141,11 @@ class CopyIndex:
             self._ids.append(doc["_id"])
             self._digest.append(digest)
             self._row_of[doc["_id"]] = row
-            for key in keys.tolist():
-                self._recent.setdefault(key, []).append(row)
+            self._pending_keys.append(keys)
+            self._pending_rows.append(np.full(keys.size, row, dtype=np.int32))
+            if not loading:
+                for key in keys.tolist():
+                    self._recent.setdefault(key, []).append(row)
             self._recent_count += keys.size
         story = self._stories.setdefault(doc["story_id"], len(self._stories))
         unit = self._units.setdefault(doc["unit"], len(self._units))
@@ -150,7 +156,7 @@ class CopyIndex:
         self._published.put(row, _stamp(doc.get("published_at")))
         self._key_count.put(row, keys.size)
         self._alive.put(row, True)
-        if self._recent_count > max(MERGE_AT, self._sorted_keys.size // 4):
+        if not loading and self._recent_count > max(MERGE_AT, self._sorted_keys.size // 4):
             self.merge()
 
     def mark_published(self, fingerprint_id: str, published_at: datetime) -> None:
@@ -165,17 +171,14 @@ class CopyIndex:
 
     def merge(self) -> None:
         """Fold the recent postings into the sorted array, leaving out dead rows."""
-        keys = [self._sorted_keys]
-        rows = [self._sorted_rows]
-        for key, of_key in self._recent.items():
-            keys.append(np.full(len(of_key), key, dtype=np.uint64))
-            rows.append(np.asarray(of_key, dtype=np.int32))
-        all_keys, all_rows = np.concatenate(keys), np.concatenate(rows)
+        all_keys = np.concatenate([self._sorted_keys, *self._pending_keys])
+        all_rows = np.concatenate([self._sorted_rows, *self._pending_rows])
         alive = self._alive.values[all_rows]
         all_keys, all_rows = all_keys[alive], all_rows[alive]
         order = np.argsort(all_keys, kind="stable")
         self._sorted_keys, self._sorted_rows = all_keys[order], all_rows[order]
         self._recent, self._recent_count = {}, 0
+        self._pending_keys, self._pending_rows = [], []
 
     def _rows_sharing(self, keys: np.ndarray) -> np.ndarray:
         starts = np.searchsorted(self._sorted_keys, keys, side="left")
@@ -246,7 +249,7 @@ def built(fingerprints: Iterable[dict[str, Any]], standard: Iterable[dict[str, A
     """A whole index at once (start-up): the postings sorted once, not merged piecemeal."""
     index = CopyIndex()
     for doc in fingerprints:
-        index.put(doc)
+        index.put(doc, loading=True)
     for doc in standard:
         index.put_standard(doc)
     index.merge()
