@@ -38,6 +38,7 @@ from citydesk.bench.suite import run_alone
 from services.submission import copies
 from services.submission.copyindex import worth_comparing
 from services.submission.copytext import Normaliser, TextPrint, compare, standard_share
+from shared.mongo import insert_new
 from shared.orgtree import example_city
 from shared.settings import Settings
 
@@ -322,7 +323,7 @@ async def multikey_probe(settings: Settings, stored: int = PROBE_STORED) -> dict
                 fingerprint, _, _ = _story_docs(rng, index, stock, stock_normalised, now)
                 keys = np.frombuffer(fingerprint.pop("key_bytes"), dtype="<u8")
                 docs.append({**fingerprint, "keys": keys.view(np.int64).tolist()})
-            await db[copies.FINGERPRINTS].insert_many(docs, ordered=False)
+            await insert_new(db[copies.FINGERPRINTS], docs)
         await db[copies.FINGERPRINTS].create_index("keys")
         raw_median = await _raw_find_one(db, rng, stored)
         timings, matched = [], []
@@ -383,8 +384,9 @@ async def lookup_latency(settings: Settings, stored: int = STORED_FINGERPRINTS) 
                 versions.append(version)
                 if index % (stored // LOOKUPS) == 0:
                     kept.append(body)
-            await db[copies.FINGERPRINTS].insert_many(prints, ordered=False)
-            await db[copies.VERSIONS].insert_many(versions, ordered=False)
+            # a retried batch (the loaded server timing out) inserts nothing twice
+            await insert_new(db[copies.FINGERPRINTS], prints)
+            await insert_new(db[copies.VERSIONS], versions)
         await copies.ensure_indexes(db)  # what a replica does at start-up: loads the index
         store_seconds = time.perf_counter() - started
         started = time.perf_counter()
