@@ -35,7 +35,7 @@ from pymongo import AsyncMongoClient
 
 from citydesk.bench.submission import CHARACTERS
 from citydesk.bench.suite import run_alone
-from services.submission import copies
+from services.submission import copies, copyindex
 from services.submission.copyindex import worth_comparing
 from services.submission.copytext import Normaliser, TextPrint, compare, standard_share
 from shared.mongo import insert_new
@@ -413,6 +413,47 @@ async def lookup_latency(settings: Settings, stored: int = STORED_FINGERPRINTS) 
     }
 
 
+def index_alone(stored: int = STORED_FINGERPRINTS) -> dict[str, Any]:
+    """The lookup's work in this process alone at ``stored`` fingerprints (normalising,
+    standard texts, candidates from the index), without MongoDB: what the lookup costs
+    beyond its reads, measured apart from the server's load."""
+    normaliser, stock, stock_normalised = _stock()
+    rng = random.Random(5)
+    now = datetime.now(UTC)
+    docs, kept = [], []
+    for index in range(stored):
+        fingerprint, _, body = _story_docs(rng, index, stock, stock_normalised, now)
+        docs.append(fingerprint)
+        if index % (stored // LOOKUPS) == 0:
+            kept.append(body)
+    started = time.perf_counter()
+    held = copyindex.built(docs, [])
+    build_seconds = time.perf_counter() - started
+    window = copyindex.Window(
+        "bench-unit", now - timedelta(days=90), now - timedelta(days=730), now
+    )
+    fresh = ["".join(_own_words(rng)) + rng.choice(stock) for _ in range(LOOKUPS)]
+    result: dict[str, Any] = {
+        "stored_fingerprints": stored,
+        "build_seconds": round(build_seconds, 1),
+    }
+    for name, bodies in (("new_story", fresh), ("forward_of_a_stored_story", kept)):
+        timings, proposed = [], 0
+        for body in bodies:
+            started = time.perf_counter()
+            text = TextPrint.of(body, normaliser)
+            held.standard_texts(text.keys)
+            proposed += len(held.candidates(text.keys, window))
+            timings.append((time.perf_counter() - started) * 1000)
+        ordered = sorted(timings)
+        result[name] = {
+            "median_ms": round(statistics.median(ordered), 2),
+            "p95_ms": round(ordered[int(0.95 * len(ordered))], 2),
+            "candidates_read_per_lookup": round(proposed / len(bodies), 2),
+        }
+    return result
+
+
 async def run(env: dict[str, str]) -> dict[str, Any]:
     values = {
         k.removeprefix("CITYDESK_").lower(): v for k, v in env.items() if k.startswith("CITYDESK_")
@@ -421,6 +462,7 @@ async def run(env: dict[str, str]) -> dict[str, Any]:
     return {
         "evaluation": evaluation(),
         "lookup": await lookup_latency(settings),
+        "lookup_in_process_alone": index_alone(),
         "mongodb_multikey_lookup": await multikey_probe(settings),
     }
 
