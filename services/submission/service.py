@@ -102,7 +102,7 @@ async def ensure_indexes(runtime: ServiceRuntime) -> None:
     await db[STORIES].create_index("intake_key", unique=True, sparse=True)
     await db[copies.VERSIONS].create_index([("story_id", ASCENDING), ("version", ASCENDING)])
     await db[STORIES].create_index(search.FIELD)  # multikey: one entry per bigram
-    await copies.ensure_indexes(db)
+    await copies.ensure_indexes(db, org=runtime.org)
     await _index_unsearchable_stories(runtime)
 
 
