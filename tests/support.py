@@ -136,3 +136,19 @@ def header(record: ConsumerRecord[bytes, bytes], name: str) -> str | None:
         if key == name:
             return value.decode()
     return None
+
+
+async def every_page(
+    http: httpx.AsyncClient, url: str, *, headers: dict[str, str], limit: int = 200
+) -> list[dict[str, Any]]:
+    """All items of a cursor-paged list (``{items, next_cursor}``), page after page."""
+    items: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": limit}
+    while True:
+        response = await http.get(url, headers=headers, params=params)
+        response.raise_for_status()
+        page = response.json()
+        items += page["items"]
+        if not page.get("next_cursor"):
+            return items
+        params = {"limit": limit, "cursor": page["next_cursor"]}

@@ -13,7 +13,7 @@ from PIL import Image
 
 from citydesk.processes import ServiceProcesses
 from shared.auth import Role
-from tests.support import auth, eventually
+from tests.support import auth, eventually, every_page
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 LEVEL_REVIEWERS = {
@@ -93,13 +93,10 @@ async def case_at(
     """Wait until the story's case stands in this reviewer's queue at ``level``."""
 
     async def find() -> dict[str, Any] | None:
-        response = await http.get(
-            f"{city.url('review')}/queue",
-            headers=auth(reviewer_unit, LEVEL_REVIEWERS[level]),
-            params={"limit": 200},
+        queue = await every_page(
+            http, f"{city.url('review')}/queue", headers=auth(reviewer_unit, LEVEL_REVIEWERS[level])
         )
-        assert response.status_code == 200, response.text
-        for case in response.json():
+        for case in queue:
             if case["story_id"] == story_id and case["level"] == level:
                 return dict(case)
         return None

@@ -31,7 +31,7 @@ from shared.orgtree import example_city
 from shared.settings import Settings
 from tests.e2e import flows
 from tests.e2e.conftest import start_city
-from tests.support import auth, eventually, header
+from tests.support import auth, eventually, every_page, header
 
 pytestmark = [pytest.mark.slow]
 
@@ -151,14 +151,12 @@ async def approve_everything(
     for _ in range(60):
         for unit, role in reviewers:
             try:
-                queue = await http.get(
-                    f"{city.url('review')}/queue", headers=auth(unit, role), params={"limit": 200}
+                queue = await every_page(
+                    http, f"{city.url('review')}/queue", headers=auth(unit, role)
                 )
-            except httpx.HTTPError:
+            except httpx.HTTPError:  # a service restarting in the fault sequence
                 continue
-            if queue.status_code != 200:
-                continue
-            for case in queue.json():
+            for case in queue:
                 if case["story_id"] not in story_ids:
                     continue
                 with contextlib.suppress(httpx.HTTPError):

@@ -171,7 +171,9 @@ async def test_a_county_system_and_a_correspondent_reach_the_same_result(
             audit = await http.get(
                 f"{city.url('review')}/stories/{story_id}/audit", headers=auth("jc", Role.ADMIN)
             )
-            decisions = [(a["level"], a["decision"]) for a in audit.json() if a.get("level")]
+            decisions = [
+                (a["level"], a["decision"]) for a in audit.json()["items"] if a.get("level")
+            ]
             assert ("school", "approved") in decisions and ("city", "approved") in decisions
 
 
