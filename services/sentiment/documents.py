@@ -174,6 +174,9 @@ class AlertChange(TypedDict, total=False):
     owner_unit: str
 
 
+INTENTS = "notifications"
+
+
 class NotificationIntent(TypedDict):
     """A push intent, written in the alert change's transaction and expanded later into
     one delivery per channel."""
@@ -182,6 +185,21 @@ class NotificationIntent(TypedDict):
     event: dict[str, Any]  # the ``opinion.flagged`` envelope as JSON
     at: datetime
     expanded_at: datetime | None
+
+
+PushChannel = Literal["webhook", "email", "wecom", "dingtalk"]
+
+
+class PushPlan(TypedDict):
+    """One delivery an intent expands into, before the shared delivery queue stores it
+    (its stored document, with state and attempts, is the queue's)."""
+
+    key: str  # the intent's id, and for a person "<id>:<recipient>:<channel index>"
+    channel: PushChannel
+    target: str  # the system webhook's or a robot's URL, or an e-mail address
+    payload: dict[str, Any]  # {"event": …} for the webhook; title, text, robot (secret)
+    not_before: datetime | None  # the end of the recipient's quiet hours
+    extra: dict[str, Any]  # recipient, event id, quiet, severity: kept for the record
 
 
 Db = AsyncDatabase[dict[str, Any]]
@@ -204,4 +222,4 @@ def alerts_of(db: Db) -> AsyncCollection[AlertDoc]:
 
 
 def intents_of(db: Db) -> AsyncCollection[NotificationIntent]:
-    return cast("AsyncCollection[NotificationIntent]", db["notifications"])
+    return cast("AsyncCollection[NotificationIntent]", db[INTENTS])
