@@ -105,26 +105,21 @@ class IncidentDoc(TypedDict):
 
 # what an alert's history records: raised, a person's action, or an automatic step
 PersonAction = Literal["acknowledge", "respond", "close", "comment"]
-HistoryAction = Literal[
-    "raised",
-    "acknowledge",
-    "respond",
-    "close",
-    "comment",
+SeverityRaised = Literal[
     "severity raised to blue",
     "severity raised to yellow",
     "severity raised to orange",
     "severity raised to red",
-    "escalated to county",
-    "escalated to city",
 ]
-SEVERITY_RAISED: dict[Severity, HistoryAction] = {
+Escalated = Literal["escalated to county", "escalated to city"]
+HistoryAction = Literal["raised", PersonAction, SeverityRaised, Escalated]
+SEVERITY_RAISED: dict[Severity, SeverityRaised] = {
     Severity.BLUE: "severity raised to blue",
     Severity.YELLOW: "severity raised to yellow",
     Severity.ORANGE: "severity raised to orange",
     Severity.RED: "severity raised to red",
 }
-ESCALATED: dict[OwnerLevel, HistoryAction] = {
+ESCALATED: dict[OwnerLevel, Escalated] = {
     "county": "escalated to county",
     "city": "escalated to city",
 }
