@@ -17,9 +17,9 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from bson import ObjectId
 from pymongo import ASCENDING, AsyncMongoClient
@@ -61,12 +61,16 @@ async def ensure_base_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
     await db[OUTBOX].create_index("event_id", unique=True)
 
 
+# any document shape a service types its documents with (a dict, a TypedDict)
+_Document = TypeVar("_Document", bound=Mapping[str, Any])
+
+
 async def insert_new(
-    collection: AsyncCollection[dict[str, Any]],
-    documents: list[dict[str, Any]],
+    collection: AsyncCollection[Any],
+    documents: list[_Document],
     *,
     session: AsyncClientSession | None = None,
-) -> list[dict[str, Any]]:
+) -> list[_Document]:
     """Insert many documents, skipping those a unique index already holds; returns the
     documents actually inserted (a redelivered batch inserts nothing twice). Any other
     write error is raised."""

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from services.scoring.documents import CampaignItem, LedgerEntry
 from services.scoring.periods import parse_period
 from services.scoring.scorers import new_entry
 from services.scoring.service import CAMPAIGN_ITEMS, CAMPAIGNS, Db, RuleBook
@@ -55,9 +56,9 @@ async def complete_campaign_tasks(
     db: Db,
     book: RuleBook,
     org: OrgTree,
-    items: list[dict[str, Any]],
+    items: list[CampaignItem],
     campaign_codes: Iterable[str] = (),
-) -> list[dict[str, Any]]:
+) -> list[LedgerEntry]:
     """Completion entries for the campaign tasks that ``items`` (or, for
     ``campaign_codes``, any unit) may have completed. Order-free: a task is complete when
     enough items arrived in time, whichever came last."""
@@ -71,7 +72,7 @@ async def complete_campaign_tasks(
     if not wanted:
         return []
     campaigns = await db[CAMPAIGNS].find({"_id": {"$in": list(wanted)}}).to_list()
-    entries: list[dict[str, Any]] = []
+    entries: list[LedgerEntry] = []
     for campaign in campaigns:
         for task in campaign["tasks"]:
             units = wanted[campaign["_id"]]
@@ -154,7 +155,7 @@ async def campaign_progress(
 
 def _completion(
     book: RuleBook, campaign: dict[str, Any], task: dict[str, Any], owner: Unit, done: int
-) -> dict[str, Any]:
+) -> LedgerEntry:
     """The ledger entry of ``owner`` completing ``task``, dated at its deadline."""
     version = book.at(task["deadline"])
     points = task.get("points")

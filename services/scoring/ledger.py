@@ -17,15 +17,16 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import Counter
 from pymongo import ReplaceOne
 from pymongo.errors import BulkWriteError
 
 from services.scoring.campaigns import complete_campaign_tasks
+from services.scoring.documents import EntryFigures, LedgerEntry, campaign_items_of, ledger_of
 from services.scoring.scorers import SCORERS, STORY_STATE_KINDS, Scoring
-from services.scoring.service import CAMPAIGN_ITEMS, LEDGER, UNIT_MONTHS, Db, rule_book
+from services.scoring.service import LEDGER, UNIT_MONTHS, Db, rule_book
 from services.scoring.summaries import refresh_summaries
 from services.scoring.totals import add_to_total, empty_total, projection_document
 from shared import events as ev
@@ -69,18 +70,19 @@ async def apply_events(
     """
     book = await rule_book(db=db)
     story_ids = [e.payload.story_id for e in events if e.type == "story.published"]
-    history: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    history: dict[str, list[LedgerEntry]] = defaultdict(list)
     if story_ids:
         # entries the batch's own events wrote on an earlier attempt are left out: they
         # are computed again below, in order, and refused by the unique keys
-        cursor = db[LEDGER].find(
+        cursor = ledger_of(db).find(
             {
                 "story_id": {"$in": sorted(set(story_ids))},
                 "source_event_id": {"$nin": [str(e.event_id) for e in events]},
             }
         )
         for entry in await cursor.to_list():
-            if entry["kind"] in STORY_STATE_KINDS:
+            # found by story id, so it names one
+            if entry["kind"] in STORY_STATE_KINDS and entry["story_id"] is not None:
                 history[entry["story_id"]].append(entry)
     scoring = Scoring(book=book, org=org, story_history=history)
     applied = Applied()
@@ -92,10 +94,10 @@ async def apply_events(
             if not skip_rejected:
                 raise
             applied.rejected.append((str(event.event_id), str(exc)))
-    inserted = await insert_new(db[LEDGER], scoring.entries)
+    inserted = await insert_new(ledger_of(db), scoring.entries)
     applied.entries = len(inserted)
     applied.duplicates = len(scoring.entries) - len(inserted)
-    await insert_new(db[CAMPAIGN_ITEMS], scoring.items)
+    await insert_new(campaign_items_of(db), scoring.items)
     completions = await complete_campaign_tasks(db=db, book=book, org=org, items=scoring.items)
     inserted += await insert_new(db[LEDGER], completions)
     await refresh_projections(
@@ -121,7 +123,8 @@ async def refresh_projections(*, db: Db, org: OrgTree, keys: set[tuple[str, str]
             {"unit": key[0], "period": key[1]}, projection={"points": 1, "counts": 1}
         )
         async for entry in cursor:
-            add_to_total(total, entry)
+            # only the figures are read (the projection above)
+            add_to_total(total, cast(EntryFigures, entry))
         totals[key] = total
 
     # one indexed lookup per (unit, month), a few at a time: far cheaper on the store

@@ -21,16 +21,18 @@ import json
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
+from pymongo.asynchronous.collection import AsyncCollection
 
 from services.scoring.campaigns import complete_campaign_tasks
+from services.scoring.documents import CampaignItem, LedgerEntry, campaign_items_of
 from services.scoring.handlers import SCORED_TOPICS
 from services.scoring.scorers import SCORERS, Scoring
 from services.scoring.service import (
-    CAMPAIGN_ITEMS,
     CAMPAIGNS,
     LEDGER,
     RULE_VERSIONS,
@@ -86,7 +88,7 @@ class Replay:
         except PermanentError:
             self.rejected += 1
 
-    def take(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def take(self) -> tuple[list[LedgerEntry], list[CampaignItem]]:
         """The new ledger entries and campaign items scored since the last call."""
         entries = [e for e in self.scoring.entries if self._first(self.seen_entries, e)]
         items = [i for i in self.scoring.items if self._first(self.seen_items, i)]
@@ -96,14 +98,14 @@ class Replay:
             self.count(entry)
         return entries, items
 
-    def count(self, entry: dict[str, Any]) -> None:
+    def count(self, entry: LedgerEntry) -> None:
         key = (entry["unit"], entry["period"])
         if key not in self.totals:
             self.totals[key] = empty_total()
         add_to_total(self.totals[key], entry)
 
     @staticmethod
-    def _first(seen: set[str], document: dict[str, Any]) -> bool:
+    def _first(seen: set[str], document: LedgerEntry | CampaignItem) -> bool:
         if document["_id"] in seen:
             return False
         seen.add(document["_id"])
@@ -220,7 +222,7 @@ async def _replay_topics(
             write_started = time.perf_counter()
             phases["decode_and_score"] += write_started - score_started
             if items:
-                await target[CAMPAIGN_ITEMS].insert_many(items, ordered=False)
+                await campaign_items_of(target).insert_many(items, ordered=False)
             await ledger.add(entries)
             phases["ledger_writes"] += time.perf_counter() - write_started
         write_started = time.perf_counter()
@@ -238,10 +240,10 @@ class LedgerWriter:
 
     def __init__(self, db: Db) -> None:
         self.db = db
-        self.pending: list[dict[str, Any]] = []
+        self.pending: list[LedgerEntry] = []
         self.writes: list[asyncio.Task[None]] = []
 
-    async def add(self, entries: list[dict[str, Any]]) -> None:
+    async def add(self, entries: list[LedgerEntry]) -> None:
         self.pending += entries
         while len(self.pending) >= WRITE_CHUNK:
             chunk, self.pending = self.pending[:WRITE_CHUNK], self.pending[WRITE_CHUNK:]
@@ -297,9 +299,11 @@ async def _refuse_truncated(reader: AIOKafkaConsumer, by_name: dict[str, tp.Topi
         raise TruncatedTopic(f"records already deleted before offsets {lost}: refusing to rebuild")
 
 
-async def _insert(db: Db, collection: str, documents: list[dict[str, Any]]) -> None:
+async def _insert(db: Db, collection: str, documents: Sequence[Mapping[str, Any]]) -> None:
+    # documents of any typed shape (ledger entries, projections, summaries) go in as they are
+    target: AsyncCollection[Any] = db[collection]
     for start in range(0, len(documents), WRITE_CHUNK):
-        await db[collection].insert_many(documents[start : start + WRITE_CHUNK], ordered=False)
+        await target.insert_many(documents[start : start + WRITE_CHUNK], ordered=False)
 
 
 async def _at_most(tasks: list[asyncio.Task[None]], running: int) -> list[asyncio.Task[None]]:

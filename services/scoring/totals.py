@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.scoring.documents import EntryFigures
 from shared import events as ev
 from shared.orgtree import OrgTree
 
@@ -39,7 +40,7 @@ def empty_total() -> dict[str, Any]:
     return {"points": 0.0, "entries": 0, **dict.fromkeys(COUNTERS, 0)}
 
 
-def add_to_total(total: dict[str, Any], entry: dict[str, Any]) -> None:
+def add_to_total(total: dict[str, Any], entry: EntryFigures) -> None:
     """Count one ledger entry into a unit-month's figures."""
     total["points"] += entry["points"]
     total["entries"] += 1

@@ -5,10 +5,20 @@ when nobody acknowledges them before the deadline."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from services.sentiment.documents import (
+    ESCALATED,
+    SEVERITY_RAISED,
+    AlertChange,
+    AlertDoc,
+    HistoryStep,
+    IncidentDoc,
+    PersonAction,
+    alerts_of,
+)
 from services.sentiment.metrics import ALERTS_ESCALATED, ALERTS_OPEN
 from services.sentiment.models import AlertState, OwnerLevel, SentimentConfig
 from services.sentiment.notifications import queue_notification
@@ -33,26 +43,21 @@ def deadline(config: SentimentConfig, severity: Severity, start: datetime) -> da
 async def raise_alert(
     *,
     runtime: Sentiment,
-    incident: dict[str, Any],
+    incident: IncidentDoc,
     kind: FlagKind,
     session: AsyncClientSession,
-) -> dict[str, Any]:
+) -> AlertDoc:
     """Open the incident's alert, or raise its severity."""
     db = runtime.db
     config = runtime.config
     now = utcnow()
     severity = Severity(incident["severity"])
     serious = severity.rank >= config.alerts.serious_from.rank
-    common = {
-        "severity": severity.value,
-        "serious": serious,
-        "item_count": incident["item_count"],
-        "topic": incident["topic"],
-        "updated_at": now,
-    }
     if kind == FlagKind.ALERT:
         level: OwnerLevel = "school" if incident["school"] else "county"
-        alert = {
+        if incident["alert_id"] is None:
+            raise LookupError(f"incident {incident['_id']} is to be alerted but names no alert")
+        alert: AlertDoc = {
             "_id": incident["alert_id"],
             "incident_id": incident["_id"],
             "county": incident["county"],
@@ -65,33 +70,45 @@ async def raise_alert(
             "history": [
                 {"at": now, "action": "raised", "by": SERVICE, "comment": "", "owner_level": level}
             ],
-            **common,
+            # the fields an escalation updates too, last, as they were always stored
+            "severity": severity,
+            "serious": serious,
+            "item_count": incident["item_count"],
+            "topic": incident["topic"],
+            "updated_at": now,
         }
-        await db.alerts.insert_one(alert, session=session)
+        await alerts_of(db).insert_one(alert, session=session)
         return alert
-    current = await db.alerts.find_one({"_id": incident["alert_id"]}, session=session)
+    current = await alerts_of(db).find_one({"_id": incident["alert_id"]}, session=session)
     if current is None:
         raise LookupError(f"incident {incident['_id']} names alert {incident['alert_id']}")
-    update: dict[str, Any] = dict(common)
+    update: AlertChange = {
+        "severity": severity,
+        "serious": serious,
+        "item_count": incident["item_count"],
+        "topic": incident["topic"],
+        "updated_at": now,
+    }
     if current["state"] == "open":
         update["deadline"] = min(current["deadline"], deadline(config, severity, now))
-    entry = {
+    entry: HistoryStep = {
         "at": now,
-        "action": f"severity raised to {severity.value}",
+        "action": SEVERITY_RAISED[severity],
         "by": SERVICE,
         "comment": "",
         "owner_level": current["owner_level"],
     }
-    await db.alerts.update_one(
+    await alerts_of(db).update_one(
         {"_id": current["_id"]}, {"$set": update, "$push": {"history": entry}}, session=session
     )
-    return {**current, **update}
+    raised: AlertDoc = {**current, **update}
+    return raised
 
 
 async def announce(
     *,
     runtime: Sentiment,
-    alert: dict[str, Any],
+    alert: AlertDoc,
     kind: FlagKind,
     score: float,
     explanation: list[str],
@@ -128,7 +145,7 @@ async def announce(
 
 
 # ---- people's actions ------------------------------------------------------------------
-ACTIONS: dict[str, tuple[frozenset[str], AlertState | None]] = {
+ACTIONS: dict[PersonAction, tuple[frozenset[AlertState], AlertState | None]] = {
     "acknowledge": (frozenset({"open"}), "acknowledged"),
     "respond": (frozenset({"acknowledged", "responding"}), "responding"),
     "close": (frozenset({"open", "acknowledged", "responding"}), "closed"),
@@ -136,16 +153,17 @@ ACTIONS: dict[str, tuple[frozenset[str], AlertState | None]] = {
 }
 
 
-def can_act_on(*, org: OrgTree, principal: Principal, alert: dict[str, Any]) -> bool:
+def can_act_on(*, org: OrgTree, principal: Principal, alert: AlertDoc) -> bool:
     """The alert's current owner unit, or any unit above it, may act on it."""
     return org.contains(principal.unit, alert["owner_unit"])
 
 
 def check_action(
-    *, runtime: Sentiment, principal: Principal, alert: dict[str, Any], action: str, comment: str
-) -> None:
-    """Refuse an action the principal may not take, or that the alert's state forbids."""
-    if action not in ACTIONS:
+    *, runtime: Sentiment, principal: Principal, alert: AlertDoc, action: str, comment: str
+) -> PersonAction:
+    """Refuse an action the principal may not take, or that the alert's state forbids;
+    returns the action as one of the known ones."""
+    if not _is_person_action(action):
         names = "、".join(ACTION_NAMES.values())
         raise Refusal(404, "unknown_action", f"没有这个操作，可选：{names}", f"unknown {action!r}")
     if not can_act_on(org=runtime.org, principal=principal, alert=alert):
@@ -166,31 +184,38 @@ def check_action(
     if action in ("close", "comment") and not comment.strip():
         message = f"{ACTION_NAMES[action]}时请写明情况"
         raise Refusal(409, "comment_required", message, f"{action} needs a comment")
+    return action
+
+
+def _is_person_action(action: str) -> TypeGuard[PersonAction]:
+    return action in ACTIONS
 
 
 async def act_on_alert(
     *, runtime: Sentiment, alert_id: str, action: str, principal: Principal, comment: str
-) -> dict[str, Any]:
+) -> AlertDoc:
     """Move an alert along open → acknowledged → responding → closed, or comment on it."""
     db = runtime.db
-    alert = await db.alerts.find_one({"_id": alert_id})
+    alert = await alerts_of(db).find_one({"_id": alert_id})
     if alert is None or not in_scope_of(org=runtime.org, principal=principal, doc=alert):
         raise Refusal(404, "unknown_alert", "您的管辖范围内没有这条预警", f"no alert {alert_id!r}")
-    check_action(runtime=runtime, principal=principal, alert=alert, action=action, comment=comment)
+    known = check_action(
+        runtime=runtime, principal=principal, alert=alert, action=action, comment=comment
+    )
     now = utcnow()
-    entry = {
+    entry: HistoryStep = {
         "at": now,
-        "action": action,
+        "action": known,
         "by": principal.sub,
         "by_name": principal.name,
         "comment": comment,
         "owner_level": alert["owner_level"],
     }
     changes: dict[str, Any] = {"updated_at": now}
-    target = ACTIONS[action][1]
+    target = ACTIONS[known][1]
     if target is not None:
         changes["state"] = target
-    done = await db.alerts.find_one_and_update(
+    done = await alerts_of(db).find_one_and_update(
         {"_id": alert_id, "state": alert["state"]},
         {"$set": changes, "$push": {"history": entry}},
         return_document=True,
@@ -206,9 +231,8 @@ async def escalate_overdue(*, runtime: Sentiment) -> int:
     announce it again."""
     now = utcnow()
     due = (
-        await runtime.db.alerts.find(
-            {"state": "open", "deadline": {"$lte": now}, "owner_level": {"$ne": "city"}}
-        )
+        await alerts_of(runtime.db)
+        .find({"state": "open", "deadline": {"$lte": now}, "owner_level": {"$ne": "city"}})
         .limit(200)
         .to_list()
     )
@@ -223,25 +247,23 @@ async def escalate_overdue(*, runtime: Sentiment) -> int:
     return escalated
 
 
-async def _escalate_one(
-    *, runtime: Sentiment, alert: dict[str, Any], now: datetime
-) -> OwnerLevel | None:
+async def _escalate_one(*, runtime: Sentiment, alert: AlertDoc, now: datetime) -> OwnerLevel | None:
     """Move one alert up and announce it in one transaction; None when someone acted on
     it (or another replica moved it) meanwhile."""
     level: OwnerLevel = NEXT_LEVEL[alert["owner_level"]]
     if level == "county" and not alert["county"]:
         level = "city"
     unit = alert["county"] if level == "county" else runtime.org.city.code
-    changes: dict[str, Any] = {
+    changes: AlertChange = {
         "owner_level": level,
         "owner_unit": unit,
         "deadline": deadline(runtime.config, Severity(alert["severity"]), now),
         "updated_at": now,
     }
     comment = f"not acknowledged by {alert['owner_unit']} before the deadline"
-    entry = {
+    entry: HistoryStep = {
         "at": now,
-        "action": f"escalated to {level}",
+        "action": ESCALATED[level],
         "by": SERVICE,
         "comment": comment,
         "owner_level": level,
@@ -250,7 +272,7 @@ async def _escalate_one(
 
     async def effect(session: AsyncClientSession) -> None:
         nonlocal moved
-        done = await runtime.db.alerts.update_one(
+        done = await alerts_of(runtime.db).update_one(
             {"_id": alert["_id"], "state": "open", "owner_level": alert["owner_level"]},
             {"$set": changes, "$push": {"history": entry}},
             session=session,
@@ -259,7 +281,7 @@ async def _escalate_one(
         if moved:
             await announce(
                 runtime=runtime,
-                alert={**alert, **changes},
+                alert=alert | changes,
                 kind=FlagKind.ESCALATION,
                 score=1.0,
                 explanation=[comment],

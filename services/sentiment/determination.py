@@ -5,10 +5,10 @@ transaction (scoring vetoes the unit's year on this, never on an alert's severit
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from services.sentiment.documents import Determination, IncidentDoc, incidents_of
 from services.sentiment.runtime import SERVICE, Sentiment
 from shared import topics as tp
 from shared.auth import Principal, Role
@@ -34,7 +34,7 @@ def check_may_determine(*, runtime: Sentiment, principal: Principal, reason: str
 
 
 def _announcement(
-    *, incident: dict[str, Any], record: dict[str, Any], principal: Principal, now: datetime
+    *, incident: IncidentDoc, record: Determination, principal: Principal, now: datetime
 ) -> OpinionFlaggedEvent:
     determined = record["determined"]
     flagged = OpinionFlagged(
@@ -70,14 +70,16 @@ async def determine_incident(
     principal: Principal,
     reason: str,
     determined: bool,
-) -> dict[str, Any]:
+) -> IncidentDoc:
     """Record the determination (or its lifting) and announce it, both or neither."""
     check_may_determine(runtime=runtime, principal=principal, reason=reason)
     db = runtime.db
-    incident = await db.incidents.find_one({"_id": incident_id}, projection={"item_ids": False})
+    # read without its item ids (which may be many)
+    incident = await incidents_of(db).find_one({"_id": incident_id}, projection={"item_ids": False})
     if incident is None:
         raise Refusal(404, "unknown_incident", "没有这个舆情事件", f"no incident {incident_id!r}")
-    current = (incident.get("determination") or {}).get("determined", False)
+    before = incident.get("determination")
+    current = before is not None and before["determined"]
     if current == determined:
         raise Refusal(
             409,
@@ -85,7 +87,7 @@ async def determine_incident(
             "该事件已被认定为严重负面舆情事件" if determined else "该事件尚未被认定，无需撤销",
         )
     now = utcnow()
-    record = {
+    record: Determination = {
         "determined": determined,
         "by": principal.sub,
         "by_name": principal.name,
@@ -101,7 +103,7 @@ async def determine_incident(
     )
 
     async def effect(session: AsyncClientSession) -> None:
-        done = await db.incidents.update_one(
+        done = await incidents_of(db).update_one(
             {"_id": incident_id, **unchanged},
             {"$set": {"determination": record}, "$push": {"determination_history": record}},
             session=session,
@@ -113,4 +115,5 @@ async def determine_incident(
 
     await in_transaction(runtime.mongo, effect)
     runtime.outbox_written()
-    return {**incident, "determination": record}
+    determined_incident: IncidentDoc = {**incident, "determination": record}
+    return determined_incident

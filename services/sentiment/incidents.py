@@ -9,12 +9,12 @@ import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from services.sentiment.alerts import announce, raise_alert
 from services.sentiment.classifier import normalise
+from services.sentiment.documents import IncidentDoc, ItemDoc, incidents_of
 from services.sentiment.metrics import INCIDENTS
 from services.sentiment.models import SentimentConfig
 from services.sentiment.rules import max_severity
@@ -36,7 +36,7 @@ class FoldConflict(Exception):
     retried."""
 
 
-def _group_of(item: dict[str, Any]) -> str:
+def _group_of(item: ItemDoc) -> str:
     return item["school"] or f"county:{item['county']}"
 
 
@@ -64,14 +64,14 @@ class IncidentFold:
     """One incident's change from one batch: its document as it grows, what it was when
     read, and the items folded into it."""
 
-    doc: dict[str, Any]
+    doc: IncidentDoc
     stored_updated_at: datetime | None  # None for an incident this batch opens
     severity_before: Severity
     alert_before: str | None
-    items: list[dict[str, Any]] = field(default_factory=list)
+    items: list[ItemDoc] = field(default_factory=list)
 
     @classmethod
-    def of(cls, doc: dict[str, Any]) -> IncidentFold:
+    def of(cls, doc: IncidentDoc) -> IncidentFold:
         return cls(
             doc=doc,
             stored_updated_at=doc.get("updated_at"),
@@ -79,7 +79,7 @@ class IncidentFold:
             alert_before=doc.get("alert_id"),
         )
 
-    def add(self, *, config: SentimentConfig, item: dict[str, Any]) -> None:
+    def add(self, *, config: SentimentConfig, item: ItemDoc) -> None:
         """Count the item: volume per minute, severity, sources, last activity and the
         list of counted item ids that makes a redelivery count nothing."""
         incident = self.doc
@@ -95,19 +95,19 @@ class IncidentFold:
             Severity(item["severity"]),
             _rule_severity(config, minutes, latest),
         )
-        incident.update(
-            severity=severity.value,
-            item_count=incident["item_count"] + 1,
-            sources=sorted({*incident["sources"], item["source"]}),
-            last_item_at=latest,
-            minutes=minutes,
-            updated_at=utcnow(),
-        )
+        # one field at a time, in the order they were always set (a new incident's
+        # updated_at comes last)
+        incident["severity"] = severity
+        incident["item_count"] = incident["item_count"] + 1
+        incident["sources"] = sorted({*incident["sources"], item["source"]})
+        incident["last_item_at"] = latest
+        incident["minutes"] = minutes
+        incident["updated_at"] = utcnow()
         incident.setdefault("item_ids", []).append(item["_id"])
         self.items.append(item)
 
 
-def _new_incident(*, item: dict[str, Any], signature: set[str]) -> IncidentFold:
+def _new_incident(*, item: ItemDoc, signature: set[str]) -> IncidentFold:
     published_at: datetime = item["published_at"]
     return IncidentFold(
         doc={
@@ -116,7 +116,7 @@ def _new_incident(*, item: dict[str, Any], signature: set[str]) -> IncidentFold:
             "county": item["county"],
             "school": item["school"],
             "topic": item["topic"],
-            "severity": Severity.BLUE.value,
+            "severity": Severity.BLUE,
             "item_count": 0,
             "sources": [],
             "signature": sorted(signature),
@@ -134,7 +134,7 @@ def _new_incident(*, item: dict[str, Any], signature: set[str]) -> IncidentFold:
 
 
 def _matching_incident(
-    *, config: SentimentConfig, folds: list[IncidentFold], item: dict[str, Any], signature: set[str]
+    *, config: SentimentConfig, folds: list[IncidentFold], item: ItemDoc, signature: set[str]
 ) -> IncidentFold | None:
     """The most recently active incident of the item's group within the window with the
     same topic or similar text."""
@@ -155,7 +155,7 @@ def _matching_incident(
     )
 
 
-async def fold_negatives(*, runtime: Sentiment, items: list[dict[str, Any]]) -> None:
+async def fold_negatives(*, runtime: Sentiment, items: list[ItemDoc]) -> None:
     """Group the batch's negative items by incident in memory, skipping those an incident
     counted already (a redelivery), then write each incident's change once."""
     if not items:
@@ -165,7 +165,7 @@ async def fold_negatives(*, runtime: Sentiment, items: list[dict[str, Any]]) -> 
         hours=config.incident.window_hours
     )
     by_group: dict[str, list[IncidentFold]] = {}
-    stored = runtime.db.incidents.find(
+    stored = incidents_of(runtime.db).find(
         {"group": {"$in": sorted({_group_of(i) for i in items})}, "last_item_at": {"$gte": since}}
     )
     counted: set[str] = set()
@@ -204,18 +204,20 @@ async def _store_incident(
 ) -> None:
     """Insert a new incident, or update one only if nobody changed it since it was read,
     adding the newly counted item ids."""
-    incidents = runtime.db.incidents
+    incidents = incidents_of(runtime.db)
     incident = fold.doc
     if fold.stored_updated_at is None:
         await incidents.insert_one(incident, session=session)
         return
     changes = {
-        field_name: incident[field_name]
-        for field_name in (
-            "severity", "item_count", "sources", "last_item_at", "minutes", "updated_at",
-            "alert_id",
-        )
-    }  # fmt: skip
+        "severity": incident["severity"],
+        "item_count": incident["item_count"],
+        "sources": incident["sources"],
+        "last_item_at": incident["last_item_at"],
+        "minutes": incident["minutes"],
+        "updated_at": incident["updated_at"],
+        "alert_id": incident["alert_id"],
+    }
     done = await incidents.update_one(
         {"_id": incident["_id"], "updated_at": fold.stored_updated_at},
         {"$set": changes, "$push": {"item_ids": {"$each": [i["_id"] for i in fold.items]}}},

@@ -4,9 +4,9 @@ stored once per (source, item id), the negative ones folded into incidents."""
 from __future__ import annotations
 
 from datetime import UTC
-from typing import Any
 from urllib.parse import urlsplit
 
+from services.sentiment.documents import ItemDoc, items_of
 from services.sentiment.incidents import fold_negatives
 from services.sentiment.metrics import ITEMS
 from services.sentiment.rules import classify_many
@@ -70,7 +70,7 @@ async def record_opinions(*, runtime: Sentiment, events: list[IntakeOpinionEvent
 
 async def _store_items(
     *, runtime: Sentiment, events: dict[str, IntakeOpinionEvent]
-) -> list[dict[str, Any]]:
+) -> list[ItemDoc]:
     """Analyse the batch and insert every item by its natural key in one unordered bulk
     insert, without a transaction; an item stored before is left as it is (its duplicate
     key is expected). Returns the negative items, in batch order.
@@ -85,13 +85,13 @@ async def _store_items(
         refine=runtime.settings.sentiment_intake_embeddings,
     )
     received_at = utcnow()
-    docs: list[dict[str, Any]] = []
+    docs: list[ItemDoc] = []
     for (key, event), verdict in zip(events.items(), verdicts, strict=True):
         payload = event.payload
         published_at = payload.published_at
         if published_at.tzinfo is None:
             published_at = published_at.replace(tzinfo=UTC)
-        item = {
+        item: ItemDoc = {
             "_id": key,
             "source": payload.source,
             "item_id": payload.item_id,
@@ -103,12 +103,15 @@ async def _store_items(
             "received_at": received_at,
             "event_id": str(event.event_id),
             "correlation_id": event.correlation_id,
-            **verdict.model_dump(
-                mode="json",
-                include={"negative", "score", "severity", "topic", "explanation", "stage"},
-            ),
+            # the verdict's fields in its own order (sensitive words are not kept)
+            "negative": verdict.negative,
+            "score": verdict.score,
+            "severity": verdict.severity,
+            "topic": verdict.topic,
+            "explanation": verdict.explanation,
+            "stage": verdict.stage,
         }
         docs.append(item)
-    for doc in await insert_new(runtime.db.items, docs):
+    for doc in await insert_new(items_of(runtime.db), docs):
         ITEMS.labels(doc["county"], "true" if doc["negative"] else "false").inc()
     return [doc for doc in docs if doc["negative"]]

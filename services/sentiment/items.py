@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +18,7 @@ from pymongo import DESCENDING, AsyncMongoClient
 
 from services.sentiment import dataset
 from services.sentiment.classifier import TOPICS, normalise
+from services.sentiment.documents import CorrectionMark, corrections_of, items_of
 from services.sentiment.models import ItemOut
 from services.sentiment.queries import in_scope_of, scope_filter
 from services.sentiment.runtime import Sentiment
@@ -55,7 +57,7 @@ class SourceRef(BaseModel):
     published_at: datetime
 
     @classmethod
-    def of(cls, doc: dict[str, Any]) -> SourceRef:
+    def of(cls, doc: Mapping[str, Any]) -> SourceRef:
         return cls(
             id=doc["_id"],
             source=doc["source"],
@@ -73,7 +75,7 @@ class ListedItem(ItemOut):
     sources: list[SourceRef] = Field(default_factory=list)
 
     @classmethod
-    def of(cls, doc: dict[str, Any]) -> ListedItem:
+    def of(cls, doc: Mapping[str, Any]) -> ListedItem:
         fields = {k: v for k, v in doc.items() if k in cls.model_fields and k != "sources"}
         return cls(id=doc["_id"], **fields, sources=[SourceRef.of(doc)])
 
@@ -83,7 +85,7 @@ class ListedItem(ItemOut):
 NEAR_IDENTICAL = 0.8
 
 
-def merge_near_identical(docs: list[dict[str, Any]]) -> list[ListedItem]:
+def merge_near_identical(docs: Sequence[Mapping[str, Any]]) -> list[ListedItem]:
     """Identical or near-identical texts as one item (the newest), its sources listed."""
     merged: list[tuple[set[str], ListedItem]] = []
     for doc in docs:
@@ -197,11 +199,16 @@ async def correct_item(
     require_role(principal, Role.OPINION_OFFICER)
     sentiment: Sentiment = request.app.state.sentiment
     db = sentiment.db
-    doc = await db.items.find_one({"_id": item_key})
+    doc = await items_of(db).find_one({"_id": item_key})
     if doc is None or not in_scope_of(org=sentiment.org, principal=principal, doc=doc):
         raise Refusal(404, "unknown_item", "您的管辖范围内没有这条舆情")
-    mark = {"negative": body.negative, "by": principal.sub, "at": utcnow(), "note": body.note}
-    await db.corrections.insert_one(
+    mark: CorrectionMark = {
+        "negative": body.negative,
+        "by": principal.sub,
+        "at": utcnow(),
+        "note": body.note,
+    }
+    await corrections_of(db).insert_one(
         {
             "item": item_key,
             "text": doc["text"],
@@ -211,7 +218,7 @@ async def correct_item(
             **mark,
         }
     )
-    updated = await db.items.find_one_and_update(
+    updated = await items_of(db).find_one_and_update(
         {"_id": item_key}, {"$set": {"correction": mark}}, return_document=True
     )
     return ListedItem.of(updated or doc | {"correction": mark})
@@ -223,7 +230,7 @@ async def export_corrections(
     """Write every stored correction, oldest first, as training rows; returns how many."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri)
     try:
-        rows = await client[database].corrections.find().sort("at", 1).to_list()
+        rows = await corrections_of(client[database]).find().sort("at", 1).to_list()
     finally:
         await client.close()
     with path.open("w", encoding="utf-8") as out:

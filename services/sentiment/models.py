@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime, time
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -130,7 +131,7 @@ class AlertOut(BaseModel):
     history: list[HistoryEntry]
 
     @classmethod
-    def of(cls, doc: dict[str, Any]) -> AlertOut:
+    def of(cls, doc: Mapping[str, Any]) -> AlertOut:
         return cls(id=doc["_id"], **{k: v for k, v in doc.items() if k != "_id"})
 
 
@@ -150,7 +151,7 @@ class ItemOut(BaseModel):
     explanation: list[str]
 
     @classmethod
-    def of(cls, doc: dict[str, Any]) -> ItemOut:
+    def of(cls, doc: Mapping[str, Any]) -> ItemOut:
         return cls(id=doc["_id"], **{k: v for k, v in doc.items() if k in cls.model_fields})
 
 
@@ -186,7 +187,9 @@ class IncidentOut(BaseModel):
     items: list[ItemOut] | None = None
 
     @classmethod
-    def of(cls, doc: dict[str, Any], items: list[dict[str, Any]] | None = None) -> IncidentOut:
+    def of(
+        cls, doc: Mapping[str, Any], items: Sequence[Mapping[str, Any]] | None = None
+    ) -> IncidentOut:
         fields = {k: v for k, v in doc.items() if k in cls.model_fields and k != "items"}
         return cls(
             id=doc["_id"],

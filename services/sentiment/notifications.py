@@ -18,6 +18,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from services.sentiment import channels
+from services.sentiment.documents import INTENTS, NotificationIntent, PushPlan, intents_of
 from services.sentiment.metrics import WEBHOOK_DELIVERIES
 from services.sentiment.models import PushConfig, Recipient
 from services.sentiment.pushes import message_for, quiet_until, recipients_for
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 
 PUSH_FILE = Path(__file__).parent / "push.yaml"
 PUSH_KEY = "sentiment-push"
-INTENTS = "notifications"
 DELIVERIES = "pushes"
 BATCH = 20  # deliveries attempted at once by one replica
 WORKER = f"{socket.gethostname()}:{id(object())}"
@@ -66,24 +66,24 @@ async def queue_notification(
     *, runtime: Sentiment, event: OpinionFlaggedEvent, session: AsyncClientSession
 ) -> None:
     """Keep the push intent in the same transaction as the alert change."""
-    intent = {
+    intent: NotificationIntent = {
         "_id": str(event.event_id),
         "event": event.model_dump(mode="json"),
         "at": utcnow(),
         "expanded_at": None,
     }
-    await runtime.db[INTENTS].insert_one(intent, session=session)
+    await intents_of(runtime.db).insert_one(intent, session=session)
 
 
 def _recipient_deliveries(
     *, runtime: Sentiment, recipient: Recipient, event_id: str, payload: dict[str, Any]
-) -> list[dict[str, Any]]:
+) -> list[PushPlan]:
     message = message_for(
         payload=payload, org=runtime.org, console_url=runtime.settings.sentiment_console_url
     )
     wait = quiet_until(recipient.quiet_hours, Severity(payload["severity"]), runtime.clock())
     robot = {"title": message.title, "markdown": message.markdown()}
-    found = []
+    found: list[PushPlan] = []
     for index, channel in enumerate(recipient.channels):
         content: dict[str, Any] = {"title": message.title, "text": message.text(), "robot": robot}
         if channel.kind == "dingtalk":
@@ -102,13 +102,13 @@ def _recipient_deliveries(
     return found
 
 
-async def expand(*, runtime: Sentiment, intent: dict[str, Any]) -> int:
+async def expand(*, runtime: Sentiment, intent: NotificationIntent) -> int:
     """One delivery per channel for an intent (idempotent by key: a replica expanding the
     same intent adds nothing); returns how many were queued."""
     queue = delivery_queue(runtime)
     event = intent["event"]
     payload = event["payload"]
-    wanted: list[dict[str, Any]] = []
+    wanted: list[PushPlan] = []
     url = runtime.settings.sentiment_webhook_url
     if url:
         marks = {"recipient": "webhook", "event_id": intent["_id"], "quiet": False}
@@ -130,10 +130,16 @@ async def expand(*, runtime: Sentiment, intent: dict[str, Any]) -> int:
                 runtime=runtime, recipient=recipient, event_id=intent["_id"], payload=payload
             )
     queued = 0
-    for delivery in wanted:
-        not_before = delivery.pop("not_before") or runtime.clock()
-        queued += await queue.enqueue(**delivery, not_before=not_before)
-    await runtime.db[INTENTS].update_one(
+    for plan in wanted:
+        queued += await queue.enqueue(
+            key=plan["key"],
+            channel=plan["channel"],
+            target=plan["target"],
+            payload=plan["payload"],
+            not_before=plan["not_before"] or runtime.clock(),
+            extra=plan["extra"],
+        )
+    await intents_of(runtime.db).update_one(
         {"_id": intent["_id"]}, {"$set": {"expanded_at": utcnow()}}
     )
     return queued
@@ -160,7 +166,7 @@ async def deliver_due(*, runtime: Sentiment, client: httpx.AsyncClient | None = 
     # notifications queued before pushes had intents (no ``event``) were sent or given up
     # by the old job; they are left as they are
     waiting = {"expanded_at": None, "event": {"$exists": True}}
-    pending = runtime.db[INTENTS].find(waiting).sort("at", ASCENDING).limit(100)
+    pending = intents_of(runtime.db).find(waiting).sort("at", ASCENDING).limit(100)
     async for intent in pending:
         await expand(runtime=runtime, intent=intent)
     queue = delivery_queue(runtime)

@@ -7,6 +7,14 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 
+from services.sentiment.documents import (
+    AlertDoc,
+    IncidentDoc,
+    ItemDoc,
+    alerts_of,
+    incidents_of,
+    items_of,
+)
 from services.sentiment.models import AlertState
 from services.sentiment.runtime import Sentiment
 from shared.auth import Principal
@@ -34,7 +42,9 @@ def scope_filter(*, org: OrgTree, principal: Principal) -> dict[str, Any]:
     return {"$or": [{"county": {"$in": codes}}, {"school": {"$in": codes}}]}
 
 
-def in_scope_of(*, org: OrgTree, principal: Principal, doc: dict[str, Any]) -> bool:
+def in_scope_of(
+    *, org: OrgTree, principal: Principal, doc: ItemDoc | IncidentDoc | AlertDoc
+) -> bool:
     if principal.unit == org.city.code:
         return True
     return any(
@@ -45,22 +55,25 @@ def in_scope_of(*, org: OrgTree, principal: Principal, doc: dict[str, Any]) -> b
 
 async def list_incidents(
     *, runtime: Sentiment, principal: Principal, severity: Severity | None, limit: int
-) -> list[dict[str, Any]]:
+) -> list[IncidentDoc]:
+    """Incidents in scope, most recently active first (without their item ids)."""
     query = scope_filter(org=runtime.org, principal=principal)
     if severity is not None:
         query["severity"] = severity.value
-    cursor = runtime.db.incidents.find(query, projection={"item_ids": False}).sort(
-        "last_item_at", DESCENDING
+    cursor = (
+        incidents_of(runtime.db)
+        .find(query, projection={"item_ids": False})
+        .sort("last_item_at", DESCENDING)
     )
     return await cursor.limit(limit).to_list()
 
 
 async def get_incident(
     *, runtime: Sentiment, principal: Principal, incident_id: str, item_limit: int = 500
-) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+) -> tuple[IncidentDoc, list[ItemDoc]] | None:
     """An incident in scope with its items, oldest first."""
     db = runtime.db
-    incident = await db.incidents.find_one({"_id": incident_id})
+    incident = await incidents_of(db).find_one({"_id": incident_id})
     if incident is None or not in_scope_of(org=runtime.org, principal=principal, doc=incident):
         return None
     # incidents list the items they counted; those from before that list link each item
@@ -69,7 +82,9 @@ async def get_incident(
         if "item_ids" in incident
         else {"incident_id": incident_id}
     )
-    items = await db.items.find(query).sort("published_at", ASCENDING).limit(item_limit).to_list()
+    items = (
+        await items_of(db).find(query).sort("published_at", ASCENDING).limit(item_limit).to_list()
+    )
     return incident, items
 
 
@@ -80,20 +95,18 @@ async def list_alerts(
     state: AlertState | None,
     severity: Severity | None,
     limit: int,
-) -> list[dict[str, Any]]:
+) -> list[AlertDoc]:
     query = scope_filter(org=runtime.org, principal=principal)
     if state is not None:
         query["state"] = state
     if severity is not None:
         query["severity"] = severity.value
-    cursor = runtime.db.alerts.find(query).sort("updated_at", DESCENDING)
+    cursor = alerts_of(runtime.db).find(query).sort("updated_at", DESCENDING)
     return await cursor.limit(limit).to_list()
 
 
-async def get_alert(
-    *, runtime: Sentiment, principal: Principal, alert_id: str
-) -> dict[str, Any] | None:
-    alert = await runtime.db.alerts.find_one({"_id": alert_id})
+async def get_alert(*, runtime: Sentiment, principal: Principal, alert_id: str) -> AlertDoc | None:
+    alert = await alerts_of(runtime.db).find_one({"_id": alert_id})
     if alert is None or not in_scope_of(org=runtime.org, principal=principal, doc=alert):
         return None
     return alert

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from services.scoring.documents import CampaignItem, EntryKind, LedgerEntry
+from services.scoring.models import CampaignWhat
 from services.scoring.periods import month_of, year_of
 from services.scoring.service import RuleBook
 from shared import events as ev
@@ -24,9 +26,9 @@ class Scoring:
 
     book: RuleBook
     org: OrgTree
-    story_history: dict[str, list[dict[str, Any]]]
-    entries: list[dict[str, Any]] = field(default_factory=list)
-    items: list[dict[str, Any]] = field(default_factory=list)
+    story_history: dict[str, list[LedgerEntry]]
+    entries: list[LedgerEntry] = field(default_factory=list)
+    items: list[CampaignItem] = field(default_factory=list)
 
     def unit(self, code: str | None) -> Unit:
         found = self.org.get(code) if code else None
@@ -39,14 +41,14 @@ class Scoring:
         event: ev.Envelope,
         *,
         key: str,
-        kind: str,
+        kind: EntryKind,
         unit: Unit,
         points: float,
         reason: str,
         story_id: str | None = None,
         counts: dict[str, int] | None = None,
         detail: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> LedgerEntry:
         version = self.book.at(event.occurred_at)
         entry = new_entry(
             key=key,
@@ -67,7 +69,7 @@ class Scoring:
         return entry
 
     def add_item(
-        self, event: ev.Envelope, *, campaign: str, what: str, item: str, unit: Unit
+        self, event: ev.Envelope, *, campaign: str, what: CampaignWhat, item: str, unit: Unit
     ) -> None:
         self.items.append(
             {
@@ -85,7 +87,7 @@ class Scoring:
 def new_entry(
     *,
     key: str,
-    kind: str,
+    kind: EntryKind,
     unit: Unit,
     at: datetime,
     points: float,
@@ -95,7 +97,7 @@ def new_entry(
     story_id: str | None = None,
     counts: dict[str, int] | None = None,
     detail: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> LedgerEntry:
     """One ledger entry, attributed to ``unit`` and the Shanghai month of ``at``."""
     return {
         "_id": key,

@@ -3,6 +3,7 @@ bureau's determination (认定) vetoes, and lifting it restores the award place.
 
 from __future__ import annotations
 
+from services.scoring.documents import EntryKind
 from services.scoring.periods import year_of
 from services.scoring.scorers.base import Scoring
 from shared import events as ev
@@ -62,7 +63,7 @@ def _score_determination(
     if not (flag.decided_by and flag.reason and flag.reason.strip()):
         raise PermanentError("a determination names who decided and why")
     incident_at = flag.incident_at or flag.flagged_at
-    kind = "determination" if determined else "determination_lifted"
+    kind: EntryKind = "determination" if determined else "determination_lifted"
     entry = scoring.add(
         event,
         key=f"{kind}|{event.event_id}",

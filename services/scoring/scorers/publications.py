@@ -5,8 +5,8 @@ withdrawal, which reverses what publication earned. Each reads the story's histo
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
+from services.scoring.documents import LedgerEntry
 from services.scoring.models import RuleSet
 from services.scoring.scorers.base import Scoring
 from services.scoring.totals import CITY_OR_HIGHER, OUTSIDE_LEVELS
@@ -14,7 +14,7 @@ from shared import events as ev
 from shared.orgtree import Unit
 
 
-def _active_publications(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _active_publications(history: list[LedgerEntry]) -> list[LedgerEntry]:
     """Publication and bonus entries not yet reversed by a withdrawal."""
     reversed_ids = {
         i for e in history if e["kind"] == "withdrawal" for i in e["detail"]["reverses"]
@@ -48,7 +48,7 @@ def _score_channel(
     event: ev.StoryPublishedEvent,
     unit: Unit,
     rules: RuleSet,
-    history: list[dict[str, Any]],
+    history: list[LedgerEntry],
 ) -> None:
     published = event.payload
     channel = published.channel or "bureau"
@@ -90,7 +90,7 @@ def _score_adoption(
     event: ev.StoryPublishedEvent,
     unit: Unit,
     rules: RuleSet,
-    history: list[dict[str, Any]],
+    history: list[LedgerEntry],
 ) -> None:
     published = event.payload
     level, placement = published.outlet_level, published.placement
@@ -132,7 +132,7 @@ def _score_adoption(
         _score_leader_bonus(scoring, event, unit, rules, history)
 
 
-def _adoption_counts(level: ev.OutletLevel, adoptions: list[dict[str, Any]]) -> dict[str, int]:
+def _adoption_counts(level: ev.OutletLevel, adoptions: list[LedgerEntry]) -> dict[str, int]:
     """What an adoption adds to the counters: each counts a story once, at its first
     adoption outside the bureau, at a level, at city level or higher, at county or higher."""
     outside = level in OUTSIDE_LEVELS
@@ -152,7 +152,7 @@ def _score_leader_bonus(
     event: ev.StoryPublishedEvent,
     unit: Unit,
     rules: RuleSet,
-    history: list[dict[str, Any]],
+    history: list[LedgerEntry],
 ) -> None:
     """A leader's instruction on an adopted story: its level's bonus, once per level (or
     topped up to the highest level's, as adoption points are)."""
@@ -182,7 +182,7 @@ def _values(levels: Iterable[ev.OutletLevel]) -> set[str]:
 
 
 def _score_withdrawal(
-    scoring: Scoring, event: ev.StoryPublishedEvent, unit: Unit, history: list[dict[str, Any]]
+    scoring: Scoring, event: ev.StoryPublishedEvent, unit: Unit, history: list[LedgerEntry]
 ) -> None:
     published = event.payload
     active = _active_publications(history)

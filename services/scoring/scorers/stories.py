@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from services.scoring.documents import EntryKind
+from services.scoring.models import CampaignWhat
 from services.scoring.scorers.base import Scoring
 from shared import events as ev
 
@@ -31,10 +33,13 @@ def score_reviewed(scoring: Scoring, event: ev.StoryReviewedEvent) -> None:
     unit = scoring.unit(review.unit_path.unit)
     points = scoring.book.at(event.occurred_at).rules.stories
     # approval counts once per story (at its final level); each return or rejection counts
+    kind: EntryKind
     if review.decision == ev.Decision.APPROVED and review.final:
         kind, key = "approved", f"approved|{review.story_id}"
-    elif review.decision in _COUNTED_EACH_TIME:
-        kind, key = review.decision.value, f"{review.decision.value}|{event.event_id}"
+    elif review.decision == ev.Decision.RETURNED:
+        kind, key = "returned", f"returned|{event.event_id}"
+    elif review.decision == ev.Decision.REJECTED:
+        kind, key = "rejected", f"rejected|{event.event_id}"
     else:
         return
     scoring.add(
@@ -49,7 +54,6 @@ def score_reviewed(scoring: Scoring, event: ev.StoryReviewedEvent) -> None:
     )
 
 
-_COUNTED_EACH_TIME = (ev.Decision.RETURNED, ev.Decision.REJECTED)
 _REVIEW_REASONS = {
     "approved": "稿件通过终审",
     "returned": "稿件被退回修改",
@@ -61,5 +65,5 @@ def score_media(scoring: Scoring, event: ev.MediaStoredEvent) -> None:
     media = event.payload
     unit = scoring.unit(media.unit_path.unit)
     if media.campaign:
-        what = "photos" if media.kind == ev.MediaKind.PHOTO else "videos"
+        what: CampaignWhat = "photos" if media.kind == ev.MediaKind.PHOTO else "videos"
         scoring.add_item(event, campaign=media.campaign, what=what, item=media.media_id, unit=unit)
