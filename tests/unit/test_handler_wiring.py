@@ -12,12 +12,12 @@ recorders: what is tested is the wiring and the dead-letter decision, not the ef
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from faststream.kafka import TestKafkaBroker
@@ -179,7 +179,10 @@ class Wired:
             await broker.publish(value, topic.name, key=key, headers=headers)
 
     async def send_batch(
-        self, topic: tp.Topic, events: list[ev.Envelope], signers: list[str | None] | None = None
+        self,
+        topic: tp.Topic,
+        events: Sequence[ev.Envelope],
+        signers: list[str | None] | None = None,
     ) -> None:
         """Several records in one batch, each with its own signature (FastStream's
         ``publish_batch`` gives every record the same headers)."""
@@ -191,7 +194,9 @@ class Wired:
             )
         async with TestKafkaBroker(self.runtime.bus.broker):
             subscriber = next(
-                s for s in self.runtime.bus.broker.subscribers if topic.name in s.topic_names
+                s
+                for s in self.runtime.bus.broker.subscribers
+                if topic.name in cast(Any, s).topic_names
             )
             await subscriber.process_message(records)
 
@@ -231,6 +236,7 @@ def wire(bus_keys: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Wired
         app = import_module(f"services.{service}.app").create_app(settings)
         runtime: ServiceRuntime = app.state.runtime
         wired = Wired(runtime=runtime, keys=bus_keys, dead_letters=DeadLetterBook())
+        # a recorder in place of the MongoDB-backed store: the decision is under test
         runtime.bus.dead_letters = wired.dead_letters  # type: ignore[assignment]
         pending = {name: list(errors) for name, errors in (failures or {}).items()}
         for (owner, _), (module, name) in TARGETS.items():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from typing import Any
 
 import httpx
 import pytest
@@ -45,10 +46,10 @@ def app() -> FastAPI:
     return application
 
 
-async def answer(method: str, path: str, **kwargs: object) -> httpx.Response:
+async def answer(method: str, path: str, **kwargs: Any) -> httpx.Response:
     transport = httpx.ASGITransport(app=app())
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        return await client.request(method, path, **kwargs)  # type: ignore[arg-type]
+        return await client.request(method, path, **kwargs)
 
 
 async def test_a_refusal_answers_with_its_own_status_code_and_words() -> None:
