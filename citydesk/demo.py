@@ -300,10 +300,7 @@ class DemoCity:
                     ),
                     producer=f"{INTAKE_COUNTY}-portal", county=INTAKE_COUNTY, unit=school.code,
                 )  # fmt: skip
-                await producer.send_and_wait(
-                    tp.INTAKE_STORIES.name, event.model_dump_json().encode(),
-                    key=tp.INTAKE_STORIES.key(event),
-                )  # fmt: skip
+                await producer.publish(tp.INTAKE_STORIES, event)
                 self.tally.intake += 1
                 self.report_progress("南岭县 portal publishes over Kafka", index + 1, len(schools))
         finally:
@@ -424,8 +421,8 @@ class DemoCity:
         school = self.org.unit(INCIDENT_SCHOOL)
         items: list[tuple[str, str | None, str, str]] = []
         for _ in range(24):
-            county = self.rng.choice(self.org.counties())
-            items.append((county.code, None, "百姓呼声", self.rng.choice(OPINION_NOISE)))
+            bureau = self.rng.choice(self.org.counties())
+            items.append((bureau.code, None, "百姓呼声", self.rng.choice(OPINION_NOISE)))
         for index in range(16):
             source = (
                 "hot_search" if index == 12 else self.rng.choice(["微博", "百姓呼声", "投诉直通车"])
@@ -441,10 +438,7 @@ class DemoCity:
                     ),
                     producer=f"{county}-monitor", county=county, unit=unit,
                 )  # fmt: skip
-                await producer.send_and_wait(
-                    tp.INTAKE_OPINIONS.name, event.model_dump_json().encode(),
-                    key=tp.INTAKE_OPINIONS.key(event),
-                )  # fmt: skip
+                await producer.publish(tp.INTAKE_OPINIONS, event)
                 self.tally.opinions += 1
                 self.report_progress(
                     "county feeds: opinion items, and an incident", index + 1, len(items)

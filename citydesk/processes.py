@@ -4,7 +4,6 @@ demo and by the end-to-end and fault tests."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -14,6 +13,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from citydesk.stack import stop_group
 
 PORTS: dict[str, int] = {
     "submission": 8101,
@@ -114,20 +115,7 @@ class ServiceProcesses:
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 20.0) -> None:
         pid = self.pid(name)
         if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, sig)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, os.WNOHANG)
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.05)
-            else:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
+            stop_group(pid, sig, timeout)
         self._pid_file(name).unlink(missing_ok=True)
 
     def kill(self, name: str) -> None:

@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from shared import topics as tp
 from shared.bus_auth import BusSigner, county_principal, local_signer
+from shared.events import Envelope
 from shared.kafka import client_security
 from shared.settings import Settings
 
@@ -74,13 +75,16 @@ class SignedProducer:
             headers=self._headers(topic, key, value, headers),
         )  # fmt: skip
 
-    async def send_and_wait(
-        self,
-        topic: str,
-        value: bytes,
-        key: bytes | None = None,
-        headers: dict[str, str] | None = None,
-        partition: int | None = None,
-    ) -> Any:
-        future = await self.send(topic, value, key=key, headers=headers, partition=partition)
-        return await future
+    async def send_and_wait(self, topic: str, value: bytes, **options: Any) -> Any:
+        """:meth:`send`, then wait for the broker's acknowledgement."""
+        return await (await self.send(topic, value, **options))
+
+    async def publish(self, topic: tp.Topic, event: Envelope) -> Any:
+        """Write one contract event with its ordering key and wait for the ack."""
+        return await self.send_and_wait(
+            topic.name, event.model_dump_json().encode(), key=topic.key(event)
+        )
+
+    async def flush(self) -> None:
+        """Wait until every record sent so far is acknowledged."""
+        await self.producer.flush()

@@ -119,6 +119,24 @@ def local_principals() -> list[str]:
     return services + counties
 
 
+def stop_group(pid: int, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+    """Signal a process group and wait for its leader to end (reaping it when it is our
+    child); what is still running after ``timeout`` is killed."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -370,6 +388,7 @@ class Stack:
         from pymongo.errors import PyMongoError
 
         try:
+            client: MongoClient[dict[str, object]]
             with MongoClient(self.config.mongo_uri, serverSelectionTimeoutMS=500) as client:
                 client.admin.command("ping")
             return True
@@ -447,21 +466,7 @@ class Stack:
         if pid is None:
             (self.pids / f"{name}.pid").unlink(missing_ok=True)
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, sig)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-                # reap if it is our child
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, os.WNOHANG)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
-        else:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+        stop_group(pid, sig, timeout)
         (self.pids / f"{name}.pid").unlink(missing_ok=True)
         if name == "kafka-store":
             self._remove_kafka_store_sockets()
