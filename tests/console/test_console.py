@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import pytest_asyncio
 from PIL import Image
-from playwright.async_api import Page, expect
+from playwright.async_api import Browser, Page, expect
 
 from services.console.models import LABELS
 from shared import events as ev
@@ -185,29 +185,31 @@ async def submit_with_a_photo(sign_in: SignIn, console: Console, tmp_path: Path)
 
 # Each step of the story's life is a module fixture that takes it from the step before:
 # a test that needs the story at some stage asks for that stage, so it runs alone as well
-# as after the others (which then share the one story).
+# as after the others (which then share the one story). The steps sign people in through
+# a SignIn of their own, as the fixtures outlive any one test.
 @pytest_asyncio.fixture(scope="module")
 async def submitted(
-    sign_in: SignIn, console: Console, tmp_path_factory: pytest.TempPathFactory
+    browser: Browser, console: Console, tmp_path_factory: pytest.TempPathFactory
 ) -> Story:
-    return await submit_with_a_photo(sign_in, console, tmp_path_factory.mktemp("photo"))
+    photo_folder = tmp_path_factory.mktemp("photo")
+    return await submit_with_a_photo(SignIn(browser, console), console, photo_folder)
 
 
 @pytest_asyncio.fixture(scope="module")
-async def revised(sign_in: SignIn, console: Console, submitted: Story) -> Story:
-    await return_and_revise(sign_in, console, submitted)
+async def revised(browser: Browser, console: Console, submitted: Story) -> Story:
+    await return_and_revise(SignIn(browser, console), console, submitted)
     return submitted
 
 
 @pytest_asyncio.fixture(scope="module")
-async def approved(sign_in: SignIn, console: Console, revised: Story) -> Story:
-    revised.county_case = await approve_at_every_level(sign_in, console, revised)
+async def approved(browser: Browser, console: Console, revised: Story) -> Story:
+    revised.county_case = await approve_at_every_level(SignIn(browser, console), console, revised)
     return revised
 
 
 @pytest_asyncio.fixture(scope="module")
-async def adopted(sign_in: SignIn, console: Console, approved: Story) -> Story:
-    await record_an_adoption(sign_in, console, approved)
+async def adopted(browser: Browser, console: Console, approved: Story) -> Story:
+    await record_an_adoption(SignIn(browser, console), console, approved)
     return approved
 
 
