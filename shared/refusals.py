@@ -36,12 +36,22 @@ class ErrorBody(BaseModel):
 class Refusal(Exception):
     """A request refused on purpose."""
 
-    def __init__(self, status: int, code: str, message: str, detail: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail or message)
         self.status = status
         self.code = code
         self.message = message
         self.detail = detail or message
+        # e.g. Retry-After on a 503
+        self.headers = headers
 
     def body(self) -> dict[str, Any]:
         return ErrorBody(code=self.code, message=self.message, detail=self.detail).model_dump(
@@ -82,7 +92,7 @@ def refusal_for_status(status: int, detail: str) -> Refusal:
 def install_refusals(app: FastAPI) -> None:
     @app.exception_handler(Refusal)
     async def _refusal(request: Request, exc: Refusal) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

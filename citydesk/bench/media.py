@@ -30,21 +30,11 @@ import pillow_heif
 from PIL import ExifTags, Image
 
 from citydesk.bench.raw import s3_rate
-from citydesk.bench.suite import run_alone
-from citydesk.processes import ServiceProcesses
-from citydesk.stack import free_port
+from citydesk.bench.suite import one_service, run_alone, settings_from
 from shared.auth import mint_token
-from shared.settings import Settings
 
 FILES = 4
 VIDEO_BYTES = 5 * 1024 * 1024
-
-
-def settings_from(env: dict[str, str]) -> Settings:
-    values = {
-        k.removeprefix("CITYDESK_").lower(): v for k, v in env.items() if k.startswith("CITYDESK_")
-    }
-    return Settings.model_validate({**values, "service_name": "bench"})
 
 
 XMP = (
@@ -165,22 +155,15 @@ async def run(env: dict[str, str]) -> dict[str, Any]:
     heic_photos = [heic_photo(200 + i) for i in range(FILES)]
     videos = await asyncio.to_thread(video_files, FILES)
     token = mint_token(settings, sub="bench", unit="dh-syxx", roles=["correspondent"])
-    port = free_port()
     database = f"bench_media_{os.getpid()}_{int(time.time())}"
-    with tempfile.TemporaryDirectory(prefix="bench-media-") as root:
-        processes = ServiceProcesses(
-            Path(root), {**env, "CITYDESK_MONGO_DATABASE": database}, ports={"media": port}
-        )
-        processes.start("media")
-        try:
-            await asyncio.to_thread(processes.wait_ready, ["media"], 60.0)
-            async with httpx.AsyncClient(base_url=processes.url("media"), timeout=120) as client:
-                photo = await upload_rate(client, token, photos, "photo.jpg", "image/jpeg")
-                gps = await upload_rate(client, token, gps_photos, "gps.jpg", "image/jpeg")
-                heic = await upload_rate(client, token, heic_photos, "IMG.HEIC", "image/heic")
-                video = await upload_rate(client, token, videos, "clip.mp4", "video/mp4")
-        finally:
-            processes.stop("media")
+    async with (
+        one_service(env, "media", database) as url,
+        httpx.AsyncClient(base_url=url, timeout=120) as client,
+    ):
+        photo = await upload_rate(client, token, photos, "photo.jpg", "image/jpeg")
+        gps = await upload_rate(client, token, gps_photos, "gps.jpg", "image/jpeg")
+        heic = await upload_rate(client, token, heic_photos, "IMG.HEIC", "image/heic")
+        video = await upload_rate(client, token, videos, "clip.mp4", "video/mp4")
     raw_mb = raw["put_object_mb_per_s"]
     return {
         "raw_put_object_mb_per_s": raw_mb,

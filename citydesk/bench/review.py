@@ -18,20 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 import time
 import uuid
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from citydesk.bench.raw import mongo_rates
-from citydesk.bench.suite import run_alone
-from citydesk.processes import ServiceProcesses
+from citydesk.bench.suite import one_service, run_alone, settings_from
 from citydesk.producer import SignedProducer
-from citydesk.stack import free_port
 from shared import events as ev
 from shared import topics as tp
 from shared.auth import mint_token
@@ -42,13 +38,6 @@ from shared.settings import Settings
 
 STORIES = 400
 REVIEWERS = 8
-
-
-def settings_from(env: dict[str, str]) -> Settings:
-    values = {
-        k.removeprefix("CITYDESK_").lower(): v for k, v in env.items() if k.startswith("CITYDESK_")
-    }
-    return Settings.model_validate({**values, "service_name": "bench"})
 
 
 def submitted(unit: str, run: str, index: int) -> ev.StorySubmittedEvent:
@@ -123,14 +112,8 @@ async def run(env: dict[str, str]) -> dict[str, Any]:
     database = f"bench_review_{os.getpid()}_{int(time.time())}"
     client = make_client(settings)
     db = client[database]
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="bench-review-") as root:
-        processes = ServiceProcesses(
-            Path(root), {**env, "CITYDESK_MONGO_DATABASE": database}, ports={"review": port}
-        )
-        processes.start("review")
-        try:
-            await asyncio.to_thread(processes.wait_ready, ["review"], 60.0)
+    try:
+        async with one_service(env, "review", database) as url:
             # one story first: the consumer has joined and read whatever came before
             await produce_all(settings, [submitted(schools[0], f"{run_id}w", 0)])
             await wait_for_cases(db, f"{run_id}w", 1)
@@ -143,11 +126,10 @@ async def run(env: dict[str, str]) -> dict[str, Any]:
                 {"story_id": {"$regex": f"^bench-{run_id}-"}},
                 projection={"unit_path": 1, "version": 1},
             ).to_list()
-            decided = await decision_rate(processes.url("review"), settings, cases)
-        finally:
-            processes.stop("review")
-            await client.drop_database(database)
-            await client.close()
+            decided = await decision_rate(url, settings, cases)
+    finally:
+        await client.drop_database(database)
+        await client.close()
     insert_one = raw["insert_one_per_s"]
     return {
         "raw_insert_one_per_s": insert_one,

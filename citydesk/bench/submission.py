@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from citydesk.bench.raw import mongo_rates
-from citydesk.bench.suite import run_alone
+from citydesk.bench.suite import run_alone, settings_from
 from citydesk.producer import SignedProducer
 from services.submission.app import create_app
 from shared import events as ev
@@ -44,13 +44,6 @@ CHARACTERS = (
     "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过"
     "子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体"
 )
-
-
-def settings_from(env: dict[str, str]) -> Settings:
-    values = {
-        k.removeprefix("CITYDESK_").lower(): v for k, v in env.items() if k.startswith("CITYDESK_")
-    }
-    return Settings.model_validate({**values, "service_name": "submission"})
 
 
 def story_text(rng: random.Random, length: int) -> str:
@@ -163,7 +156,7 @@ async def wait_for_intake(db: Any, prefix: str, wanted: int, *, timeout: float) 
 
 async def run(env: dict[str, str]) -> dict[str, Any]:
     """Measure raw ``insert_one``, API submissions and county intake on the given stack."""
-    settings = settings_from(env)
+    settings = settings_from(env, "submission")
     raw = await mongo_rates(settings, documents=1000)
     database = f"bench_submission_{uuid.uuid4().hex[:8]}"
     app = create_app(settings.model_copy(update={"mongo_database": database}))

@@ -7,22 +7,48 @@ against the same stack and prints every rate with its ratio to the raw one."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime
 from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 from citydesk.bench.raw import broker_rates, mongo_rates, s3_rate
+from citydesk.processes import ServiceProcesses
 from citydesk.stack import Stack, StackConfig, free_port
 from shared.settings import Settings
 
 SERVICE_BENCHES = ("submission", "copies", "media", "review", "scoring", "sentiment")
+
+
+def settings_from(env: dict[str, str], service_name: str = "bench") -> Settings:
+    """The shared settings a benchmark runs with, from the stack's ``CITYDESK_*`` values."""
+    values = {
+        k.removeprefix("CITYDESK_").lower(): v for k, v in env.items() if k.startswith("CITYDESK_")
+    }
+    return Settings.model_validate({**values, "service_name": service_name})
+
+
+@contextlib.asynccontextmanager
+async def one_service(env: dict[str, str], name: str, database: str) -> AsyncIterator[str]:
+    """``name`` running as its own process on a free port with its own database, ready;
+    yields its base URL and stops it afterwards."""
+    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as root:
+        processes = ServiceProcesses(
+            Path(root), {**env, "CITYDESK_MONGO_DATABASE": database}, ports={name: free_port()}
+        )
+        processes.start(name)
+        try:
+            await asyncio.to_thread(processes.wait_ready, [name], 60.0)
+            yield processes.url(name)
+        finally:
+            processes.stop(name)
 
 
 def machine() -> str:
@@ -55,7 +81,7 @@ async def run_suite(env: dict[str, str], only: tuple[str, ...] = SERVICE_BENCHES
 
 
 def on_temporary_stack(
-    run: Callable[[dict[str, str]], Awaitable[dict[str, Any]]],
+    run: Callable[[dict[str, str]], Coroutine[Any, Any, dict[str, Any]]],
 ) -> dict[str, Any]:
     """Run one benchmark against a fresh local stack (Kafka in memory) on free ports."""
     with tempfile.TemporaryDirectory(prefix="citydesk-bench-") as folder:
@@ -71,7 +97,7 @@ def on_temporary_stack(
             stack.down()
 
 
-def run_alone(run: Callable[[dict[str, str]], Awaitable[dict[str, Any]]]) -> None:
+def run_alone(run: Callable[[dict[str, str]], Coroutine[Any, Any, dict[str, Any]]]) -> None:
     """What ``python -m citydesk.bench.<service>`` does: one benchmark, printed as JSON."""
     print(json.dumps(on_temporary_stack(run), indent=2, ensure_ascii=False, default=str))
 

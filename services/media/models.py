@@ -3,16 +3,59 @@ media id, unique per (unit, sha256 of the upload)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired, TypedDict
 
 from pydantic import BaseModel, Field
 
-from services.media.content import JPEG_RENDITION, PosterState
+from services.media.images import JPEG_RENDITION
 from shared.events import MediaKind
 
 ThumbnailSize = Literal["small", "medium"]
+# videos: a poster frame was stored, none could be read, or the file predates ffmpeg
+PosterState = Literal["stored", "unavailable", "failed"]
 MEDIA = "media"
+
+
+class StoredRendition(TypedDict):
+    key: str
+    width: int
+    height: int
+
+
+class FileDetails(TypedDict):
+    """What reading and cleaning the file found."""
+
+    width: int | None
+    height: int | None
+    captured_at: datetime | None
+    gps_removed: bool
+    metadata_removed: bool
+    poster: PosterState | None  # videos only
+
+
+class MediaDoc(FileDetails):
+    """One stored photo or video in the ``media`` collection, keyed by its media id."""
+
+    _id: str
+    unit: str
+    unit_path: dict[str, str | None]
+    kind: str
+    content_type: str  # the sniffed type
+    sha256: str  # of the upload as received: the dedupe key with the unit
+    original_size: int
+    filename: str | None  # never used to name an object: it may name a pupil
+    campaign: str | None
+    uploader: str
+    uploader_name: str | None
+    object_key: str
+    size: int  # of the stored, cleaned original
+    renditions: dict[str, StoredRendition]
+    stored_at: datetime
+    # set by PUT /media/{id}/pupils
+    pupils: NotRequired[dict[str, Any]]
+    pupils_history: NotRequired[list[dict[str, Any]]]
 
 
 class Thumbnail(BaseModel):
@@ -98,7 +141,7 @@ class MediaRead(BaseModel):
     url_expires_at: datetime | None = None
 
     @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> MediaRead:
+    def from_doc(cls, doc: Mapping[str, Any]) -> MediaRead:
         renditions = doc.get("renditions", {})
         jpeg = renditions.get(JPEG_RENDITION)
         pupils = doc.get("pupils") or {}
@@ -133,7 +176,7 @@ class MediaRead(BaseModel):
         )
 
 
-def cleared_for_outside_media(doc: dict[str, Any]) -> bool:
+def cleared_for_outside_media(doc: Mapping[str, Any]) -> bool:
     """Outside media may show the file: nobody marked recognisable pupils in it, or their
     guardians' consent on file covers outside media."""
     pupils = doc.get("pupils") or {}
@@ -147,8 +190,9 @@ class UploadResult(MediaRead):
     duplicate: bool = Field(description="the unit had already uploaded this exact file")
 
 
-class MediaPage(BaseModel):
-    items: list[MediaRead]
-    total: int
-    limit: int
-    offset: int
+class MediaFilter(BaseModel):
+    """Which media a listing shows (the caller's unit and those below it by default)."""
+
+    unit: str | None = Field(default=None, description="this unit and those below it")
+    campaign: str | None = None
+    kind: MediaKind | None = None

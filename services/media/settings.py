@@ -10,6 +10,7 @@ from shared.settings import Settings
 
 
 class MediaSettings(Settings):
+    service_name: str = "media"
     media_bucket: str = "citydesk-media"
     media_photo_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     media_video_max_bytes: int = Field(default=500 * 1024 * 1024, gt=0)
@@ -25,13 +26,3 @@ class MediaSettings(Settings):
     media_spool_dir: str | None = None
     # the host in presigned links when clients reach S3 by another name than the service
     media_s3_public_endpoint: str | None = None
-
-
-def media_settings(settings: Settings | None) -> MediaSettings:
-    """Media settings from the environment, keeping whatever ``settings`` already holds
-    (including ``media_*`` values set on a plain :class:`Settings` by ``model_copy``)."""
-    if isinstance(settings, MediaSettings):
-        return settings
-    if settings is None:
-        return MediaSettings(service_name="media")
-    return MediaSettings(**dict(settings.__dict__))

@@ -15,32 +15,17 @@ import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, ClassVar
+from typing import BinaryIO
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from services.media.content import SNIFF_BYTES, MediaType, WrongType, confirm_type
+from services.media import refusals
+from services.media.filetypes import SNIFF_BYTES, MediaType, confirm_type
 
 FLUSH_BYTES = 1024 * 1024
 MAX_FIELD_BYTES = 4096
 MAX_HEADER_BYTES = 4096
-
-
-class UploadProblem(Exception):
-    """The upload cannot be accepted; ``status`` and the message go to the client,
-    ``kind`` and ``outcome`` to the upload metric."""
-
-    OUTCOMES: ClassVar[dict[int, str]] = {413: "too_large", 415: "wrong_type"}
-
-    def __init__(
-        self, status: int, detail: str, *, kind: str = "unknown", outcome: str | None = None
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.kind = kind
-        self.outcome = outcome or self.OUTCOMES.get(status, "invalid")
 
 
 @dataclass(frozen=True)
@@ -118,7 +103,7 @@ class _Spooler:
     def on_header_value(self, data: bytes, start: int, end: int) -> None:
         self.header_value += data[start:end]
         if len(self.header_value) > MAX_HEADER_BYTES:
-            raise UploadProblem(422, "a multipart header is too long")
+            raise refusals.bad_form("a multipart header is too long")
 
     def on_header_end(self) -> None:
         self.part.headers[self.header_name.lower()] = self.header_value
@@ -128,14 +113,14 @@ class _Spooler:
         _, options = parse_options_header(self.part.headers.get(b"content-disposition", b""))
         name = options.get(b"name")
         if name is None:
-            raise UploadProblem(422, "every form part needs a name in its Content-Disposition")
+            raise refusals.bad_form("every form part needs a name in its Content-Disposition")
         self.part.name = name.decode("utf-8", "replace")
         if b"filename" not in options:
             return
         if self.part.name != self.file_field:
-            raise UploadProblem(422, f"unexpected file field {self.part.name!r}; send it as 'file'")
+            raise refusals.bad_form(f"unexpected file field {self.part.name!r}; send it as 'file'")
         if self.admission is not None:
-            raise UploadProblem(422, "send one file per upload")
+            raise refusals.bad_form("send one file per upload")
         self.part.is_file = True
         self.filename = options[b"filename"].decode("utf-8", "replace") or None
         raw_type = self.part.headers.get(b"content-type")
@@ -149,19 +134,14 @@ class _Spooler:
         chunk = data[start:end]
         if not self.part.is_file:
             if len(self.part.data) + len(chunk) > MAX_FIELD_BYTES:
-                raise UploadProblem(422, f"form field {self.part.name!r} is too long")
+                raise refusals.bad_form(f"form field {self.part.name!r} is too long")
             self.part.data.extend(chunk)
             return
         assert self.admission is not None
         self.size += len(chunk)
         if self.size > self.admission.max_bytes:
-            claimed = self.admission.claimed
-            raise UploadProblem(
-                413,
-                f"file is larger than the {_megabytes(self.admission.max_bytes)} limit "
-                f"for a {claimed.kind.value}",
-                kind=claimed.kind.value,
-            )
+            kind = self.admission.claimed.kind.value
+            raise refusals.too_large(self.admission.max_bytes, kind)
         if len(self.head) < SNIFF_BYTES:
             self.head += chunk[: SNIFF_BYTES - len(self.head)]
             if len(self.head) == SNIFF_BYTES:
@@ -172,7 +152,8 @@ class _Spooler:
     def on_part_end(self) -> None:
         if self.part.is_file:
             if self.size == 0:
-                raise UploadProblem(422, "the file is empty")
+                assert self.admission is not None  # set when the file part began
+                raise refusals.empty_file(self.admission.claimed.kind.value)
             if self.real is None:
                 self._confirm_type()
             self.file_done = True
@@ -183,11 +164,7 @@ class _Spooler:
         """The real type is known from the first bytes: a file that is not what it claims
         is refused before the rest of it is read."""
         assert self.admission is not None
-        claimed = self.admission.claimed
-        try:
-            self.real = confirm_type(self.head, claimed)
-        except WrongType as exc:
-            raise UploadProblem(415, str(exc), kind=claimed.kind.value) from exc
+        self.real = confirm_type(self.head, self.admission.claimed)
 
     # ---- file writes, in a worker thread ---------------------------------------------
     def _write_pending(self, chunks: list[bytes]) -> None:
@@ -214,10 +191,6 @@ class _Spooler:
                 self.path.unlink()
 
 
-def _megabytes(count: int) -> str:
-    return f"{count / (1024 * 1024):g} MB" if count >= 1024 * 1024 else f"{count} bytes"
-
-
 async def read_upload(
     *,
     content_type: str | None,
@@ -227,10 +200,10 @@ async def read_upload(
     spool_dir: str | None = None,
 ) -> UploadForm:
     """Parse a ``multipart/form-data`` body with one file part into its fields and a
-    spooled file. Raises :class:`UploadProblem` (the spooled file is then removed)."""
+    spooled file. Raises an upload refusal (the spooled file is then removed)."""
     media_type, params = parse_options_header(content_type or "")
     if media_type != b"multipart/form-data" or b"boundary" not in params:
-        raise UploadProblem(422, "send the upload as multipart/form-data with a boundary")
+        raise refusals.bad_form("send the upload as multipart/form-data with a boundary")
     spooler = _Spooler(file_field=file_field, admit=admit, spool_dir=spool_dir)
     parser = MultipartParser(
         params[b"boundary"],
@@ -252,16 +225,16 @@ async def read_upload(
         await spooler.flush(force=True)
     except MultipartParseError as exc:
         spooler.discard()
-        raise UploadProblem(422, f"malformed multipart body: {exc}") from exc
+        raise refusals.bad_form(f"malformed multipart body: {exc}") from exc
     except BaseException:
         spooler.discard()
         raise
     spooler.close()
     if spooler.admission is None or spooler.path is None:
-        raise UploadProblem(422, f"the form has no {file_field!r} part")
+        raise refusals.no_file()
     if not spooler.file_done or spooler.real is None:
         spooler.discard()
-        raise UploadProblem(422, "the upload ended before the file was complete")
+        raise refusals.incomplete()
     return UploadForm(
         fields=spooler.fields,
         file=SpooledFile(

@@ -103,24 +103,24 @@ def test_the_committed_report_is_what_the_committed_model_does(
     assert report["misses"] == {"linear": meets_targets(linear), "cascade": meets_targets(cascade)}
 
 
-def test_the_cascade_meets_every_target_overall_and_in_every_register(
+def test_the_linear_stage_intake_runs_meets_every_target_overall_and_in_every_register(
     report: dict[str, Any],
 ) -> None:
-    figures = report["held_out"]["cascade"]
+    figures = report["held_out"]["linear"]
     assert meets_targets(figures) == []
     assert figures["parent_praise_fpr"] <= TARGETS["parent_praise_fpr"]
 
 
-def test_the_linear_stage_intake_runs_meets_the_targets_but_one_register_recall(
+def test_the_cascade_meets_the_targets_but_one_register_recall(
     report: dict[str, Any],
 ) -> None:
-    figures = report["held_out"]["linear"]
+    figures = report["held_out"]["cascade"]
     assert figures["overall"]["precision"] >= TARGETS["precision"]
     assert figures["overall"]["recall"] >= TARGETS["recall"]
     assert figures["parent_praise_fpr"] <= TARGETS["parent_praise_fpr"]
     for register, row in figures["registers"].items():
         assert row["precision"] >= TARGETS["precision"], register
-        assert row["recall"] >= 0.92, register  # one miss more than the target allows
+        assert row["recall"] >= 0.94, register  # one miss more than the target allows
     short = {
         register: row["recall"]
         for register, row in figures["registers"].items()
