@@ -381,22 +381,26 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_after_its_retries(
     assert "failed 3 times" in letter["reason"] and "bug 2" in letter["reason"]
 
 
-async def test_a_handler_that_fails_then_succeeds_is_applied_without_a_dead_letter(
+@pytest.mark.parametrize(
+    ("service", "topic", "function", "failure", "retries"),
+    [
+        # a passing fault: retried within kafka_handler_retries
+        ("submission", tp.MEDIA_STORED, "record_media", RuntimeError("once"), 2),
+        # an outage of MongoDB with no retries left for a fault: waited out all the same,
+        # since it is not the event's fault (the wait doubles from a second, up to ten)
+        ("review", tp.OPINION_FLAGGED, "record_screening", AutoReconnect("stepped down"), 0),
+    ],
+)
+async def test_a_failure_that_passes_is_applied_without_a_dead_letter(
     wire: Callable[..., Wired],
+    service: str,
+    topic: tp.Topic,
+    function: str,
+    failure: Exception,
+    retries: int,
 ) -> None:
-    wired = wire("submission", failures={"record_media": [RuntimeError("once")]})
-    await wired.send(tp.MEDIA_STORED, media())
-    assert len(wired.calls) == 2 and wired.dead_letters.written == []
-
-
-async def test_an_outage_of_mongodb_is_waited_out_however_long_not_dead_lettered(
-    wire: Callable[..., Wired],
-) -> None:
-    # no retries left for a failure, yet the outage is waited out: it is not the event's
-    # fault (one outage: the wait doubles from a second, up to ten)
-    outage = AutoReconnect("primary stepped down")
-    wired = wire("review", failures={"record_screening": [outage]}, retries=0)
-    await wired.send(tp.OPINION_FLAGGED, flagged())
+    wired = wire(service, failures={function: [failure]}, retries=retries)
+    await wired.send(topic, BUILDERS[topic.name]())
     assert len(wired.calls) == 2 and wired.dead_letters.written == []
 
 
