@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import random
+from typing import NotRequired, TypedDict
 
 from PIL import Image, ImageDraw
 
@@ -32,7 +33,17 @@ def _person(rng: random.Random) -> str:
     return rng.choice(SURNAMES) + rng.choice(GIVEN_NAMES)
 
 
-THEMES: list[dict[str, object]] = [
+class Theme(TypedDict):
+    category: str
+    titles: list[str]
+    openings: list[str]
+    details: list[list[str]]
+    voices: list[str]
+    closings: list[str]
+    pools: NotRequired[dict[str, list[str]]]
+
+
+THEMES: list[Theme] = [
     {
         "category": "工作动态",
         "titles": [
@@ -1824,7 +1835,7 @@ def compose_story(
         "age": rng.randint(72, 95),
     }  # fmt: skip
     slots["ta"] = rng.choice("他她")  # the teacher of a profile, one person throughout
-    pools: dict[str, list[str]] = theme.get("pools", {})  # type: ignore[assignment]
+    pools = theme.get("pools", {})
     for name, choices in pools.items():
         slots[name] = rng.choice(choices)
 
@@ -1833,12 +1844,12 @@ def compose_story(
 
     # a story covers only some of its theme's details, each in one of its wordings, so
     # two schools' stories share few sentences word for word
-    details: list[list[str]] = theme["details"]  # type: ignore[assignment]
-    parts = [rng.choice(theme["openings"])]  # type: ignore[call-overload]
+    details = theme["details"]
+    parts = [rng.choice(theme["openings"])]
     parts += [rng.choice(wordings) for wordings in rng.sample(details, k=DETAILS_PER_STORY)]
     if rng.random() < 0.7:
-        parts.insert(rng.randint(2, len(parts)), rng.choice(theme["voices"]))  # type: ignore[call-overload]
-    parts.append(rng.choice(theme["closings"]))  # type: ignore[call-overload]
+        parts.insert(rng.randint(2, len(parts)), rng.choice(theme["voices"]))
+    parts.append(rng.choice(theme["closings"]))
     paragraphs, current = [], ""
     for sentence in parts:
         current += fill(sentence)
@@ -1847,7 +1858,7 @@ def compose_story(
             current = ""
     if current:
         paragraphs.append(current)
-    title = fill(rng.choice(theme["titles"]))  # type: ignore[call-overload]
+    title = fill(rng.choice(theme["titles"]))
     return str(theme["category"]), title, "\n".join(paragraphs)
 
 
