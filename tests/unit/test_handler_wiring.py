@@ -219,25 +219,43 @@ TARGETS: dict[tuple[str, str], tuple[str, str]] = {
 }  # fmt: skip
 
 
+@pytest.fixture(scope="module")
+def runtimes(bus_keys: Path) -> Callable[[str, int], ServiceRuntime]:
+    """Each service's runtime built once per (service, retries), as it runs with its
+    consumers on: the handlers look their functions up at each call, so the recorders a
+    test puts in place are the ones they reach."""
+    built: dict[tuple[str, int], ServiceRuntime] = {}
+
+    def runtime_of(service: str, retries: int) -> ServiceRuntime:
+        if (service, retries) not in built:
+            settings = Settings(
+                service_name=service, bus_keys_dir=str(bus_keys), run_consumers=True,
+                kafka_handler_retries=retries, kafka_retry_backoff_seconds=0,
+            )  # fmt: skip
+            app = import_module(f"services.{service}.app").create_app(settings)
+            built[(service, retries)] = app.state.runtime
+        return built[(service, retries)]
+
+    return runtime_of
+
+
 @pytest.fixture
-def wire(bus_keys: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Wired]:
-    """``wire(service, failures={function: [exception, ...]})``: the service's app built as
-    it runs (consumers on), each target function replaced by a recorder that raises the
-    listed exceptions first, one per call."""
+def wire(
+    bus_keys: Path,
+    runtimes: Callable[[str, int], ServiceRuntime],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[..., Wired]:
+    """``wire(service, failures={function: [exception, ...]})``: the service's handlers,
+    each target function replaced by a recorder that raises the listed exceptions first,
+    one per call, and dead letters recorded for this test alone."""
 
     def build(
         service: str, failures: dict[str, list[BaseException]] | None = None, retries: int = 2
     ) -> Wired:
-        settings = Settings(
-            service_name=service, bus_keys_dir=str(bus_keys), run_consumers=True,
-            kafka_handler_retries=retries, kafka_retry_backoff_seconds=0,
-            mongo_database_prefix=f"unit{uuid.uuid4().hex[:6]}",
-        )  # fmt: skip
-        app = import_module(f"services.{service}.app").create_app(settings)
-        runtime: ServiceRuntime = app.state.runtime
+        runtime = runtimes(service, retries)
         wired = Wired(runtime=runtime, keys=bus_keys, dead_letters=DeadLetterBook())
         # a recorder in place of the MongoDB-backed store: the decision is under test
-        runtime.bus.dead_letters = wired.dead_letters  # type: ignore[assignment]
+        monkeypatch.setattr(runtime.bus, "dead_letters", wired.dead_letters)
         pending = {name: list(errors) for name, errors in (failures or {}).items()}
         for (owner, _), (module, name) in TARGETS.items():
             if owner != service:
