@@ -124,6 +124,37 @@ def token(
     )
 
 
+@app.command("revoke")
+def revoke_tokens(
+    by: Annotated[str, typer.Option(help="Who revokes (recorded with the entry)")],
+    reason: Annotated[str, typer.Option(help="Why (recorded with the entry)")],
+    jti: Annotated[str | None, typer.Option(help="One token, by its id (jti)")] = None,
+    sub: Annotated[str | None, typer.Option(help="Every token of this user so far")] = None,
+) -> None:
+    """Revoke one token or every token of a user issued until now; every service refuses
+    them within CITYDESK_JWT_REVOCATION_REFRESH_SECONDS."""
+    from shared.mongo import make_client
+    from shared.revocation import ensure_revocation_indexes, revocation_collection, revoke
+    from shared.settings import load_settings
+
+    if (jti is None) == (sub is None):
+        typer.secho("give --jti or --sub, one of the two", fg="red", err=True)
+        raise typer.Exit(2)
+    settings = load_settings("cli")
+
+    async def run() -> str:
+        client = make_client(settings)
+        try:
+            collection = revocation_collection(client, settings)
+            await ensure_revocation_indexes(collection)
+            entry = await revoke(collection, settings, by=by, reason=reason, jti=jti, sub=sub)
+            return entry["_id"]
+        finally:
+            await client.close()
+
+    typer.echo(f"revoked {asyncio.run(run())}")
+
+
 @contracts_app.command("export")
 def contracts_export(
     out: Annotated[Path, typer.Option(help="Folder for the schema files")] = Path("docs/contracts"),

@@ -24,6 +24,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared import topics as tp
 from shared.contracts import IntakeRules, asyncapi_document
 from shared.events import Envelope
+from shared.http import install_edge, policy_for
 from shared.jobs import Job
 from shared.kafka import Bus, ensure_topics, make_bus, truncating_topics
 from shared.mongo import OutboxRelay, add_to_outbox, ensure_base_indexes, make_client
@@ -194,6 +195,7 @@ def build_service(
     install_http_observability(app, service=name, checks=checks)
 
     install_refusals(app)
+    install_edge(app, policy_for(settings))
 
     @app.get("/asyncapi.json", include_in_schema=False)
     async def asyncapi() -> JSONResponse:

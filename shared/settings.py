@@ -91,6 +91,17 @@ class Settings(BaseSettings):
     jwt_hs256_secret: SecretStr | None = None
     # a token living longer than this (exp - iat) is refused, whoever signed it
     jwt_max_lifetime_seconds: int = Field(default=31 * 24 * 3600, gt=0)
+    # how stale a process's copy of the revocation list may be (shared/revocation.py)
+    jwt_revocation_refresh_seconds: float = Field(default=10.0, ge=0)
+
+    # the HTTP edge (shared/http.py): a JSON body is small, uploads declare their own limit;
+    # no list longer than this per request; beyond this many requests at once, a request
+    # waits up to http_queue_seconds and is then answered 503 with Retry-After
+    http_max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    http_max_page_size: int = Field(default=500, ge=1)
+    http_max_concurrent_requests: int = Field(default=32, ge=1)
+    http_queue_seconds: float = Field(default=2.0, ge=0)
+    http_retry_after_seconds: int = Field(default=2, ge=1)
 
     # the org tree (city -> counties -> units)
     org_file: str | None = None

@@ -25,6 +25,7 @@ write it is made of.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import statistics
 import tempfile
@@ -39,7 +40,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 from citydesk.bench.raw import mongo_rates
-from citydesk.bench.suite import run_alone
+from citydesk.bench.suite import run_alone, settings_from
 from citydesk.producer import SignedProducer
 from services.scoring import rankings
 from services.scoring.app import create_app
@@ -61,13 +62,6 @@ BATCHED = 2_000
 BATCH = 500
 CITY_SCHOOLS = 3_000
 CITY_COUNTIES = 15
-
-
-def settings_from(env: dict[str, str]) -> Settings:
-    values = {
-        k.removeprefix("CITYDESK_").lower(): v for k, v in env.items() if k.startswith("CITYDESK_")
-    }
-    return Settings.model_validate({**values, "service_name": "scoring"})
 
 
 def story_events(org: OrgTree, count: int, seed: int) -> list[ev.Envelope]:
@@ -356,12 +350,17 @@ async def ranking_latency(db: Any, org: OrgTree) -> dict[str, Any]:
 async def run(env: dict[str, str]) -> dict[str, Any]:
     """Raw insert rates; ledger and live consumer rates as ratios to ``insert_one``; a
     city's year rebuilt from the topics (as a ratio to ``insert_many``) and ranked."""
-    settings = settings_from(env)
+    settings = settings_from(env, "scoring")
     org = example_city()
     raw = await mongo_rates(settings, documents=1000)
     ledger = await ledger_rates(settings, org)
     live = await live_rate(settings, org)
-    events = int(env.get("CITYDESK_BENCH_YEAR_EVENTS", YEAR_EVENTS))
+    # a smaller year for a quick run: CITYDESK_BENCH_YEAR_EVENTS in the stack's or the
+    # caller's environment
+    events = int(
+        env.get("CITYDESK_BENCH_YEAR_EVENTS")
+        or os.environ.get("CITYDESK_BENCH_YEAR_EVENTS", str(YEAR_EVENTS))
+    )
     city = await city_year(settings, events=events)
     insert_one, insert_many = raw["insert_one_per_s"], raw["insert_many_docs_per_s"]
     return {

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from shared.auth import Principal, Role
+from shared.clock import BUREAU_ZONE, local_now
 from shared.orgtree import OrgTree
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+SHANGHAI = BUREAU_ZONE  # the bureau's time, as every service shows it
 COOKIE = "citydesk_token"
 
 LABELS: dict[str, dict[str, str]] = {
@@ -284,4 +284,4 @@ def current_period(kind: str, today: date) -> str:
 
 
 def today_in_shanghai() -> date:
-    return datetime.now(SHANGHAI).date()
+    return local_now().date()

@@ -22,6 +22,21 @@ class ConsoleSettings(Settings):
     console_media_wait_seconds: float = Field(default=10.0, ge=0)
     # set behind HTTPS so the token cookie never travels in clear text
     console_cookie_secure: bool = False
+    # the address people type, when a proxy in front changes the Host header: forms
+    # posted from this origin are the console's own
+    console_public_origin: str | None = None
+    # failed sign-ins allowed before a wait (``limits`` notation: N per second/minute/hour)
+    console_signin_failures_per_client: str = "10/minute"
+    console_signin_failures_per_subject: str = "5/minute"
+    # where photos' short-lived links point (the media service's setting of the same name)
+    media_s3_public_endpoint: str | None = None
+
+    def image_origins(self) -> list[str]:
+        """The object store's origin as the browser reaches it, for the pages' CSP."""
+        endpoint = self.media_s3_public_endpoint or self.s3_endpoint
+        if "://" in endpoint:
+            return [endpoint.rstrip("/")]
+        return [f"{'https' if self.s3_secure else 'http'}://{endpoint}"]
 
 
 def console_settings(settings: Settings | None) -> ConsoleSettings:

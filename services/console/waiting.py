@@ -16,8 +16,9 @@ from services.console.models import (
     is_city_office,
     label,
 )
-from services.console.service import UpstreamError, Upstreams
+from services.console.upstreams import UpstreamError, Upstreams
 from shared.auth import Principal, Role
+from shared.clock import utcnow
 from shared.orgtree import OrgTree
 
 
@@ -39,7 +40,9 @@ def _moment(value: str) -> datetime:
 def overdue(alert: dict[str, Any], now: datetime) -> bool:
     """An alert past its deadline that is not yet closed."""
     deadline = alert.get("deadline")
-    return bool(deadline) and alert["state"] != "closed" and _moment(deadline) < now
+    if not isinstance(deadline, str) or not deadline:
+        return False
+    return alert["state"] != "closed" and _moment(deadline) < now
 
 
 async def _queue(up: Upstreams, token: str, now: datetime) -> dict[str, Any]:
@@ -100,14 +103,14 @@ async def _office(up: Upstreams, token: str, now: datetime) -> dict[str, Any]:
 async def _safely(part: Any) -> dict[str, Any]:
     """One service being down leaves its counts out rather than failing the page."""
     try:
-        return await part  # type: ignore[no-any-return]
+        return await part
     except UpstreamError:
         return {}
 
 
 async def waiting(principal: Principal, token: str, up: Upstreams, org: OrgTree) -> dict[str, Any]:
     """Every count the person's roles make relevant."""
-    now = datetime.now(UTC)
+    now = utcnow()
     parts = []
     if principal.has(*REVIEW_ROLES):
         parts.append(_queue(up, token, now))

@@ -16,6 +16,7 @@ from services.media.service import ensure_indexes
 from services.media.settings import MediaSettings
 from services.media.storage import ObjectStore, StorageDown
 from shared import topics as tp
+from shared.http import allow_body
 from shared.runtime import ServiceRuntime, build_service
 from shared.settings import Settings, specialise
 from shared.storage import make_minio
@@ -34,6 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         uses_s3=True,
         settings=media,
     )
+    # an upload is bounded by the media service's own limit for its kind, as it streams
+    allow_body(app, "POST", "/media", None)
     if runtime.minio is None:  # build_service makes the client when uses_s3 is set
         raise RuntimeError("the media service needs object storage")
     configure_pillow(media.media_max_image_pixels)

@@ -25,7 +25,7 @@ from services.review.models import (
 )
 from services.review.publishing import PublishQueue
 from services.review.settings import ReviewSettings
-from shared.auth import CurrentPrincipal, Role, require_role
+from shared.auth import CityAdmin, CurrentPrincipal, Role, require_role
 from shared.refusals import refusal_for_status
 from shared.runtime import ServiceRuntime
 
@@ -254,10 +254,9 @@ async def get_config(principal: CurrentPrincipal, runtime: Runtime) -> dict[str,
 
 @router.put("/config", tags=["config"])
 async def replace_config(
-    body: ReviewConfig, principal: CurrentPrincipal, runtime: Runtime
+    body: ReviewConfig, principal: CityAdmin, runtime: Runtime
 ) -> dict[str, Any]:
-    """Replace the configuration (administrators)."""
-    require_role(principal, Role.ADMIN)
+    """Replace the configuration (a city administrator)."""
     return (await service.replace_config(db=runtime.db, config=body)).masked()
 
 

@@ -38,7 +38,9 @@ FEED_CHANNEL = "feed"
 
 # ---- configuration ------------------------------------------------------------------
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Infinity and NaN are valid JSON to Python's parser: a backoff of Infinity would
+    # be stored and then break every reading of the configuration
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class WebhookChannel(Strict):
@@ -61,8 +63,8 @@ class PublicationConfig(Strict):
     feed: FeedConfig = FeedConfig()
     webhooks: list[WebhookChannel] = Field(default_factory=list)
     max_attempts: int = Field(default=6, ge=1, le=50)
-    backoff_seconds: float = Field(default=30, gt=0)
-    backoff_max_seconds: float = Field(default=3600, gt=0)
+    backoff_seconds: float = Field(default=30, gt=0, le=24 * 3600)
+    backoff_max_seconds: float = Field(default=3600, gt=0, le=7 * 24 * 3600)
 
     @model_validator(mode="after")
     def _unique_names(self) -> PublicationConfig:
@@ -91,8 +93,8 @@ class ReviewConfig(Strict):
             if len(set(levels)) != len(levels):
                 raise ValueError(f"the route of {unit_type!r} repeats a level")
         for hours in self.overdue_hours.values():
-            if hours <= 0:
-                raise ValueError("overdue_hours must be positive")
+            if not 0 < hours <= 90 * 24:
+                raise ValueError("overdue_hours must be positive and at most 90 days")
         return self
 
     def webhook(self, name: str) -> WebhookChannel | None:

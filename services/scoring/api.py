@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response
 
-from services.scoring import bulletins, rankings, service, visibility
+from services.scoring import bulletins, campaigns, rankings, service, unitviews, vetoes, visibility
 from services.scoring.ledger import record_campaign_completions
 from services.scoring.models import CampaignCreate, RulesUpdate, RuleVersion
 from services.scoring.periods import Calendar, Period, PeriodError, parse_period
 from services.scoring.settings import ScoringSettings, scoring_settings
-from shared.auth import CurrentPrincipal, Principal, Role, require_role, require_scope
+from shared.auth import CityAdmin, CurrentPrincipal, Principal, require_scope
 from shared.orgtree import OrgTree, Unit
+from shared.refusals import Refusal
 from shared.runtime import ServiceRuntime
 
 router = APIRouter()
@@ -25,7 +26,8 @@ CountyQuery = Annotated[str | None, Query(description="a county code: only its s
 
 
 def _runtime(request: Request) -> ServiceRuntime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
 
 
 def _settings(runtime: ServiceRuntime) -> ScoringSettings:
@@ -33,20 +35,20 @@ def _settings(runtime: ServiceRuntime) -> ScoringSettings:
 
 
 async def _calendar(runtime: ServiceRuntime) -> Calendar:
-    return await rankings.calendar_for(db=runtime.db, go_live=_settings(runtime).scoring_go_live)
+    return await service.calendar_for(db=runtime.db, go_live=_settings(runtime).scoring_go_live)
 
 
 def _period(text: str, calendar: Calendar) -> Period:
     try:
         return parse_period(text, years=calendar.years)
     except PeriodError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+        raise Refusal(422, "invalid_period", str(exc), f"period {text!r} refused") from exc
 
 
 def _unit(org: OrgTree, code: str) -> Unit:
     unit = org.get(code)
     if unit is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"没有单位 {code!r}")
+        raise Refusal(404, "unknown_unit", f"没有单位 {code!r}", f"no unit {code!r}")
     return unit
 
 
@@ -54,14 +56,17 @@ def _scope(org: OrgTree, scope: str, county: str | None) -> rankings.Scope:
     try:
         chosen = rankings.parse_scope(scope)
     except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+        raise Refusal(422, "invalid_scope", str(exc), f"scope {scope!r} refused") from exc
     if county is not None:
         unit = org.get(county)
         if unit is None or unit.type != "county":
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"没有县区 {county!r}")
+            raise Refusal(422, "unknown_county", f"没有县区 {county!r}", f"no county {county!r}")
         if chosen == "counties":
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT, "按县区筛选只适用于学校排行（scope=schools）"
+            raise Refusal(
+                422,
+                "county_filter_schools_only",
+                "按县区筛选只适用于学校排行（scope=schools）",
+                "a county filter applies to school rankings only",
             )
     return chosen
 
@@ -77,8 +82,11 @@ def _may_read_ranking(
         return
     if principal.unit == org.city.code:
         return
-    raise HTTPException(
-        status.HTTP_403_FORBIDDEN, "本单位只能查看本单位及下级单位的排行，请按县区筛选"
+    raise Refusal(
+        403,
+        "ranking_out_of_scope",
+        "本单位只能查看本单位及下级单位的排行，请按县区筛选",
+        "rankings are not public here: only rankings of the caller's own scope",
     )
 
 
@@ -89,15 +97,15 @@ async def get_rules(request: Request, principal: CurrentPrincipal) -> list[RuleV
 
 
 @router.put("/rules", response_model=RuleVersion, status_code=201, tags=["rules"])
-async def put_rules(
-    request: Request, body: RulesUpdate, principal: CurrentPrincipal
-) -> RuleVersion:
-    """Store a new rule version (admin); it scores events from its effective time on."""
-    require_role(principal, Role.ADMIN)
+async def put_rules(request: Request, body: RulesUpdate, principal: CityAdmin) -> RuleVersion:
+    """Store a new rule version (a city administrator); it scores events from its
+    effective time on."""
     if body.effective_from is not None and body.effective_from.tzinfo is None:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
+        raise Refusal(
+            422,
+            "effective_from_without_zone",
             "生效时间（effective_from）须带时区，例如 2026-12-01T00:00:00+08:00",
+            "effective_from needs a time zone",
         )
     try:
         return await service.add_rule_version(
@@ -107,7 +115,7 @@ async def put_rules(
             created_by=principal.sub,
         )
     except service.ConflictError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        raise Refusal(409, "rule_version_conflict", str(exc), "concurrent rule version") from exc
 
 
 @router.get("/units/{unit}/ledger", tags=["ledger"])
@@ -119,7 +127,7 @@ async def unit_ledger(
     found = _unit(runtime.org, unit)
     require_scope(principal, runtime.org, unit)
     calendar = await _calendar(runtime)
-    return await rankings.explain(
+    return await unitviews.explain(
         db=runtime.db, unit=found, period=_period(period, calendar), calendar=calendar
     )
 
@@ -134,7 +142,7 @@ async def unit_summary(
     found = _unit(runtime.org, unit)
     require_scope(principal, runtime.org, unit)
     calendar = await _calendar(runtime)
-    return await rankings.summary(
+    return await unitviews.summary(
         db=runtime.db, unit=found, period=_period(period, calendar), calendar=calendar
     )
 
@@ -181,7 +189,7 @@ async def get_veto_candidates(
     visibility.require_city_office(principal, runtime.org)
     calendar = await _calendar(runtime)
     units = [code for code in runtime.org.units]
-    return await rankings.veto_candidates(
+    return await vetoes.veto_candidates(
         db=runtime.db, units=units, period=_period(period, calendar)
     )
 
@@ -194,7 +202,7 @@ async def _bulletin(
     units = [row["unit"] for row in ranking["rows"]]
     if ranking["scope"] == "counties":
         units += [u.code for u in org.schools() if u.county in units]
-    found = await rankings.incidents(
+    found = await vetoes.incidents(
         db=runtime.db, units=visibility.in_scope_units(principal, org, units), period=parsed
     )
     book = await service.rule_book(db=runtime.db)
@@ -262,17 +270,17 @@ async def bulletin_csv(
 
 @router.post("/campaigns", status_code=201, tags=["campaigns"])
 async def create_campaign(
-    request: Request, body: CampaignCreate, principal: CurrentPrincipal
+    request: Request, body: CampaignCreate, principal: CityAdmin
 ) -> dict[str, Any]:
-    """Define a campaign (admin); tasks already complete are awarded at once."""
-    require_role(principal, Role.ADMIN)
+    """Define a campaign (a city administrator: its tasks fall on units across the city);
+    tasks already complete are awarded at once."""
     runtime = _runtime(request)
     try:
         await service.create_campaign(db=runtime.db, campaign=body, created_by=principal.sub)
     except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+        raise Refusal(422, "invalid_campaign", str(exc), "campaign refused") from exc
     except service.ConflictError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        raise Refusal(409, "campaign_code_taken", str(exc), "campaign code in use") from exc
     awarded = await record_campaign_completions(db=runtime.db, org=runtime.org, code=body.code)
     return {**body.model_dump(mode="json"), "completed_tasks_awarded": awarded}
 
@@ -294,5 +302,5 @@ async def campaign_progress(
     runtime = _runtime(request)
     campaign = await service.get_campaign(db=runtime.db, code=code)
     if campaign is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"没有专题活动 {code!r}")
-    return await rankings.campaign_progress(db=runtime.db, org=runtime.org, campaign=campaign)
+        raise Refusal(404, "unknown_campaign", f"没有专题活动 {code!r}", f"no campaign {code!r}")
+    return await campaigns.campaign_progress(db=runtime.db, org=runtime.org, campaign=campaign)

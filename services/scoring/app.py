@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from services.scoring.api import router
 from services.scoring.handlers import register_handlers
@@ -31,20 +29,6 @@ async def prepare_database(runtime: ServiceRuntime) -> None:
     await seed_rules(db=runtime.db)
 
 
-async def chinese_validation_error(request: Request, exc: Exception) -> JSONResponse:
-    """A request that fails validation: 422 with a message bureau staff can read, and the
-    fields for the developer of a county system."""
-    assert isinstance(exc, RequestValidationError)
-    problems = [
-        {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
-        for err in exc.errors()
-    ]
-    fields = "、".join(p["field"] for p in problems[:5])
-    return JSONResponse(
-        {"detail": f"请求内容有误（{fields}），请检查后重新提交", "errors": problems}, 422
-    )
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the scoring service (consumers only when ``run_consumers`` is set)."""
     app, runtime = build_service(
@@ -55,7 +39,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=scoring_settings(settings),
     )
     app.include_router(router)
-    app.add_exception_handler(RequestValidationError, chinese_validation_error)
     runtime.on_startup.append(prepare_database)
     if runtime.settings.run_consumers:
         register_handlers(runtime)

@@ -30,6 +30,8 @@ Measure = Literal[
 ]
 
 
+BOTH_AREAS: tuple[Area, ...] = ("urban", "rural")
+
 # a rule's number: finite, not negative, and of a size a bureau could mean
 Points = Annotated[float, Field(ge=0, le=10_000, allow_inf_nan=False)]
 
@@ -81,7 +83,7 @@ class Quota(Strict):
     code: Code
     name: str
     unit_types: list[UnitType]
-    areas: list[Area] = Field(default_factory=lambda: ["urban", "rural"])
+    areas: list[Area] = Field(default_factory=lambda: list(BOTH_AREAS))
     period: QuotaPeriod
     measure: Measure
     target: int = Field(ge=1, le=1_000_000)

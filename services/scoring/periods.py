@@ -10,9 +10,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cached_property
-from zoneinfo import ZoneInfo
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+from shared.clock import BUREAU_ZONE
 
 _FORMS = (
     ("month", re.compile(r"(?:month:)?([0-9]{4})-([0-9]{2})")),
@@ -57,13 +56,13 @@ class Period:
         return tuple(f"{self.year}-{m:02d}" for m in range(start, start + _MONTHS_PER[self.kind]))
 
     def start(self) -> datetime:
-        return datetime(self.year, self.first_month, 1, tzinfo=SHANGHAI).astimezone(UTC)
+        return datetime(self.year, self.first_month, 1, tzinfo=BUREAU_ZONE).astimezone(UTC)
 
     def end(self) -> datetime:
         """The first instant after the period."""
         last = self.first_month + _MONTHS_PER[self.kind]
         year, month = (self.year + 1, 1) if last > 12 else (self.year, last)
-        return datetime(year, month, 1, tzinfo=SHANGHAI).astimezone(UTC)
+        return datetime(year, month, 1, tzinfo=BUREAU_ZONE).astimezone(UTC)
 
     def sub_periods(self, kind: str) -> list[Period]:
         """The periods of ``kind`` that lie inside this one (none if ``kind`` is longer)."""
@@ -158,9 +157,9 @@ def month_of_day(day: date) -> str:
 
 def month_of(moment: datetime) -> str:
     """The Shanghai month (``2026-10``) an instant falls in."""
-    local = moment.astimezone(SHANGHAI)
+    local = moment.astimezone(BUREAU_ZONE)
     return f"{local.year}-{local.month:02d}"
 
 
 def year_of(moment: datetime) -> int:
-    return moment.astimezone(SHANGHAI).year
+    return moment.astimezone(BUREAU_ZONE).year

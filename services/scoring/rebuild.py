@@ -21,21 +21,14 @@ import json
 import time
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
+from services.scoring.campaigns import complete_campaign_tasks
 from services.scoring.handlers import SCORED_TOPICS
-from services.scoring.ledger import (
-    SCORERS,
-    Scoring,
-    add_to_total,
-    complete_campaign_tasks,
-    empty_total,
-    projection_document,
-)
+from services.scoring.scorers import SCORERS, Scoring
 from services.scoring.service import (
     CAMPAIGN_ITEMS,
     CAMPAIGNS,
@@ -50,8 +43,10 @@ from services.scoring.service import (
     seed_rules,
 )
 from services.scoring.summaries import build_summaries
+from services.scoring.totals import add_to_total, empty_total, projection_document
 from shared import topics as tp
-from shared.bus_auth import keyring_for
+from shared.bus_auth import Keyring, keyring_for
+from shared.clock import utcnow
 from shared.deadletters import Delivery
 from shared.events import Envelope
 from shared.kafka import PermanentError, Refused, admit, client_security, truncating_topics
@@ -59,8 +54,11 @@ from shared.mongo import make_client
 from shared.orgtree import OrgTree, load_org
 from shared.settings import Settings, load_settings
 
-WRITE_CHUNK = 5_000
-READ_RECORDS = 5_000
+# a ledger insert of this many documents; two in flight keep the store busy while the
+# next records are decoded and scored
+WRITE_CHUNK = 10_000
+WRITES_IN_FLIGHT = 2
+READ_RECORDS = 20_000
 
 
 class Replay:
@@ -84,7 +82,7 @@ class Replay:
             return
         self.seen_events.add(event_id)
         try:
-            SCORERS[event.type](self.scoring, event)  # type: ignore[operator]
+            SCORERS[event.type](self.scoring, event)
         except PermanentError:
             self.rejected += 1
 
@@ -137,98 +135,19 @@ async def rebuild(
     started = time.perf_counter()
     org = load_org(settings.org_file)
     client = make_client(settings)
-    live = client[settings.database_name]
     target = client[database]
-    await client.drop_database(database)
-    # indexes come after the bulk load: building them once costs the store far less than
-    # keeping six of them up to date through every insert
-    for collection in (RULE_VERSIONS, CAMPAIGNS):
-        documents = await live[collection].find().to_list()
-        if documents:
-            await target[collection].insert_many(documents)
-    await seed_rules(db=target)
-    book = await rule_book(db=target)
-    replay = Replay(book=book, org=org)
-
-    by_name = {topic.name: topic for topic in SCORED_TOPICS}
-    reader = AIOKafkaConsumer(
-        *by_name,
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=f"{settings.service_name}-rebuild-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-        **client_security(settings),
-    )
-    await reader.start()
-    totals = {"events": 0, "entries": 0, "refused": 0}
-    writes: list[asyncio.Task[None]] = []
-    pending: list[dict[str, Any]] = []
-    # where the time goes: waiting for the broker, decoding and scoring, waiting for the
-    # store to take ledger inserts beyond the two in flight, then the writes at the end
-    phases = dict.fromkeys(("fetch", "decode_and_score", "ledger_writes"), 0.0)
     try:
-        await _refuse_truncated(reader, by_name)
-        deadline = time.monotonic() + idle_timeout
-        while not await _caught_up(reader, by_name):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the rebuild made no progress for {idle_timeout}s")
-            fetch_started = time.perf_counter()
-            batch = await reader.getmany(timeout_ms=500, max_records=READ_RECORDS)
-            phases["fetch"] += time.perf_counter() - fetch_started
-            score_started = time.perf_counter()
-            if batch:
-                deadline = time.monotonic() + idle_timeout
-            for partition, records in batch.items():
-                topic: tp.Topic = by_name[partition.topic]
-                for record in records:
-                    # the live consumers dead-lettered exactly these
-                    try:
-                        event = admit(topic, Delivery.of(record), keyring)
-                    except Refused:
-                        totals["refused"] += 1
-                        continue
-                    totals["events"] += 1
-                    replay.score(event)
-            entries, items = replay.take()
-            phases["decode_and_score"] += time.perf_counter() - score_started
-            write_started = time.perf_counter()
-            pending += entries
-            if items:
-                await target[CAMPAIGN_ITEMS].insert_many(items, ordered=False)
-            while len(pending) >= WRITE_CHUNK:
-                chunk, pending = pending[:WRITE_CHUNK], pending[WRITE_CHUNK:]
-                # the next records are read and scored while the store takes this chunk
-                writes.append(asyncio.create_task(_insert(target, LEDGER, chunk)))
-                writes = await _at_most(writes, 2)
-            phases["ledger_writes"] += time.perf_counter() - write_started
-        write_started = time.perf_counter()
-        writes.append(asyncio.create_task(_insert(target, LEDGER, pending)))
-        await asyncio.gather(*writes)
-        phases["ledger_writes"] += time.perf_counter() - write_started
-    finally:
-        for write in writes:
-            write.cancel()
-        await reader.stop()
-    projected = time.perf_counter()
-    try:
-        campaign_ids = [c["_id"] for c in await target[CAMPAIGNS].find({}, {"_id": 1}).to_list()]
-        completions = await complete_campaign_tasks(
-            db=target, book=book, org=org, items=[], campaign_codes=campaign_ids
-        )
-        for entry in completions:
-            replay.count(entry)
-        await _insert(target, LEDGER, completions)
-        projections = replay.projections()
-        await _insert(target, UNIT_MONTHS, projections)
-        summaries_started = time.perf_counter()
-        phases["unit_months"] = summaries_started - projected
-        await _insert(target, SUMMARIES, build_summaries(org, projections))
-        indexes_started = time.perf_counter()
-        phases["summaries"] = indexes_started - summaries_started
+        await client.drop_database(database)
+        # the indexes come first: on the embedded store keeping them up to date through
+        # the inserts costs less than building them afterwards (0.8 against 1.3 ms a
+        # ledger entry, measured), and it happens while the next records are decoded
         await ensure_indexes(db=target)
-        phases["indexes"] = time.perf_counter() - indexes_started
-        totals["entries"] = len(replay.seen_entries) + len(completions)
+        book = await _copy_configuration(live=client[settings.database_name], target=target)
+        replay = Replay(book=book, org=org)
+        totals, phases = await _replay_topics(settings, keyring, replay, target, idle_timeout)
+        totals["entries"] = await _write_projections(
+            target=target, book=book, org=org, replay=replay, phases=phases
+        )
     finally:
         await client.close()
     return {
@@ -238,8 +157,128 @@ async def rebuild(
         "rejected": replay.rejected,
         "seconds": round(time.perf_counter() - started, 2),
         "phases_seconds": {name: round(value, 2) for name, value in phases.items()},
-        "finished_at": datetime.now(UTC).isoformat(),
+        "finished_at": utcnow().isoformat(),
     }
+
+
+async def _copy_configuration(*, live: Db, target: Db) -> RuleBook:
+    """The rule versions and campaigns are configuration, not events: copied first, so
+    the replay scores each event by the version in force at its time."""
+    for collection in (RULE_VERSIONS, CAMPAIGNS):
+        documents = await live[collection].find().to_list()
+        if documents:
+            await target[collection].insert_many(documents)
+    await seed_rules(db=target)
+    return await rule_book(db=target)
+
+
+async def _replay_topics(
+    settings: Settings, keyring: Keyring, replay: Replay, target: Db, idle_timeout: float
+) -> tuple[dict[str, int], dict[str, float]]:
+    """Read every scored topic from the start in large batches, score them in memory and
+    write the ledger in large unordered inserts while the next batch is read."""
+    by_name = {topic.name: topic for topic in SCORED_TOPICS}
+    reader = AIOKafkaConsumer(
+        *by_name,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"{settings.service_name}-rebuild-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+        **client_security(settings),
+    )
+    await reader.start()
+    totals = {"events": 0, "entries": 0, "refused": 0}
+    ledger = LedgerWriter(target)
+    # where the time goes: waiting for the broker, decoding and scoring, waiting for the
+    # store to take ledger inserts beyond those in flight
+    phases = dict.fromkeys(("fetch", "decode_and_score", "ledger_writes"), 0.0)
+    try:
+        await _refuse_truncated(reader, by_name)
+        deadline = time.monotonic() + idle_timeout
+        while not await _caught_up(reader, by_name):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the rebuild made no progress for {idle_timeout}s")
+            fetch_started = time.perf_counter()
+            batch = await reader.getmany(timeout_ms=500, max_records=READ_RECORDS)
+            score_started = time.perf_counter()
+            phases["fetch"] += score_started - fetch_started
+            if batch:
+                deadline = time.monotonic() + idle_timeout
+            for partition, records in batch.items():
+                topic: tp.Topic = by_name[partition.topic]
+                for record in records:
+                    try:  # the live consumers dead-lettered exactly these
+                        event = admit(topic, Delivery.of(record), keyring)
+                    except Refused:
+                        totals["refused"] += 1
+                        continue
+                    totals["events"] += 1
+                    replay.score(event)
+            entries, items = replay.take()
+            write_started = time.perf_counter()
+            phases["decode_and_score"] += write_started - score_started
+            if items:
+                await target[CAMPAIGN_ITEMS].insert_many(items, ordered=False)
+            await ledger.add(entries)
+            phases["ledger_writes"] += time.perf_counter() - write_started
+        write_started = time.perf_counter()
+        await ledger.flush()
+        phases["ledger_writes"] += time.perf_counter() - write_started
+    finally:
+        ledger.cancel()
+        await reader.stop()
+    return totals, phases
+
+
+class LedgerWriter:
+    """Ledger entries out in chunks of ``WRITE_CHUNK``, at most ``WRITES_IN_FLIGHT`` at
+    once, so that reading and scoring go on while the store inserts."""
+
+    def __init__(self, db: Db) -> None:
+        self.db = db
+        self.pending: list[dict[str, Any]] = []
+        self.writes: list[asyncio.Task[None]] = []
+
+    async def add(self, entries: list[dict[str, Any]]) -> None:
+        self.pending += entries
+        while len(self.pending) >= WRITE_CHUNK:
+            chunk, self.pending = self.pending[:WRITE_CHUNK], self.pending[WRITE_CHUNK:]
+            self.writes.append(asyncio.create_task(_insert(self.db, LEDGER, chunk)))
+            self.writes = await _at_most(self.writes, WRITES_IN_FLIGHT)
+
+    async def flush(self) -> None:
+        self.writes.append(asyncio.create_task(_insert(self.db, LEDGER, self.pending)))
+        self.pending = []
+        await asyncio.gather(*self.writes)
+        self.writes = []
+
+    def cancel(self) -> None:
+        for write in self.writes:
+            write.cancel()
+
+
+async def _write_projections(
+    *, target: Db, book: RuleBook, org: OrgTree, replay: Replay, phases: dict[str, float]
+) -> int:
+    """Campaign completions, unit-months and summaries from the replay's totals; returns
+    the number of ledger entries."""
+    started = time.perf_counter()
+    campaign_ids = [c["_id"] for c in await target[CAMPAIGNS].find({}, {"_id": 1}).to_list()]
+    completions = await complete_campaign_tasks(
+        db=target, book=book, org=org, items=[], campaign_codes=campaign_ids
+    )
+    for entry in completions:
+        replay.count(entry)
+    await _insert(target, LEDGER, completions)
+    projections = replay.projections()
+    await _insert(target, UNIT_MONTHS, projections)
+    summaries_started = time.perf_counter()
+    phases["unit_months"] = summaries_started - started
+    await _insert(target, SUMMARIES, [dict(s) for s in build_summaries(org, projections)])
+    phases["summaries"] = time.perf_counter() - summaries_started
+    return len(replay.seen_entries) + len(completions)
 
 
 class TruncatedTopic(RuntimeError):
@@ -292,7 +331,7 @@ def main() -> None:
     parser.add_argument("--database", help="the database to rebuild into (default: a new one)")
     args = parser.parse_args()
     settings = load_settings("scoring")
-    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    stamp = utcnow().strftime("%Y%m%d%H%M%S")
     database = args.database or f"{settings.database_name}_rebuild_{stamp}"
     print(json.dumps(asyncio.run(rebuild(settings, database)), ensure_ascii=False))
 

@@ -4,7 +4,7 @@ indexes of every collection."""
 from __future__ import annotations
 
 from bisect import bisect_right
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.scoring.models import CampaignCreate, RuleSet, RuleVersion
-from services.scoring.periods import PeriodError, parse_period
+from services.scoring.periods import Calendar, PeriodError, month_of, parse_period
+from shared.clock import utcnow
 
 Db = AsyncDatabase[dict[str, Any]]
 
@@ -67,7 +68,7 @@ async def seed_rules(*, db: Db, path: Path = DEFAULT_RULES) -> None:
         "_id": 1,
         "version": 1,
         "effective_from": SEED_EFFECTIVE_FROM,
-        "created_at": datetime.now(UTC),
+        "created_at": utcnow(),
         "created_by": "seed",
         "rules": rules.model_dump(mode="json"),
     }
@@ -93,7 +94,7 @@ class RuleBook:
 
     @property
     def current(self) -> RuleVersion:
-        return self.at(datetime.now(UTC))
+        return self.at(utcnow())
 
 
 async def rule_book(*, db: Db) -> RuleBook:
@@ -114,7 +115,7 @@ async def add_rule_version(
     *, db: Db, rules: RuleSet, effective_from: datetime | None, created_by: str
 ) -> RuleVersion:
     """Store ``rules`` as the next version, in force from ``effective_from`` (default now)."""
-    now = datetime.now(UTC)
+    now = utcnow()
     starts = (effective_from or now).astimezone(UTC)
     latest = await db[RULE_VERSIONS].find_one({}, sort=[("version", -1)], projection={"version": 1})
     number = (latest["version"] if latest else 0) + 1
@@ -143,7 +144,7 @@ async def create_campaign(*, db: Db, campaign: CampaignCreate, created_by: str) 
     document = {
         "_id": campaign.code,
         **campaign.model_dump(mode="python"),
-        "created_at": datetime.now(UTC),
+        "created_at": utcnow(),
         "created_by": created_by,
     }
     try:
@@ -156,3 +157,16 @@ async def create_campaign(*, db: Db, campaign: CampaignCreate, created_by: str) 
 async def get_campaign(*, db: Db, code: str) -> dict[str, Any] | None:
     """One campaign by its code."""
     return await db[CAMPAIGNS].find_one({"_id": code})
+
+
+async def calendar_for(
+    *, db: Db, go_live: date | None = None, now: datetime | None = None
+) -> Calendar:
+    """The scoring calendar: the configured go-live, else the first day of the earliest
+    month the ledger has an entry in (else of this month)."""
+    now = now or utcnow()
+    if go_live is None:
+        first = await db[UNIT_MONTHS].find_one({}, sort=[("period", 1)], projection={"period": 1})
+        month = first["period"] if first else month_of(now)
+        go_live = date(int(month[:4]), int(month[5:]), 1)
+    return Calendar(go_live=go_live, now=now)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from shared.settings import Settings
+from shared.settings import Settings, specialise
 
 
 class ScoringSettings(Settings):
@@ -21,8 +21,4 @@ class ScoringSettings(Settings):
 
 def scoring_settings(settings: Settings | None) -> ScoringSettings:
     """The scoring settings, keeping every value of ``settings`` (overrides included)."""
-    if isinstance(settings, ScoringSettings):
-        return settings
-    if settings is None:
-        return ScoringSettings()
-    return ScoringSettings(**dict(vars(settings)))
+    return specialise(settings, ScoringSettings)

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import HTTPException, status
-
 from shared.auth import Principal, Role
 from shared.orgtree import OrgTree
+from shared.refusals import Refusal
 
 # who may determine an incident serious and see the veto candidates: the city office
 CITY_OFFICE_ROLES = (Role.OPINION_OFFICER, Role.LEADER, Role.ADMIN)
@@ -37,6 +36,9 @@ def redact_ranking(ranking: dict[str, Any], principal: Principal, org: OrgTree) 
 def require_city_office(principal: Principal, org: OrgTree) -> None:
     """403 unless the caller is the city bureau's office or its opinion officer."""
     if principal.unit != org.city.code or not principal.has(*CITY_OFFICE_ROLES):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, "只有市教育局办公室或市级舆情管理员可以查看和认定一票否决"
+        raise Refusal(
+            403,
+            "city_office_only",
+            "只有市教育局办公室或市级舆情管理员可以查看和认定一票否决",
+            "veto candidates are for the city office and its opinion officer",
         )

@@ -19,7 +19,7 @@ from services.sentiment.models import (
     Verdict,
 )
 from services.sentiment.service import AlertConflict, AlertNotFound, IncidentNotFound, Sentiment
-from shared.auth import CurrentPrincipal, Role, require_role
+from shared.auth import CityAdmin, CurrentPrincipal, Role, require_role
 from shared.events import Severity
 
 router = APIRouter()
@@ -216,9 +216,8 @@ async def get_config(request: Request, principal: CurrentPrincipal) -> Sentiment
 
 @router.put("/config", response_model=SentimentConfig)
 async def replace_config(
-    request: Request, principal: CurrentPrincipal, body: SentimentConfig
+    request: Request, principal: CityAdmin, body: SentimentConfig
 ) -> SentimentConfig:
-    """Replace the rules (admin only); they apply at once."""
-    require_role(principal, Role.ADMIN)
+    """Replace the rules (a city administrator); they apply at once."""
     await service.replace_config(sentiment=_sentiment(request), config=body, by=principal.sub)
     return body

@@ -15,7 +15,11 @@ AlertState = Literal["open", "acknowledged", "responding", "closed"]
 
 
 class Rules(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Infinity and NaN are valid JSON to Python's parser; no rule means anything with them
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+DAY_HOURS = 24
 
 
 class ItemSeverityRules(Rules):
@@ -25,18 +29,18 @@ class ItemSeverityRules(Rules):
 
 class VolumeRule(Rules):
     severity: Severity
-    items: int = Field(ge=1)
-    hours: float = Field(gt=0)
+    items: int = Field(ge=1, le=1_000_000)
+    hours: float = Field(gt=0, le=90 * DAY_HOURS)
 
 
 class VelocityRule(Rules):
     severity: Severity
-    items: int = Field(ge=1)
-    minutes: float = Field(gt=0)
+    items: int = Field(ge=1, le=1_000_000)
+    minutes: float = Field(gt=0, le=7 * DAY_HOURS * 60)
 
 
 class IncidentRules(Rules):
-    window_hours: float = Field(default=48, gt=0)
+    window_hours: float = Field(default=48, gt=0, le=90 * DAY_HOURS)
     similarity: float = Field(default=0.2, ge=0, le=1)
     volume: list[VolumeRule] = Field(default_factory=list)
     velocity: list[VelocityRule] = Field(default_factory=list)
@@ -44,7 +48,7 @@ class IncidentRules(Rules):
 
 class AlertRules(Rules):
     min_severity: Severity = Severity.BLUE
-    min_items: int = Field(default=1, ge=1)
+    min_items: int = Field(default=1, ge=1, le=1_000_000)
     serious_from: Severity = Severity.ORANGE
     deadline_seconds: dict[Severity, float]
 
@@ -53,8 +57,8 @@ class AlertRules(Rules):
         missing = [s.value for s in Severity if s not in self.deadline_seconds]
         if missing:
             raise ValueError(f"deadline_seconds needs every severity; missing {missing}")
-        if any(value <= 0 for value in self.deadline_seconds.values()):
-            raise ValueError("deadline_seconds must be positive")
+        if any(not 0 < value <= 30 * DAY_HOURS * 3600 for value in self.deadline_seconds.values()):
+            raise ValueError("deadline_seconds must be positive and at most 30 days")
         return self
 
 
@@ -63,7 +67,7 @@ class SentimentConfig(Rules):
 
     negative_threshold: float = Field(default=0.5, gt=0, lt=1)
     sensitive_words: list[str] = Field(default_factory=list)
-    lexicon_weight: float = Field(default=0.3, ge=0)
+    lexicon_weight: float = Field(default=0.3, ge=0, le=10)
     topics: dict[str, list[str]]
     item_severity: ItemSeverityRules = Field(default_factory=ItemSeverityRules)
     incident: IncidentRules = Field(default_factory=IncidentRules)

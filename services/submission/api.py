@@ -25,7 +25,7 @@ from services.submission.models import (
     VersionRead,
 )
 from shared import topics as tp
-from shared.auth import CurrentPrincipal, Role, require_role, require_scope
+from shared.auth import CityAdmin, CurrentPrincipal, Role, require_role, require_scope
 from shared.events import ReviewLevel
 from shared.observability import correlation_id
 from shared.refusals import Refusal
@@ -165,10 +165,9 @@ async def get_categories(request: Request, principal: CurrentPrincipal) -> Categ
 
 @router.put("/config/categories", response_model=CategoryList, tags=["config"])
 async def replace_categories(
-    request: Request, principal: CurrentPrincipal, body: CategoryList
+    request: Request, principal: CityAdmin, body: CategoryList
 ) -> CategoryList:
-    """Replace the category list (admin)."""
-    require_role(principal, Role.ADMIN)
+    """Replace the category list (a city administrator)."""
     return await config.replace_categories(db=_runtime(request).db, categories=body)
 
 
@@ -179,9 +178,8 @@ async def get_rules(request: Request, principal: CurrentPrincipal) -> Rules:
 
 
 @router.put("/config/rules", response_model=Rules, tags=["config"])
-async def replace_rules(request: Request, principal: CurrentPrincipal, body: Rules) -> Rules:
-    """Replace the submission rules (admin)."""
-    require_role(principal, Role.ADMIN)
+async def replace_rules(request: Request, principal: CityAdmin, body: Rules) -> Rules:
+    """Replace the submission rules (a city administrator)."""
     return await config.replace_rules(db=_runtime(request).db, rules=body)
 
 

@@ -3,13 +3,14 @@ Chromium driven by Playwright."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, ConsoleMessage, Page, Response, async_playwright
 
 from citydesk.processes import SERVICES, ServiceProcesses
 from citydesk.stack import free_port
@@ -87,10 +88,51 @@ async def browser(chromium: str) -> AsyncIterator[Browser]:
         await launched.close()
 
 
+# what every page of the console must answer with (shared/http.py)
+PAGE_HEADERS = {
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+}
+
+
+CHECKED_KINDS = ("document", "script", "stylesheet", "fetch", "xhr")
+
+
 @dataclass
 class SignIn:
     browser: Browser
     console: Console
+    # what the pages of the current test did wrong: a script or style the CSP refused, a
+    # page without the security headers (checked after each test)
+    problems: list[str] = field(default_factory=list)
+    checking: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def watch(self, page: Page) -> None:
+        def on_console(message: ConsoleMessage) -> None:
+            if "Content Security Policy" in message.text:
+                self.problems.append(f"{page.url}: {message.text[:200]}")
+
+        async def check(response: Response) -> None:
+            # all_headers: Playwright's plain ``headers`` leaves security headers out
+            headers = await response.all_headers()
+            missing = [k for k, v in PAGE_HEADERS.items() if headers.get(k) != v]
+            csp = headers.get("content-security-policy", "")
+            if "frame-ancestors 'none'" not in csp or "unsafe-inline" in csp:
+                missing.append("content-security-policy")
+            if missing:
+                self.problems.append(f"{response.url} lacks {missing}")
+
+        def on_response(response: Response) -> None:
+            # pages, their scripts, styles and calls; an image's redirect answered from
+            # Chromium's memory cache is reported without its headers, so images are not
+            # judged here (the edge adds the headers to every answer alike)
+            kind = response.request.resource_type
+            if response.url.startswith(self.console.url) and kind in CHECKED_KINDS:
+                self.checking.append(asyncio.ensure_future(check(response)))
+
+        page.on("console", on_console)
+        page.on("response", on_response)
 
     async def __call__(
         self, unit: str, *roles: str, sub: str | None = None, width: int = 1280
@@ -103,6 +145,7 @@ class SignIn:
             viewport={"width": width, "height": height}, has_touch=width < 500,
         )  # fmt: skip
         page = await context.new_page()
+        self.watch(page)
         await page.goto("/")
         await page.fill("#token", token_for(unit, *roles, sub=sub))
         await page.click("form[action='/login'] button[type=submit]")
@@ -111,5 +154,16 @@ class SignIn:
 
 
 @pytest.fixture(scope="module")
-def sign_in(browser: Browser, console: Console) -> SignIn:
+def signing_in(browser: Browser, console: Console) -> SignIn:
     return SignIn(browser, console)
+
+
+@pytest_asyncio.fixture
+async def sign_in(signing_in: SignIn) -> AsyncIterator[SignIn]:
+    """Signs people in; after the test, no answer of the console may have lacked the
+    security headers and no script or style may have been refused by the CSP."""
+    signing_in.problems.clear()
+    signing_in.checking.clear()
+    yield signing_in
+    await asyncio.gather(*signing_in.checking, return_exceptions=True)
+    assert signing_in.problems == [], signing_in.problems[:5]

@@ -10,13 +10,18 @@ acknowledges an alert, and nobody opens a case outside their scope."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import http.server
 import io
 import re
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -24,6 +29,7 @@ import pytest_asyncio
 from PIL import Image
 from playwright.async_api import Browser, Page, expect
 
+from citydesk.stack import free_port
 from services.console.models import LABELS
 from shared import events as ev
 from tests.console.conftest import Console, SignIn
@@ -186,30 +192,44 @@ async def submit_with_a_photo(sign_in: SignIn, console: Console, tmp_path: Path)
 # Each step of the story's life is a module fixture that takes it from the step before:
 # a test that needs the story at some stage asks for that stage, so it runs alone as well
 # as after the others (which then share the one story). The steps sign people in through
-# a SignIn of their own, as the fixtures outlive any one test.
+# a SignIn of their own, as the fixtures outlive any one test, and hold its pages to the
+# same headers and CSP as the tests' own.
+async def checked(signer: SignIn) -> None:
+    await asyncio.gather(*signer.checking, return_exceptions=True)
+    assert signer.problems == [], signer.problems[:5]
+
+
 @pytest_asyncio.fixture(scope="module")
 async def submitted(
     browser: Browser, console: Console, tmp_path_factory: pytest.TempPathFactory
 ) -> Story:
-    photo_folder = tmp_path_factory.mktemp("photo")
-    return await submit_with_a_photo(SignIn(browser, console), console, photo_folder)
+    signer = SignIn(browser, console)
+    story = await submit_with_a_photo(signer, console, tmp_path_factory.mktemp("photo"))
+    await checked(signer)
+    return story
 
 
 @pytest_asyncio.fixture(scope="module")
 async def revised(browser: Browser, console: Console, submitted: Story) -> Story:
-    await return_and_revise(SignIn(browser, console), console, submitted)
+    signer = SignIn(browser, console)
+    await return_and_revise(signer, console, submitted)
+    await checked(signer)
     return submitted
 
 
 @pytest_asyncio.fixture(scope="module")
 async def approved(browser: Browser, console: Console, revised: Story) -> Story:
-    revised.county_case = await approve_at_every_level(SignIn(browser, console), console, revised)
+    signer = SignIn(browser, console)
+    revised.county_case = await approve_at_every_level(signer, console, revised)
+    await checked(signer)
     return revised
 
 
 @pytest_asyncio.fixture(scope="module")
 async def adopted(browser: Browser, console: Console, approved: Story) -> Story:
-    await record_an_adoption(SignIn(browser, console), console, approved)
+    signer = SignIn(browser, console)
+    await record_an_adoption(signer, console, approved)
+    await checked(signer)
     return approved
 
 
@@ -609,3 +629,80 @@ def _first_school(county: str) -> str:
     from shared.orgtree import example_city
 
     return example_city().schools(county)[0].code
+
+
+ATTACK = """<!doctype html><html><body>
+<form id="f" method="post" action="{action}">
+<input name="title" value="{title}"><input name="body" value="{body}">
+<input name="category" value="德育活动"><input name="event_date" value="{day}">
+<input name="action" value="submit"></form>
+<script>document.getElementById("f").submit();</script></body></html>"""
+
+
+@contextlib.contextmanager
+def attacker_site(page_html: str) -> Iterator[str]:
+    """A page served from another port of the same host: the same site to a browser,
+    which sends the console's SameSite=Lax cookie along with its form."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = page_html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+
+
+async def test_a_form_from_the_same_site_or_without_the_token_is_refused(
+    sign_in: SignIn, console: Console
+) -> None:
+    """The attack the privacy review made: a page of the same site posts a story for a
+    signed-in correspondent; and the services no longer take the console's cookie."""
+    author = await sign_in(SCHOOL, "correspondent", sub="li-tongxun")
+    title = f"伪造的稿件 {uuid.uuid4().hex[:6]}"
+    day = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    page_html = ATTACK.format(
+        action=f"{console.url}/stories/new", title=title, body=STORY_BODY, day=day
+    )
+    with attacker_site(page_html) as site:
+        await author.goto(site)
+        await author.wait_for_url(f"{console.url}/stories/new")
+        await expect(author.locator("main")).to_contain_text("来自其他网站")
+    # the console's own origin, but a form without the token of this sign-in
+    await author.goto("/stories")
+    status = await author.evaluate(
+        """async (title) => {
+            const form = new URLSearchParams({title, body: "x", category: "德育活动",
+                                             event_date: "2026-01-01"});
+            const answer = await fetch("/stories/new", {method: "POST", body: form});
+            return answer.status;
+        }""",
+        title,
+    )
+    assert status == 403
+    await author.goto(f"/stories?q={title}")
+    await expect(author.locator("main")).to_contain_text("共 0 篇")
+    # a service answers the cookie as if there were no sign-in at all
+    cookies = await author.context.cookies()
+    token = next(c["value"] for c in cookies if c["name"] == "citydesk_token")
+    submission = console.processes.url("submission")
+    by_cookie = await author.context.request.get(
+        f"{submission}/stories", headers={"Cookie": f"citydesk_token={token}"}
+    )
+    assert by_cookie.status == 401
+    by_bearer = await author.context.request.get(
+        f"{submission}/stories", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert by_bearer.status == 200

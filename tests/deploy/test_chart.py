@@ -669,3 +669,19 @@ def test_the_charts_topic_list_is_the_codes() -> None:
     from citydesk.cli import CHART_TOPICS, chart_topics
 
     assert CHART_TOPICS.read_text() == chart_topics()
+
+
+def test_a_local_or_test_environment_needs_the_explicit_development_flag(
+    tools: DeployTools,
+) -> None:
+    """``local`` and ``test`` accept HS256 tokens signed with the secret in the source: the
+    chart installs them only when the values say so in so many words."""
+    for environment in ("local", "test"):
+        refused = helm_template(tools, "--set", f"environment={environment}")
+        assert refused.returncode != 0
+        assert "developmentMode" in refused.stderr, refused.stderr
+    allowed = helm_template(
+        tools, "--set", "environment=local", "--set", "developmentMode=true",
+        "--set", "console.cookieSecure=false",
+    )  # fmt: skip
+    assert allowed.returncode == 0, allowed.stderr

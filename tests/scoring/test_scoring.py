@@ -19,7 +19,7 @@ from openpyxl import load_workbook
 from prometheus_client import REGISTRY
 
 from citydesk.producer import SignedProducer
-from services.scoring import rankings
+from services.scoring import rankings, unitviews
 from services.scoring.ledger import apply_events
 from services.scoring.periods import Calendar, parse_period
 from services.scoring.rebuild import rebuild
@@ -457,7 +457,8 @@ async def test_an_orange_alert_alone_vetoes_nobody_a_determination_does_and_lift
     refused = await bus.svc.client.get(
         "/veto-candidates", params={"period": "year:2024"}, headers=county_officer
     )
-    assert refused.status_code == 403 and "市教育局" in refused.json()["detail"]
+    assert refused.status_code == 403 and "市教育局" in refused.json()["message"]
+    assert refused.json()["code"] == "city_office_only"
 
     why = "食堂事件经调查属实，多家媒体报道，严重损害教育系统形象"
     await bus.send(
@@ -511,7 +512,7 @@ async def test_periods_are_cut_at_midnight_in_shanghai(bus: Bus) -> None:
     explained = await bus.get(f"/units/{unit}/ledger", period="2025-10")
     assert [e["source_event_id"] for e in explained["entries"]] == [str(october.event_id)]
     response = await bus.svc.client.get("/rankings", params={"period": "2025-13"}, headers=READER)
-    assert response.status_code == 422 and "期间" in response.json()["detail"]
+    assert response.status_code == 422 and "期间" in response.json()["message"]
 
 
 async def test_ranking_ties_are_broken_by_level_then_rate_and_equal_results_share_a_place(
@@ -850,7 +851,7 @@ async def test_a_city_that_went_live_in_spring_counts_whole_months_and_the_year_
     assert late == ["month:2026-09"]  # joined in September, submitted in October
     assert not any(q["period"] == "year:2026" for q in year["quota_shortfalls"])  # not ended
 
-    summary = await rankings.summary(
+    summary = await unitviews.summary(
         db=db, unit=ORG.unit(school), period=parse_period("year:2026"), calendar=calendar
     )
     assert [m["month"] for m in summary["months"] if m["counted"]] == [
@@ -861,7 +862,7 @@ async def test_a_city_that_went_live_in_spring_counts_whole_months_and_the_year_
         sum(m["points"] for m in summary["months"]) - summary["longer_quota_deductions"], 2
     )
     for label in ("quarter:2026-Q2", "quarter:2026-Q3", "half:2026-H2"):
-        part = await rankings.summary(
+        part = await unitviews.summary(
             db=db, unit=ORG.unit(school), period=parse_period(label), calendar=calendar
         )
         inside = [m for m in summary["months"] if m["month"] in parse_period(label).months()]
@@ -869,7 +870,7 @@ async def test_a_city_that_went_live_in_spring_counts_whole_months_and_the_year_
 
     # once the year has ended its own quota counts, in proportion to the 8 whole months
     january = Calendar(go_live=date(2026, 4, 15), now=datetime(2027, 1, 10, tzinfo=UTC))
-    ended = await rankings.summary(
+    ended = await unitviews.summary(
         db=db, unit=ORG.unit(school), period=parse_period("year:2026"), calendar=january
     )
     yearly = next(q for q in ended["quotas"] if q["quota"] == "urban-school-yearly-adoption")
@@ -899,7 +900,7 @@ async def test_a_bad_period_is_a_422_with_a_chinese_message_everywhere(bus: Bus,
     ]
     for answer in answers:
         assert answer.status_code == 422, (answer.request.url, answer.text)
-        assert "期间" in answer.json()["detail"]
+        assert answer.json()["code"] == "invalid_period" and "期间" in answer.json()["message"]
 
 
 async def test_bad_rule_numbers_unknown_units_and_scopes_are_refused_in_chinese(bus: Bus) -> None:
@@ -909,19 +910,21 @@ async def test_bad_rule_numbers_unknown_units_and_scopes_are_refused_in_chinese(
         body = {"rules": {**rules, "stories": {**rules["stories"], path: value}}}
         answer = await client.put("/rules", json=body, headers=ADMIN)
         assert answer.status_code == 422, answer.text
-        assert "请求内容有误" in answer.json()["detail"]
+        refusal = answer.json()
+        assert refusal["code"] == "invalid_request" and "不符合要求" in refusal["message"]
     unknown = await client.get(
         "/rankings", params={"period": "2025-01", "county": "nowhere"}, headers=READER
     )
-    assert unknown.status_code == 422 and "没有县区" in unknown.json()["detail"]
+    assert unknown.status_code == 422 and "没有县区" in unknown.json()["message"]
     scope = await client.get(
         "/rankings", params={"period": "2025-01", "scope": "planets"}, headers=READER
     )
-    assert scope.status_code == 422 and "排行范围" in scope.json()["detail"]
+    assert scope.status_code == 422 and "排行范围" in scope.json()["message"]
     missing = await client.get(
         "/units/nowhere/summary", params={"period": "2025-01"}, headers=READER
     )
-    assert missing.status_code == 404 and "没有单位" in missing.json()["detail"]
+    assert missing.status_code == 404 and missing.json()["code"] == "unknown_unit"
+    assert "没有单位" in missing.json()["message"]
 
 
 async def test_veto_causes_and_incidents_show_only_in_the_callers_scope(bus: Bus) -> None:
@@ -972,7 +975,7 @@ async def test_veto_causes_and_incidents_show_only_in_the_callers_scope(bus: Bus
         closed = await bus.svc.client.get(
             "/rankings", params={"period": "year:2024", "county": "qh"}, headers=stranger
         )
-        assert closed.status_code == 403 and "本单位" in closed.json()["detail"]
+        assert closed.status_code == 403 and "本单位" in closed.json()["message"]
         assert (await veto_of(county))["incident_id"] == incident
         city_wide = await bus.svc.client.get(
             "/rankings", params={"period": "year:2024"}, headers=county

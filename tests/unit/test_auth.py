@@ -9,11 +9,12 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from shared.auth import (
     AuthError,
+    CityAdmin,
     CurrentPrincipal,
     Role,
     mint_token,
@@ -22,6 +23,7 @@ from shared.auth import (
     verify_token,
 )
 from shared.orgtree import example_city
+from shared.refusals import Refusal, install_refusals
 from shared.settings import Settings
 
 SETTINGS = Settings(environment="test")
@@ -30,6 +32,7 @@ ORG = example_city()
 
 def scoped_app(settings: Settings = SETTINGS) -> FastAPI:
     app = FastAPI()
+    install_refusals(app)
     app.state.settings = settings
     app.state.org = ORG
 
@@ -122,9 +125,9 @@ def test_production_accepts_rs256_with_a_configured_key_and_refuses_local_hs256(
 def test_require_scope_says_404_for_unknown_units() -> None:
     token = mint_token(SETTINGS, sub="c", unit="jc", roles=[Role.ADMIN])
     principal = verify_token(token, SETTINGS)
-    with pytest.raises(HTTPException) as error:
+    with pytest.raises(Refusal) as error:
         require_scope(principal, ORG, "nowhere")
-    assert error.value.status_code == 404
+    assert error.value.status == 404 and error.value.code == "unknown_unit"
 
 
 def test_a_token_living_longer_than_the_maximum_is_refused() -> None:
@@ -156,3 +159,49 @@ def test_roles_must_be_a_list_of_role_names(roles: object) -> None:
         verify_token(rs256_token(key, production, roles=roles), production)
     with pytest.raises(AuthError, match="unknown role"):
         verify_token(rs256_token(key, production, roles=["admin", "superuser"]), production)
+
+
+def test_the_api_takes_the_bearer_header_and_never_the_consoles_cookie() -> None:
+    client = TestClient(scoped_app())
+    token = mint_token(SETTINGS, sub="c1", unit="dh-syxx", roles=[Role.CORRESPONDENT])
+    client.cookies.set("citydesk_token", token)
+    assert client.post("/units/dh-syxx/stories").status_code == 401
+    assert client.post("/units/dh-syxx/stories", headers=bearer(token)).status_code == 200
+
+
+def city_config_app() -> FastAPI:
+    app = scoped_app()
+
+    @app.put("/config")
+    def replace(principal: CityAdmin) -> dict[str, str]:
+        return {"by": principal.sub}
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("unit", "roles", "status", "code"),
+    [
+        ("jc", [Role.ADMIN], 200, None),
+        ("dh", [Role.ADMIN], 403, "city_admin_required"),
+        ("dh-syxx", [Role.ADMIN], 403, "city_admin_required"),
+        ("jc", [Role.REVIEWER_CITY, Role.OPINION_OFFICER], 403, "admin_required"),
+    ],
+)
+def test_city_wide_configuration_needs_an_admin_of_the_city_itself(
+    unit: str, roles: list[Role], status: int, code: str | None
+) -> None:
+    client = TestClient(city_config_app())
+    token = mint_token(SETTINGS, sub="someone", unit=unit, roles=roles)
+    answer = client.put("/config", headers=bearer(token))
+    assert answer.status_code == status
+    if code:
+        assert answer.json()["code"] == code
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in answer.json()["message"])
+
+
+def test_every_minted_token_has_its_own_id_for_revocation() -> None:
+    first = verify_token(mint_token(SETTINGS, sub="a", unit="dh", roles=[]), SETTINGS)
+    second = verify_token(mint_token(SETTINGS, sub="a", unit="dh", roles=[]), SETTINGS)
+    assert first.jti and second.jti and first.jti != second.jti
+    assert first.issued_at is not None

@@ -11,11 +11,13 @@ from typing import Any, cast
 
 import pytest
 
-from services.scoring.ledger import SCORERS, Scoring
 from services.scoring.models import RuleVersion
 from services.scoring.periods import Calendar, parse_period
-from services.scoring.rankings import LEVEL_ORDER, Member, assign_ranks, quota_checks, quota_lines
+from services.scoring.quotas import QuotaTable
+from services.scoring.rankings import LEVEL_ORDER, Member, assign_ranks
+from services.scoring.scorers import SCORERS, Scoring
 from services.scoring.service import RuleBook, load_default_rules
+from services.scoring.summaries import Layout
 from shared import events as ev
 from shared.kafka import PermanentError
 from shared.orgtree import example_city
@@ -362,29 +364,31 @@ def test_each_event_scores_under_the_version_in_force_when_it_happened() -> None
 
 
 # ---- quotas and the ranking order ------------------------------------------------------------
+def quota_lines(
+    label: str, months: dict[str, dict[str, float]], calendar: Calendar
+) -> list[dict[str, Any]]:
+    """The quota lines of the example school over the period ``label`` with these
+    unit-month figures, as a ranking computes them."""
+    period = parse_period(label)
+    layout = Layout(period)
+    member = Member(unit=ORG.unit(SCHOOL), values=layout.row(months), layout=layout)
+    table = QuotaTable(period=period, book=book(), calendar=calendar)
+    return [dict(line) for line in table.lines(member)]
+
+
 def test_a_monthly_quota_counts_only_whole_ended_months_since_the_go_live() -> None:
     calendar = Calendar(go_live=date(2026, 9, 10), now=LATE_NOVEMBER)  # September is partial
-    period = parse_period("quarter:2026-Q4")
-    rules = book()
-    member = Member(unit=ORG.unit(SCHOOL), months={"2026-10": {"submitted": 1}})
-    lines = quota_lines(member=member, period=period, book=rules, calendar=calendar)
+    lines = quota_lines("quarter:2026-Q4", {"2026-10": {"submitted": 1}}, calendar)
     monthly = [line for line in lines if line["quota"] == "school-monthly-story"]
     # October ended and was met; November still runs; December has not begun
     assert [(line["period"], line["met"]) for line in monthly] == [("month:2026-10", True)]
-    september = quota_checks(period=parse_period("quarter:2026-Q3"), book=rules, calendar=calendar)
-    lines = quota_lines(
-        member=Member(unit=ORG.unit(SCHOOL), months={}), period=parse_period("quarter:2026-Q3"),
-        book=rules, calendar=calendar, checks=september,
-    )  # fmt: skip
-    assert lines == []  # September was not a whole month on the desk
+    # September was not a whole month on the desk
+    assert quota_lines("quarter:2026-Q3", {}, calendar) == []
 
 
 def test_a_missed_monthly_quota_deducts_its_points() -> None:
     calendar = Calendar(go_live=date(2026, 10, 1), now=LATE_NOVEMBER)
-    member = Member(unit=ORG.unit(SCHOOL), months={})
-    lines = quota_lines(
-        member=member, period=parse_period("month:2026-10"), book=book(), calendar=calendar
-    )
+    lines = quota_lines("month:2026-10", {}, calendar)
     assert [(line["quota"], line["shortfall"], line["deduction"]) for line in lines] == [
         ("school-monthly-story", 1, 1.0)
     ]

@@ -64,6 +64,8 @@ function setupUploads(fieldset) {
     data.append("file", file);
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/upload");
+    // the form token of this sign-in, as every form carries it (see csrf.py)
+    xhr.setRequestHeader("X-CSRF-Token", formToken());
     xhr.upload.addEventListener("progress", (event) => {
       if (!event.lengthComputable) return;
       const percent = Math.round((event.loaded / event.total) * 100);
@@ -99,6 +101,29 @@ function setupUploads(fieldset) {
   picker.addEventListener("change", () => {
     Array.from(picker.files).forEach(upload);
     picker.value = "";
+  });
+}
+
+function formToken() {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  return meta ? meta.content : "";
+}
+
+// a choice that shows another view at once (no inline handlers: the CSP forbids them)
+function setupAutosubmit() {
+  document.querySelectorAll("select[data-autosubmit]").forEach((select) => {
+    select.addEventListener("change", () => select.form.submit());
+  });
+}
+
+// "back" on an error page: a javascript: link would be an inline script
+function setupBack() {
+  document.querySelectorAll("a[data-back]").forEach((link) => {
+    link.addEventListener("click", (event) => {
+      if (window.history.length < 2) return;
+      event.preventDefault();
+      window.history.back();
+    });
   });
 }
 
@@ -205,6 +230,8 @@ function setupUnfold() {
 
 document.addEventListener("DOMContentLoaded", () => {
   setupUnfold();
+  setupAutosubmit();
+  setupBack();
   document.querySelectorAll("fieldset.uploads").forEach(setupUploads);
   document.querySelectorAll("[data-min]").forEach(setupCounter);
   setupConfirmations();

@@ -1,26 +1,19 @@
-"""Bulletins (通报) as the bureau issues them: a title naming the issuer, the period and
-the subject, the issuing office and date, a covering text written from the figures, then
-the tables with unit names, Chinese labels, numbers as numbers and local times; as an
-XLSX workbook ready to print, as a printable HTML page, and the ranking as CSV."""
+"""A bulletin (通报) as the bureau issues it: the title naming the issuer, the period and
+the subject, the issuing office and date, a covering text written from the figures, and
+the tables' columns with unit names, Chinese labels, numbers as numbers and local times."""
 
 from __future__ import annotations
 
 import csv
-import html
 import io
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
-
 from services.scoring.models import Quota
-from services.scoring.periods import SHANGHAI, Period, parse_period
+from services.scoring.periods import Period, parse_period
+from shared.clock import BUREAU_ZONE
 from shared.orgtree import OrgTree
 
 CN_NUMBERS = "一二三四"
@@ -70,7 +63,7 @@ def period_words(period: Period) -> str:
 
 
 def date_words(moment: datetime) -> str:
-    local = moment.astimezone(SHANGHAI)
+    local = moment.astimezone(BUREAU_ZONE)
     return f"{local.year}年{local.month}月{local.day}日"
 
 
@@ -79,7 +72,7 @@ def _local(moment: datetime | str | None) -> datetime | None:
     if moment is None:
         return None
     value = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
-    return value.astimezone(SHANGHAI).replace(tzinfo=None)
+    return value.astimezone(BUREAU_ZONE).replace(tzinfo=None)
 
 
 def _name(org: OrgTree, code: str | None) -> str:
@@ -284,7 +277,7 @@ INCIDENT_COLUMNS = (
 )
 
 
-def _cells(columns: tuple[Column, ...], rows: list[dict[str, Any]]) -> list[list[Any]]:
+def cells(columns: tuple[Column, ...], rows: list[dict[str, Any]]) -> list[list[Any]]:
     return [[column.value(row) for column in columns] for row in rows]
 
 
@@ -293,165 +286,5 @@ def ranking_csv(bulletin: Bulletin) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([column.title for column in RANKING_COLUMNS])
-    writer.writerows(_cells(RANKING_COLUMNS, bulletin.ranking))
+    writer.writerows(cells(RANKING_COLUMNS, bulletin.ranking))
     return ("\ufeff" + out.getvalue()).encode("utf-8")
-
-
-# ---- XLSX ------------------------------------------------------------------------------
-def _width(value: Any) -> int:
-    """Display width of a cell's text: a Chinese character takes two columns."""
-    if isinstance(value, float):
-        text = f"{value:.2f}"
-    elif isinstance(value, datetime):
-        text = "2026-01-01 00:00"
-    else:
-        text = str(value)
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
-def _table(
-    sheet: Worksheet,
-    columns: tuple[Column, ...],
-    rows: list[dict[str, Any]],
-    *,
-    top: int,
-    title: str,
-) -> int:
-    """Write a header and rows from row ``top``; returns the last row written."""
-    header_font = Font(bold=True)
-    for index, column in enumerate(columns, start=1):
-        cell = sheet.cell(row=top, column=index, value=column.title)
-        cell.font = header_font
-        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
-    widths = [_width(column.title) for column in columns]
-    for offset, values in enumerate(_cells(columns, rows), start=1):
-        for index, (column, value) in enumerate(zip(columns, values, strict=True), start=1):
-            cell = sheet.cell(row=top + offset, column=index, value=value)
-            if column.number_format:
-                cell.number_format = column.number_format
-            widths[index - 1] = max(widths[index - 1], _width(value))
-    for index, width in enumerate(widths, start=1):
-        sheet.column_dimensions[get_column_letter(index)].width = min(max(width + 2, 6), 60)
-    last = top + len(rows)
-    end = get_column_letter(len(columns))
-    sheet.print_area = f"A1:{end}{max(last, top)}"
-    sheet.print_title_rows = f"{top}:{top}"
-    sheet.freeze_panes = sheet.cell(row=top + 1, column=1)
-    sheet.page_setup.orientation = "landscape"
-    sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
-    sheet.page_setup.fitToWidth = 1
-    sheet.page_setup.fitToHeight = 0
-    sheet.sheet_properties.pageSetUpPr.fitToPage = True
-    sheet.oddHeader.center.text = title
-    sheet.oddFooter.center.text = "第 &P 页，共 &N 页"
-    return last
-
-
-def bulletin_xlsx(bulletin: Bulletin) -> bytes:
-    """The bulletin as a workbook: the 通报 sheet (title, issuer, date, covering text,
-    ranking, ranking rule), then 零报送单位, 任务缺口 and 舆情事件."""
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = "通报"
-    span = len(RANKING_COLUMNS)
-    end = get_column_letter(span)
-    sheet["A1"] = bulletin.title
-    sheet["A1"].font = Font(bold=True, size=16)
-    sheet["A1"].alignment = Alignment(horizontal="center")
-    sheet.merge_cells(f"A1:{end}1")
-    sheet["A2"] = f"{bulletin.issuer}　　{bulletin.issued_on}"
-    sheet["A2"].alignment = Alignment(horizontal="right")
-    sheet.merge_cells(f"A2:{end}2")
-    text = "\n".join("　　" + paragraph for paragraph in bulletin.paragraphs)
-    sheet["A3"] = text
-    sheet["A3"].alignment = Alignment(wrap_text=True, vertical="top")
-    sheet.merge_cells(f"A3:{end}3")
-    # a merged cell does not grow with its text: give the row the lines it needs
-    sheet.row_dimensions[3].height = 16 * (sum(_width(p) // 150 + 1 for p in bulletin.paragraphs))
-    last = _table(sheet, RANKING_COLUMNS, bulletin.ranking, top=5, title=bulletin.title)
-    sheet.cell(row=last + 2, column=1, value=f"排名规则：{bulletin.tie_rule}")
-    sheet.merge_cells(f"A{last + 2}:{end}{last + 2}")
-    sheet.cell(row=last + 2, column=1).alignment = Alignment(wrap_text=True)
-    sheet.row_dimensions[last + 2].height = 32
-    sheet.print_area = f"A1:{end}{last + 2}"
-    for name, columns, rows in (
-        ("零报送单位", ZERO_COLUMNS, bulletin.zero),
-        ("任务缺口", SHORTFALL_COLUMNS, bulletin.shortfalls),
-        ("舆情事件", INCIDENT_COLUMNS, bulletin.incidents),
-    ):
-        extra = book.create_sheet(name)
-        extra["A1"] = f"{bulletin.title}：{name}"
-        extra["A1"].font = Font(bold=True, size=13)
-        _table(extra, columns, rows, top=2, title=f"{bulletin.title}：{name}")
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
-
-
-# ---- printable page --------------------------------------------------------------------
-def _html_value(value: Any, number_format: str | None) -> str:
-    if value is None or value == "":
-        return ""
-    if number_format == PERCENT:
-        return f"{value:.1%}"
-    if number_format == LOCAL_TIME and isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
-    if isinstance(value, float):
-        return f"{value:g}"
-    return html.escape(str(value))
-
-
-def _html_table(caption: str, columns: tuple[Column, ...], rows: list[dict[str, Any]]) -> str:
-    head = "".join(f"<th>{html.escape(c.title)}</th>" for c in columns)
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td>{_html_value(c.value(row), c.number_format)}</td>" for c in columns)
-        + "</tr>"
-        for row in rows
-    )
-    if not rows:
-        body = f'<tr><td colspan="{len(columns)}">无</td></tr>'
-    return (
-        f"<h2>{html.escape(caption)}</h2>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-    )
-
-
-STYLE = """
-@page { size: A4 landscape; margin: 18mm 12mm; }
-body { font-family: "FangSong", "STFangsong", "SimSun", serif; font-size: 12pt; margin: 0 auto;
-       max-width: 297mm; }
-h1 { font-family: "SimHei", "Heiti SC", sans-serif; text-align: center; font-size: 20pt; }
-.issuer { text-align: right; }
-p { text-indent: 2em; line-height: 1.8; }
-h2 { font-size: 14pt; margin-top: 1.5em; }
-table { border-collapse: collapse; width: 100%; font-size: 9pt; page-break-inside: auto; }
-thead { display: table-header-group; }
-tr { page-break-inside: avoid; }
-th, td { border: 1px solid #444; padding: 2px 4px; }
-td { text-align: center; white-space: nowrap; }
-td:last-child { white-space: normal; }
-.rule { font-size: 10pt; text-indent: 0; }
-"""
-
-
-def bulletin_html(bulletin: Bulletin) -> str:
-    """The bulletin as a page that prints as the official document."""
-    paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in bulletin.paragraphs)
-    tables = "".join(
-        (
-            _html_table("排行榜", RANKING_COLUMNS, bulletin.ranking),
-            _html_table("零报送单位", ZERO_COLUMNS, bulletin.zero),
-            _html_table("任务缺口", SHORTFALL_COLUMNS, bulletin.shortfalls),
-            _html_table("舆情事件", INCIDENT_COLUMNS, bulletin.incidents),
-        )
-    )
-    return (
-        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
-        f"<title>{html.escape(bulletin.title)}</title><style>{STYLE}</style></head><body>"
-        f"<h1>{html.escape(bulletin.title)}</h1>"
-        f'<p class="issuer">{html.escape(bulletin.issuer)}<br>{html.escape(bulletin.issued_on)}</p>'
-        f"{paragraphs}{tables}"
-        f'<p class="rule">排名规则：{html.escape(bulletin.tie_rule)}</p></body></html>'
-    )
