@@ -16,7 +16,11 @@ RUN /opt/citydesk/bin/pip install . \
     && /opt/citydesk/bin/python -m compileall -q /opt/citydesk/lib
 
 FROM python:3.11-slim AS runtime
-# no system ffmpeg: media uses the one inside the imageio-ffmpeg wheel
+# no system ffmpeg: media uses the one inside the imageio-ffmpeg wheel; a CJK font for the
+# Chinese labels of the sentiment briefings' trend chart
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-wqy-zenhei \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 citydesk \
     && useradd --system --uid 10001 --gid citydesk --home-dir /app --shell /usr/sbin/nologin citydesk
 COPY --from=build /opt/citydesk /opt/citydesk

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.console import alerts, cases, office, signin, stories
+from services.console import alerts, cases, office, opinion, signin, stories
 
 ROUTERS: tuple[APIRouter, ...] = (
     signin.router,
@@ -13,4 +13,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     cases.router,
     office.router,
     alerts.router,
+    opinion.router,  # opinion items and briefings
 )

@@ -269,6 +269,8 @@ def menu_for(principal: Principal, org: OrgTree) -> list[MenuItem]:
     items.append(MenuItem("/rankings", "积分排行"))
     if principal.has(Role.OPINION_OFFICER):
         items.append(MenuItem("/opinion", "舆情预警", badge="alerts"))
+        items.append(MenuItem("/opinion/items", "舆情信息"))
+        items.append(MenuItem("/opinion/briefings", "舆情简报"))
     return items
 
 

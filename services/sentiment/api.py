@@ -5,9 +5,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Query, Request
 
-from services.sentiment import items, service
+from services.sentiment import (
+    alerts,
+    briefing_api,
+    determination,
+    items,
+    push_api,
+    queries,
+    rules,
+    screening,
+)
 from services.sentiment.models import (
     AlertAction,
     AlertOut,
@@ -18,12 +27,15 @@ from services.sentiment.models import (
     SentimentConfig,
     Verdict,
 )
-from services.sentiment.service import AlertConflict, AlertNotFound, IncidentNotFound, Sentiment
+from services.sentiment.runtime import Sentiment
 from shared.auth import CityAdmin, CurrentPrincipal, Role, require_role
 from shared.events import Severity
+from shared.refusals import Refusal
 
 router = APIRouter()
 router.include_router(items.router)  # GET /items, POST /items/{key}/correction
+router.include_router(push_api.router)  # /push/recipients, /push/deliveries
+router.include_router(briefing_api.router)  # /briefings/{kind}/{period}[.xlsx|/trend.png]
 
 
 def _sentiment(request: Request) -> Sentiment:
@@ -39,8 +51,8 @@ async def list_incidents(
 ) -> list[IncidentOut]:
     """Incidents about my unit and the units below it, most recent first."""
     require_role(principal, Role.OPINION_OFFICER)
-    docs = await service.list_incidents(
-        sentiment=_sentiment(request), principal=principal, severity=severity, limit=limit
+    docs = await queries.list_incidents(
+        runtime=_sentiment(request), principal=principal, severity=severity, limit=limit
     )
     return [IncidentOut.of(doc) for doc in docs]
 
@@ -51,18 +63,13 @@ async def get_incident(
 ) -> IncidentOut:
     """One incident with its items."""
     require_role(principal, Role.OPINION_OFFICER)
-    found = await service.get_incident(
-        sentiment=_sentiment(request), principal=principal, incident_id=incident_id
+    found = await queries.get_incident(
+        runtime=_sentiment(request), principal=principal, incident_id=incident_id
     )
     if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id!r} in your scope")
+        raise Refusal(404, "unknown_incident", "您的管辖范围内没有这个舆情事件")
     incident, items = found
     return IncidentOut.of(incident, items)
-
-
-# who may determine an incident serious: the city bureau's opinion officer, its leader in
-# charge, or an administrator, never a county or a school
-DETERMINING_ROLES = (Role.OPINION_OFFICER, Role.LEADER, Role.ADMIN)
 
 
 async def _determine(
@@ -72,26 +79,13 @@ async def _determine(
     body: DeterminationRequest,
     determined: bool,
 ) -> IncidentOut:
-    sentiment = _sentiment(request)
-    if principal.unit != sentiment.org.city.code or not principal.has(*DETERMINING_ROLES):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            "只有市教育局办公室或市级舆情管理员可以认定或撤销严重负面舆情事件",
-        )
-    if not body.reason.strip():
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "请写明认定或撤销的理由")
-    try:
-        incident = await service.determine_incident(
-            sentiment=sentiment,
-            incident_id=incident_id,
-            principal=principal,
-            reason=body.reason,
-            determined=determined,
-        )
-    except IncidentNotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"没有舆情事件 {incident_id!r}") from exc
-    except AlertConflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    incident = await determination.determine_incident(
+        runtime=_sentiment(request),
+        incident_id=incident_id,
+        principal=principal,
+        reason=body.reason,
+        determined=determined,
+    )
     return IncidentOut.of(incident)
 
 
@@ -122,8 +116,8 @@ async def list_alerts(
 ) -> list[AlertOut]:
     """Alerts about my unit and the units below it, most recently changed first."""
     require_role(principal, Role.OPINION_OFFICER)
-    docs = await service.list_alerts(
-        sentiment=_sentiment(request),
+    docs = await queries.list_alerts(
+        runtime=_sentiment(request),
         principal=principal,
         state=state,
         severity=severity,
@@ -135,11 +129,11 @@ async def list_alerts(
 @router.get("/alerts/{alert_id}", response_model=AlertOut)
 async def get_alert(request: Request, principal: CurrentPrincipal, alert_id: str) -> AlertOut:
     require_role(principal, Role.OPINION_OFFICER)
-    alert = await service.get_alert(
-        sentiment=_sentiment(request), principal=principal, alert_id=alert_id
+    alert = await queries.get_alert(
+        runtime=_sentiment(request), principal=principal, alert_id=alert_id
     )
     if alert is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id!r} in your scope")
+        raise Refusal(404, "unknown_alert", "您的管辖范围内没有这条预警")
     return AlertOut.of(alert)
 
 
@@ -153,27 +147,13 @@ async def act_on_alert(
 ) -> AlertOut:
     """acknowledge, respond, close (with a comment) or comment."""
     require_role(principal, Role.OPINION_OFFICER)
-    if action not in service.ACTIONS:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND,
-            f"unknown action {action!r}; one of {', '.join(service.ACTIONS)}",
-        )
-    try:
-        alert = await service.act_on_alert(
-            sentiment=_sentiment(request),
-            alert_id=alert_id,
-            action=action,
-            principal=principal,
-            comment=(body or AlertAction()).comment,
-        )
-    except AlertNotFound as exc:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"no alert {alert_id!r} in your scope"
-        ) from exc
-    except PermissionError as exc:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
-    except AlertConflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    alert = await alerts.act_on_alert(
+        runtime=_sentiment(request),
+        alert_id=alert_id,
+        action=action,
+        principal=principal,
+        comment=(body or AlertAction()).comment,
+    )
     return AlertOut.of(alert)
 
 
@@ -181,7 +161,7 @@ async def act_on_alert(
 async def classify(request: Request, principal: CurrentPrincipal, body: ClassifyRequest) -> Verdict:
     """Analyse a text: negative or not, score, severity, topic and the terms that drove it."""
     require_role(principal, Role.OPINION_OFFICER)
-    return await service.classify(sentiment=_sentiment(request), text=body.text, source=body.source)
+    return await rules.classify(runtime=_sentiment(request), text=body.text, source=body.source)
 
 
 @router.get("/screenings/{story_id}")
@@ -198,12 +178,10 @@ async def get_screening(
         Role.LEADER,
     )
     sentiment = _sentiment(request)
-    docs = await service.get_screening(sentiment=sentiment, story_id=story_id)
+    docs = await screening.get_screening(runtime=sentiment, story_id=story_id)
     visible = [doc for doc in docs if sentiment.org.contains(principal.unit, doc["unit"])]
     if not visible:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"no screening of story {story_id!r} in your scope"
-        )
+        raise Refusal(404, "unknown_screening", "您的管辖范围内没有这篇稿件的舆情筛查结果")
     return [{("id" if k == "_id" else k): v for k, v in doc.items()} for doc in visible]
 
 
@@ -211,7 +189,7 @@ async def get_screening(
 async def get_config(request: Request, principal: CurrentPrincipal) -> SentimentConfig:
     """The rules in force."""
     require_role(principal, Role.OPINION_OFFICER)
-    return await service.reload_config(sentiment=_sentiment(request))
+    return await rules.reload_config(runtime=_sentiment(request))
 
 
 @router.put("/config", response_model=SentimentConfig)
@@ -219,5 +197,5 @@ async def replace_config(
     request: Request, principal: CityAdmin, body: SentimentConfig
 ) -> SentimentConfig:
     """Replace the rules (a city administrator); they apply at once."""
-    await service.replace_config(sentiment=_sentiment(request), config=body, by=principal.sub)
+    await rules.replace_config(runtime=_sentiment(request), config=body, by=principal.sub)
     return body

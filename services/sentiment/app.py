@@ -1,71 +1,25 @@
-"""The sentiment service: public-opinion analysis, incidents and alerts, story screening."""
+"""The sentiment service: public-opinion analysis, incidents and alerts, story screening,
+briefings and push alerts."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Awaitable, Callable
 
-import httpx
 from fastapi import FastAPI
 
-from services.sentiment import service
+from services.sentiment import alerts, notifications, queries, rules
 from services.sentiment.api import router
 from services.sentiment.classifier import SentimentModel
 from services.sentiment.handlers import register_handlers
-from services.sentiment.service import Sentiment
+from services.sentiment.metrics import prime_metrics
+from services.sentiment.runtime import Sentiment
 from services.sentiment.settings import sentiment_settings
 from services.sentiment.state_metrics import prime_alert_gauges, refresh_alert_gauges
 from shared import topics as tp
-from shared.events import Severity
-from shared.observability import precreate
-from shared.orgtree import OrgTree
+from shared.jobs import every
 from shared.rejections import rejections_router
 from shared.runtime import ServiceRuntime, build_service
 from shared.settings import Settings
-
-log = logging.getLogger(__name__)
-
-
-def _every(
-    seconds: Callable[[Sentiment], float],
-    job: Callable[[Sentiment], Awaitable[object]],
-    sentiment: Sentiment,
-) -> Callable[[ServiceRuntime], Awaitable[None]]:
-    """A background loop that survives a failing pass."""
-
-    async def loop(runtime: ServiceRuntime) -> None:
-        while True:
-            try:
-                await job(sentiment)
-            except Exception:
-                log.exception("%s failed; retrying", getattr(job, "__name__", "job"))
-            await asyncio.sleep(seconds(sentiment))
-
-    return loop
-
-
-async def _escalation_pass(sentiment: Sentiment) -> None:
-    await service.reload_config(sentiment=sentiment)
-    await service.escalate_overdue(sentiment=sentiment)
-
-
-async def _gauge_pass(sentiment: Sentiment) -> None:
-    await service.refresh_gauges(sentiment=sentiment)
-    await refresh_alert_gauges(sentiment.runtime.db)
-
-
-def _webhook_job(sentiment: Sentiment) -> Callable[[ServiceRuntime], Awaitable[None]]:
-    async def deliver(runtime: ServiceRuntime) -> None:
-        async with httpx.AsyncClient(timeout=10.0) as client:
-            while True:
-                try:
-                    await service.deliver_notifications(sentiment=sentiment, client=client)
-                except Exception:
-                    log.exception("webhook delivery pass failed; retrying")
-                await asyncio.sleep(sentiment.settings.sentiment_webhook_poll_seconds)
-
-    return deliver
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -76,49 +30,68 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=(
             "Analyses public-opinion items from county feeds and submitted stories in Chinese "
             "(Simplified and Traditional), groups negative items into incidents, raises alerts "
-            "with owners and deadlines, and escalates them when nobody acts."
+            "with owners and deadlines, escalates them when nobody acts, pushes them to the "
+            "officers' channels and writes daily, weekly and monthly briefings."
         ),
         publishes=(tp.OPINION_FLAGGED,),
         settings=own,
     )
     sentiment = Sentiment(
-        runtime=runtime,
+        base=runtime,
         settings=own,
         model=SentimentModel.load(use_embeddings=own.sentiment_use_embeddings),
-        config=service.read_config_file(own.sentiment_config_file),
+        rules=rules.config_store(own),
+        pushes=notifications.push_store(own),
     )
     app.state.sentiment = sentiment
     app.include_router(router)
     app.include_router(rejections_router(tp.INTAKE_OPINIONS))
 
     async def prepare(_: ServiceRuntime) -> None:
-        await service.ensure_indexes(sentiment=sentiment)
-        await service.seed_config(sentiment=sentiment)
+        await queries.ensure_indexes(runtime=sentiment)
+        await notifications.prepare(runtime=sentiment)
+        await rules.seed_config(runtime=sentiment)
         await asyncio.to_thread(sentiment.model.warm_up)
 
     runtime.on_startup.append(prepare)
-    _prime_metrics(runtime.org)
-    if own.run_consumers:
-        register_handlers(sentiment)
-        runtime.background.append(
-            _every(
-                lambda s: s.settings.sentiment_escalation_poll_seconds, _escalation_pass, sentiment
-            )
-        )
-        runtime.background.append(_webhook_job(sentiment))
-    runtime.background.append(
-        _every(lambda s: s.settings.sentiment_gauge_refresh_seconds, _gauge_pass, sentiment)
-    )
+    prime_metrics(runtime.org)
+    prime_alert_gauges()
+    _add_consumers_and_jobs(runtime, sentiment)
     return app
 
 
-def _prime_metrics(org: OrgTree) -> None:
-    """Every known label value at zero, so the first escalation is an increase."""
-    counties = [unit.code for unit in org.counties()]
-    precreate(service.ITEMS, county=counties, negative=["true", "false"])
-    precreate(service.INCIDENTS, county=counties)
-    precreate(service.ALERTS_ESCALATED, to_level=["county", "city"])
-    precreate(service.SCREENINGS, flagged=["true", "false"])
-    precreate(service.WEBHOOK_DELIVERIES, outcome=["delivered", "retry", "failed"])
-    precreate(service.ALERTS_OPEN, severity=[s.value for s in Severity])
-    prime_alert_gauges()
+def _add_consumers_and_jobs(runtime: ServiceRuntime, sentiment: Sentiment) -> None:
+    """The consumers and the background loops: rules refreshed in every process; intake,
+    screening, escalation and pushes where the consumers run; the alert gauges everywhere."""
+    own = sentiment.settings
+    # every process, API pods included, classifies with the rules an admin stored last
+    runtime.background.append(
+        sentiment.rules.refresher(runtime.db, lambda: own.sentiment_config_refresh_seconds)
+    )
+    if own.run_consumers:
+        register_handlers(sentiment)
+        runtime.background.append(
+            sentiment.pushes.refresher(runtime.db, lambda: own.sentiment_config_refresh_seconds)
+        )
+        runtime.background.append(
+            every(
+                own.sentiment_escalation_poll_seconds,
+                lambda: alerts.escalate_overdue(runtime=sentiment),
+                name="escalate overdue alerts",
+            )
+        )
+        runtime.background.append(
+            every(
+                own.sentiment_webhook_poll_seconds,
+                lambda: notifications.deliver_due(runtime=sentiment),
+                name="deliver pushes",
+            )
+        )
+
+    async def gauges() -> None:
+        await alerts.refresh_gauges(runtime=sentiment)
+        await refresh_alert_gauges(sentiment.db)
+
+    runtime.background.append(
+        every(own.sentiment_gauge_refresh_seconds, gauges, name="refresh alert gauges")
+    )

@@ -11,18 +11,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 from pymongo import DESCENDING, AsyncMongoClient
 
 from services.sentiment import dataset
 from services.sentiment.classifier import TOPICS, normalise
 from services.sentiment.models import ItemOut
-from services.sentiment.service import Sentiment, _bigrams, now_utc, scope_filter
+from services.sentiment.queries import in_scope_of, scope_filter
+from services.sentiment.runtime import Sentiment
+from services.sentiment.similarity import bigrams
 from shared.auth import CurrentPrincipal, Principal, Role, require_role
+from shared.clock import utcnow
+from shared.paging import MAX_LIMIT, PageQuery, keyset_page
 from shared.refusals import Refusal
 
 router = APIRouter()
+# newest first; the id breaks ties so a page boundary never drops or repeats an item
+ITEM_ORDER = [("published_at", DESCENDING), ("_id", DESCENDING)]
 
 
 class Correction(BaseModel):
@@ -81,7 +87,7 @@ def merge_near_identical(docs: list[dict[str, Any]]) -> list[ListedItem]:
     """Identical or near-identical texts as one item (the newest), its sources listed."""
     merged: list[tuple[set[str], ListedItem]] = []
     for doc in docs:
-        grams = _bigrams(normalise(doc["text"]))
+        grams = bigrams(normalise(doc["text"]))
         for seen, item in merged:
             union = len(seen | grams)
             if union and len(seen & grams) / union >= NEAR_IDENTICAL:
@@ -94,7 +100,7 @@ def merge_near_identical(docs: list[dict[str, Any]]) -> list[ListedItem]:
 
 def item_query(
     *,
-    sentiment: Sentiment,
+    runtime: Sentiment,
     principal: Principal,
     source: str | None = None,
     topic: str | None = None,
@@ -104,7 +110,7 @@ def item_query(
     unit: str | None = None,
 ) -> dict[str, Any]:
     """The Mongo filter for items in the principal's scope matching the filters."""
-    org = sentiment.org
+    org = runtime.org
     clauses: list[dict[str, Any]] = []
     scope = scope_filter(org=org, principal=principal)
     if scope:
@@ -137,6 +143,7 @@ def item_query(
 @router.get("/items", response_model=list[ListedItem])
 async def list_items(
     request: Request,
+    response: Response,
     principal: CurrentPrincipal,
     source: Annotated[str | None, Query(max_length=64)] = None,
     topic: Annotated[str | None, Query(max_length=32)] = None,
@@ -144,13 +151,16 @@ async def list_items(
     since: datetime | None = None,
     until: datetime | None = None,
     unit: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
     merge: bool = True,
 ) -> list[ListedItem]:
     """Opinion items about my unit and the units below it, negative or not, newest
     first: the text, the link to the original, the model's verdict and its reasons, and
     an officer's correction if there is one. Identical or near-identical texts from
-    several sources are one entry listing its sources (``merge=false``: one per source)."""
+    several sources are one entry listing its sources (``merge=false``: one per source);
+    a repost that falls on the next page is listed there. More than ``limit``: the
+    ``X-Next-Cursor`` header holds the ``cursor`` of the next page."""
     require_role(principal, Role.OPINION_OFFICER)
     # a period given without a zone is UTC, as items are stored
     since = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
@@ -161,7 +171,7 @@ async def list_items(
         raise Refusal(422, "empty_period", "起始时间应早于结束时间")
     sentiment: Sentiment = request.app.state.sentiment
     query = item_query(
-        sentiment=sentiment,
+        runtime=sentiment,
         principal=principal,
         source=source,
         topic=topic,
@@ -170,8 +180,11 @@ async def list_items(
         until=until,
         unit=unit,
     )
-    cursor = sentiment.runtime.db.items.find(query).sort("published_at", DESCENDING)
-    docs = await cursor.limit(limit).to_list()
+    docs, next_cursor = await keyset_page(
+        sentiment.db.items, query, sort=ITEM_ORDER, query=PageQuery(limit=limit, cursor=cursor)
+    )
+    if next_cursor:  # the list stays a list; the next page is asked for with this cursor
+        response.headers["x-next-cursor"] = next_cursor
     return merge_near_identical(docs) if merge else [ListedItem.of(doc) for doc in docs]
 
 
@@ -183,18 +196,11 @@ async def correct_item(
     corrections the next training run learns from; the latest mark on a text wins."""
     require_role(principal, Role.OPINION_OFFICER)
     sentiment: Sentiment = request.app.state.sentiment
-    db = sentiment.runtime.db
+    db = sentiment.db
     doc = await db.items.find_one({"_id": item_key})
-    in_scope = doc is not None and (
-        principal.unit == sentiment.org.city.code
-        or any(
-            code and sentiment.org.contains(principal.unit, code)
-            for code in (doc.get("school"), doc.get("county"))
-        )
-    )
-    if doc is None or not in_scope:
+    if doc is None or not in_scope_of(org=sentiment.org, principal=principal, doc=doc):
         raise Refusal(404, "unknown_item", "您的管辖范围内没有这条舆情")
-    mark = {"negative": body.negative, "by": principal.sub, "at": now_utc(), "note": body.note}
+    mark = {"negative": body.negative, "by": principal.sub, "at": utcnow(), "note": body.note}
     await db.corrections.insert_one(
         {
             "item": item_key,

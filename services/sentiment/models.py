@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import datetime, time
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from services.sentiment.classifier import TOPICS
 from shared.events import Severity
@@ -106,6 +107,7 @@ class HistoryEntry(BaseModel):
     at: datetime
     action: str
     by: str
+    by_name: str | None = None
     comment: str = ""
     owner_level: OwnerLevel | None = None
 
@@ -191,3 +193,65 @@ class IncidentOut(BaseModel):
             **fields,
             items=[ItemOut.of(item) for item in items] if items is not None else None,
         )
+
+
+# ---- push alerts ------------------------------------------------------------------------
+class QuietHours(Rules):
+    """Local (Asia/Shanghai) hours when blue and yellow pushes wait until ``end``; orange
+    and red always go. ``start`` after ``end`` spans midnight (22:00-07:30)."""
+
+    start: time
+    end: time
+
+
+class EmailChannel(Rules):
+    kind: Literal["email"]
+    to: str = Field(pattern=r"^[^@\s]+@[^@\s]+$", max_length=254)
+
+
+def _robot_url(value: str) -> str:
+    """An http(s) URL with a host (where it may point is checked before each send)."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises on a port out of range)
+    except ValueError as exc:
+        raise ValueError("not a valid URL") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("a robot URL is http(s) with a host")
+    return value
+
+
+RobotUrl = Annotated[str, Field(max_length=1000), AfterValidator(_robot_url)]
+
+
+class WecomChannel(Rules):
+    """企业微信 group robot: its webhook URL (``.../cgi-bin/webhook/send?key=...``)."""
+
+    kind: Literal["wecom"]
+    url: RobotUrl
+
+
+class DingtalkChannel(Rules):
+    """钉钉 group robot: its webhook URL and, when the robot signs, its ``SEC...`` secret."""
+
+    kind: Literal["dingtalk"]
+    url: RobotUrl
+    secret: str | None = Field(default=None, max_length=200)
+
+
+Channel = Annotated[EmailChannel | WecomChannel | DingtalkChannel, Field(discriminator="kind")]
+
+
+class Recipient(Rules):
+    """A person or a duty group: which alerts (their unit and below, from a severity) reach
+    them, on which channels, and when they are not to be woken."""
+
+    name: str = Field(min_length=1, max_length=50)
+    unit: str = Field(min_length=1, max_length=64)
+    min_severity: Severity = Severity.BLUE
+    quiet_hours: QuietHours | None = None
+    channels: list[Channel] = Field(min_length=1)
+
+
+class PushConfig(Rules):
+    recipients: list[Recipient] = Field(default_factory=list)

@@ -1,10 +1,8 @@
 """The sentiment service over the real local stack: analysis, incidents and alerts,
-escalation, scope, story screening, dead letters and signed webhooks."""
+escalation, scope, story screening, dead letters and signed webhooks (Standard Webhooks)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import threading
 import uuid
@@ -16,11 +14,13 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from pydantic import SecretStr
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from citydesk.producer import AUTO, SignedProducer
 from citydesk.stack import free_port
 from shared import events as ev
 from shared.auth import Role
+from shared.outbound import verify_standard
 from shared.settings import load_settings
 from tests.support import RunningService, auth, eventually, header, read_topic, run_service
 
@@ -77,6 +77,8 @@ async def sentiment(webhook: WebhookReceiver) -> AsyncIterator[RunningService]:
         sentiment_webhook_url=webhook.url,
         sentiment_webhook_secret=SecretStr(WEBHOOK_SECRET),
         sentiment_webhook_poll_seconds=0.2,
+        sentiment_push_backoff_seconds=0,
+        sentiment_push_allow=["127.0.0.1"],
     ) as running:
         yield running
 
@@ -265,12 +267,12 @@ async def test_ten_posts_about_one_incident_make_one_incident_one_alert_and_sign
     await eventually(lambda: len(delivered()) == announced, timeout=30, what="every notification")
     assert webhook.refused == 1  # the first attempt was refused and retried
     headers, body = next((h, b) for h, b in webhook.received if incident["id"] in b.decode())
-    expected = hmac.new(
-        WEBHOOK_SECRET.encode(),
-        f"{headers['x-citydesk-timestamp']}.".encode() + body,
-        hashlib.sha256,
-    ).hexdigest()
-    assert headers["x-citydesk-signature"] == f"sha256={expected}"
+    # signed the Standard Webhooks way, as a receiver verifies it
+    assert verify_standard(WEBHOOK_SECRET, body, headers)["payload"]["incident_id"]
+    assert headers["webhook-id"] and headers["webhook-signature"].startswith("v1,")
+    tampered = body.replace(b'"item_count"', b'"item_count "')
+    with pytest.raises(WebhookVerificationError):
+        verify_standard(WEBHOOK_SECRET, tampered, headers)
 
 
 async def test_an_unacknowledged_alert_escalates_from_school_to_county_to_city(

@@ -207,10 +207,10 @@ TARGETS: dict[tuple[str, str], tuple[str, str]] = {
     ("submission", "media.stored"): ("services.submission.service", "record_media"),
     ("submission", "story.reviewed"): ("services.submission.service", "record_review"),
     ("submission", "story.published"): ("services.submission.service", "record_publication"),
-    ("review", "story.submitted"): ("services.review.service", "open_case"),
-    ("review", "opinion.flagged"): ("services.review.service", "record_screening"),
-    ("sentiment", "story.submitted"): ("services.sentiment.service", "screen_story"),
-    ("sentiment", "intake.opinions"): ("services.sentiment.service", "record_opinions"),
+    ("review", "story.submitted"): ("services.review.cases", "open_case"),
+    ("review", "opinion.flagged"): ("services.review.cases", "record_screening"),
+    ("sentiment", "story.submitted"): ("services.sentiment.screening", "screen_story"),
+    ("sentiment", "intake.opinions"): ("services.sentiment.intake", "record_opinions"),
     **{
         ("scoring", topic): ("services.scoring.handlers", "apply_events")
         for topic in ("story.submitted", "story.reviewed", "story.published",

@@ -11,7 +11,8 @@ import pytest
 
 from services.sentiment import dataset
 from services.sentiment.classifier import SentimentModel
-from services.sentiment.train import REPORT_FILE, TARGETS, breakdown, meets_targets
+from services.sentiment.evaluation import TARGETS, breakdown, meets_targets
+from services.sentiment.train import REPORT_FILE
 
 # parents praising, thanking and asking, in words the old model took for complaints
 # (家长, 孩子, 老师, 食堂, 安全); the first is the text the issue was filed with
@@ -151,7 +152,7 @@ def test_the_model_is_ahead_of_pysenti_and_snownlp_in_every_register(
 
 
 def test_links_other_than_http_are_refused_at_intake() -> None:
-    from services.sentiment.service import check_link
+    from services.sentiment.intake import check_link
     from shared.kafka import PermanentError
 
     for fine in (None, "https://weibo.com/123/abc", "http://bbs.example.org/t?id=1"):

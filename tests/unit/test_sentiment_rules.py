@@ -7,36 +7,32 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 import pytest
 
-from services.sentiment import service as sentiment
-from services.sentiment.classifier import normalise
+from services.sentiment import alerts, incidents, rules
+from services.sentiment.classifier import Analysis, normalise
 from services.sentiment.models import SentimentConfig, VelocityRule
+from services.sentiment.runtime import Sentiment
+from services.sentiment.similarity import bigrams
 from shared.auth import Principal
 from shared.events import Severity
 from shared.orgtree import example_city
+from shared.refusals import Refusal
 
-CONFIG = sentiment.read_config_file()
+CONFIG = rules.read_config_file()
 ORG = example_city()
 # 09:00 in Shanghai on a school day
 START = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
 S = Severity
 
 
-@dataclass
-class Analysis:
-    """What the model hands the rules (the model itself is tested in
-    test_sentiment_model.py)."""
-
-    text: str
-    score: float
-    topic_scores: dict[str, float] = field(default_factory=lambda: {"other": 0.1})
-    terms: list[str] = field(default_factory=list)
-    stage: str = "linear"
+def analysis(text: str, score: float, terms: list[str] | None = None) -> Analysis:
+    """What the model hands the rules (the model itself: test_sentiment_model.py)."""
+    return Analysis(text=text, score=score, topic_scores={"other": 0.1}, terms=terms or [])
 
 
 class Clock:
@@ -52,7 +48,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     ticking = Clock(START)
-    monkeypatch.setattr(sentiment, "now_utc", ticking)
+    monkeypatch.setattr(incidents, "utcnow", ticking)
     return ticking
 
 
@@ -74,16 +70,16 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 def test_an_items_severity_comes_from_its_words_and_its_source(
     text: str, score: float, source: str, negative: bool, severity: Severity
 ) -> None:
-    verdict = sentiment.apply_rules(
-        config=CONFIG, analysis=Analysis(normalise(text), score), source=source
+    verdict = rules.apply_rules(
+        config=CONFIG, analysis=analysis(normalise(text), score), source=source
     )
     assert (verdict.negative, verdict.severity) == (negative, severity)
 
 
 def test_a_severity_word_explains_the_verdict_and_sensitive_words_are_listed() -> None:
-    verdict = sentiment.apply_rules(
+    verdict = rules.apply_rules(
         config=CONFIG,
-        analysis=Analysis(normalise("食堂饭菜变质，学生食物中毒住院"), 0.95, terms=["变质"]),
+        analysis=analysis(normalise("食堂饭菜变质，学生食物中毒住院"), 0.95, terms=["变质"]),
     )
     assert verdict.severity == S.YELLOW
     assert verdict.explanation[0] == "变质" and "住院" in verdict.explanation
@@ -93,7 +89,7 @@ def test_a_severity_word_explains_the_verdict_and_sensitive_words_are_listed() -
 
 def test_the_threshold_and_the_lexicon_weight_are_the_bureaus_to_tune() -> None:
     strict = CONFIG.model_copy(update={"negative_threshold": 0.95, "lexicon_weight": 0.0})
-    verdict = sentiment.apply_rules(config=strict, analysis=Analysis(normalise("食堂饭菜"), 0.9))
+    verdict = rules.apply_rules(config=strict, analysis=analysis(normalise("食堂饭菜"), 0.9))
     assert not verdict.negative and verdict.topic == "other"
 
 
@@ -107,9 +103,9 @@ def items(n: int, *, every: timedelta, start: datetime = START) -> Iterator[dict
         }  # fmt: skip
 
 
-def fold(config: SentimentConfig, stream: Iterator[dict[str, Any]]) -> sentiment.IncidentFold:
+def fold(config: SentimentConfig, stream: Iterator[dict[str, Any]]) -> incidents.IncidentFold:
     first = next(stream)
-    incident = sentiment._new_incident(item=first, signature=set())
+    incident = incidents._new_incident(item=first, signature=set())
     for item in itertools.chain([first], stream):
         incident.add(config=config, item=item)
     return incident
@@ -178,13 +174,13 @@ def test_an_item_joins_the_incident_of_its_school_with_its_topic_or_words(
     clock: Clock, later: timedelta, topic: str, text: str, joins: bool
 ) -> None:
     first = one(START)
-    signature = sentiment._bigrams(normalise(first["text"]))
-    incident = sentiment._new_incident(item=first, signature=signature)
+    signature = bigrams(normalise(first["text"]))
+    incident = incidents._new_incident(item=first, signature=signature)
     incident.add(config=CONFIG, item=first)
     item = one(START + later, topic, text)
-    found = sentiment._matching_incident(
+    found = incidents._matching_incident(
         config=CONFIG, folds=[incident], item=item,
-        signature=sentiment._bigrams(normalise(item["text"])),
+        signature=bigrams(normalise(item["text"])),
     )  # fmt: skip
     assert (found is incident) == joins
 
@@ -196,12 +192,12 @@ def test_an_item_joins_the_incident_of_its_school_with_its_topic_or_words(
 def test_an_alert_must_be_acknowledged_sooner_the_more_severe_it_is(
     severity: Severity, hours: int
 ) -> None:
-    assert sentiment._deadline(CONFIG, severity, START) == START + timedelta(hours=hours)
+    assert alerts.deadline(CONFIG, severity, START) == START + timedelta(hours=hours)
 
 
 def test_an_unacknowledged_alert_climbs_one_level_at_a_time_to_the_city() -> None:
-    assert sentiment.NEXT_LEVEL == {"school": "county", "county": "city"}
-    assert "city" not in sentiment.NEXT_LEVEL  # the city is the last owner
+    assert alerts.NEXT_LEVEL == {"school": "county", "county": "city"}
+    assert "city" not in alerts.NEXT_LEVEL  # the city is the last owner
 
 
 @pytest.mark.parametrize(
@@ -216,7 +212,7 @@ def test_an_unacknowledged_alert_climbs_one_level_at_a_time_to_the_city() -> Non
 def test_each_alert_action_follows_from_its_states(
     action: str, allowed: set[str], becomes: str | None
 ) -> None:
-    assert sentiment.ACTIONS[action] == (frozenset(allowed), becomes)
+    assert alerts.ACTIONS[action] == (frozenset(allowed), becomes)
 
 
 @pytest.mark.parametrize(
@@ -234,4 +230,47 @@ def test_the_owner_unit_or_a_unit_above_it_acts_on_an_alert(
     unit: str, owner: str, may: bool
 ) -> None:
     person = Principal(sub="p", name="某人", unit=unit, roles=frozenset())
-    assert sentiment.can_act_on(org=ORG, principal=person, alert={"owner_unit": owner}) is may
+    assert alerts.can_act_on(org=ORG, principal=person, alert={"owner_unit": owner}) is may
+
+
+class Officers:
+    """What deciding on an action reads of the service: the tree and units' names."""
+
+    org = ORG
+
+    def unit_name(self, code: str | None) -> str:
+        unit = ORG.get(code) if code else None
+        return unit.name if unit is not None else (code or "")
+
+
+@pytest.mark.parametrize(
+    ("unit", "state", "action", "comment", "refusal"),
+    [
+        ("dh-dyxx", "open", "acknowledge", "", None),
+        ("dh", "acknowledged", "respond", "", None),
+        ("jc", "responding", "close", "已妥善处理", None),
+        ("dh-dyxx", "open", "escalate", "", (404, "unknown_action", "没有这个操作")),
+        ("dh-dezx", "open", "acknowledge", "", (403, "alert_not_yours", "东湖区第一小学负责")),
+        ("dh-dyxx", "closed", "acknowledge", "", (409, "alert_wrong_state", "已办结")),
+        ("dh-dyxx", "open", "close", " ", (409, "comment_required", "请写明情况")),
+    ],
+)
+def test_an_alert_action_is_refused_with_a_code_and_chinese_words_when_it_may_not_be_taken(
+    unit: str, state: str, action: str, comment: str, refusal: tuple[int, str, str] | None
+) -> None:
+    alert = {"_id": "alert-1", "owner_unit": "dh-dyxx", "state": state}
+    person = Principal(sub="p", name="某人", unit=unit, roles=frozenset())
+    check = partial(
+        # the decision reads only the tree and names: the rest of the service stays out
+        alerts.check_action, runtime=cast(Sentiment, Officers()), principal=person, alert=alert,
+        action=action,
+        comment=comment,
+    )  # fmt: skip
+    if refusal is None:
+        check()
+        return
+    with pytest.raises(Refusal) as refused:
+        check()
+    status, code, words = refusal
+    assert (refused.value.status, refused.value.code) == (status, code)
+    assert words in refused.value.message
