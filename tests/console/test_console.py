@@ -17,11 +17,11 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -43,6 +43,8 @@ STORY_BODY = (
     "十一月二十日下午，东湖区第一小学举行秋季科技节，全校一千二百名学生参与了机器人搭建、"
     "航模展示和科学小实验等二十余项活动，家长志愿者和社区科技辅导员到场指导。"
 )
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -194,42 +196,39 @@ async def submit_with_a_photo(sign_in: SignIn, console: Console, tmp_path: Path)
 # as after the others (which then share the one story). The steps sign people in through
 # a SignIn of their own, as the fixtures outlive any one test, and hold its pages to the
 # same headers and CSP as the tests' own.
-async def checked(signer: SignIn) -> None:
+async def step(browser: Browser, console: Console, take: Callable[[SignIn], Awaitable[T]]) -> T:
+    signer = SignIn(browser, console)
+    result = await take(signer)
     await asyncio.gather(*signer.checking, return_exceptions=True)
     assert signer.problems == [], signer.problems[:5]
+    return result
 
 
 @pytest_asyncio.fixture(scope="module")
 async def submitted(
     browser: Browser, console: Console, tmp_path_factory: pytest.TempPathFactory
 ) -> Story:
-    signer = SignIn(browser, console)
-    story = await submit_with_a_photo(signer, console, tmp_path_factory.mktemp("photo"))
-    await checked(signer)
-    return story
+    folder = tmp_path_factory.mktemp("photo")
+    return await step(browser, console, lambda s: submit_with_a_photo(s, console, folder))
 
 
 @pytest_asyncio.fixture(scope="module")
 async def revised(browser: Browser, console: Console, submitted: Story) -> Story:
-    signer = SignIn(browser, console)
-    await return_and_revise(signer, console, submitted)
-    await checked(signer)
+    await step(browser, console, lambda s: return_and_revise(s, console, submitted))
     return submitted
 
 
 @pytest_asyncio.fixture(scope="module")
 async def approved(browser: Browser, console: Console, revised: Story) -> Story:
-    signer = SignIn(browser, console)
-    revised.county_case = await approve_at_every_level(signer, console, revised)
-    await checked(signer)
+    revised.county_case = await step(
+        browser, console, lambda s: approve_at_every_level(s, console, revised)
+    )
     return revised
 
 
 @pytest_asyncio.fixture(scope="module")
 async def adopted(browser: Browser, console: Console, approved: Story) -> Story:
-    signer = SignIn(browser, console)
-    await record_an_adoption(signer, console, approved)
-    await checked(signer)
+    await step(browser, console, lambda s: record_an_adoption(s, console, approved))
     return approved
 
 
