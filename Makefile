@@ -1,10 +1,11 @@
-# The two commands a newcomer needs: `make demo` and `make test`.
+# The two commands a newcomer needs: `make demo` and `make test` (`make unit` for the
+# fast layer alone).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo stop test lint format bench contracts dashboards stack-up stack-down clean
+.PHONY: venv demo stop unit browser test lint format bench contracts dashboards stack-up stack-down clean
 
 venv: $(STAMP)
 
@@ -21,9 +22,27 @@ demo: venv
 stop: venv
 	$(BIN)/citydesk demo stop
 
-test: venv
+# the fast layer: pure logic and handler wiring, no server of any kind, well under a minute
+unit: venv
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit
+
+# the console tests drive Debian's chromium with a Chinese font (screenshots as people see
+# them); installed here, once, rather than by a test fixture
+CHROMIUM := /usr/bin/chromium
+CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc
+
+browser: $(CHROMIUM) $(CJK_FONT)
+
+$(CHROMIUM) $(CJK_FONT):
+	@command -v apt-get >/dev/null || { echo "needs Debian's chromium and fonts-wqy-zenhei (apt-get not found)"; exit 1; }
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive sh -c 'apt-get update -q && apt-get install -y -q chromium fonts-wqy-zenhei'
+
+# ruff, the fast layer first (a broken rule fails in seconds), then everything over the
+# real servers
+test: venv browser
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(MAKE) --no-print-directory unit
+	$(BIN)/pytest -q -p no:cacheprovider --ignore=tests/unit
 
 lint: venv
 	$(BIN)/ruff check .

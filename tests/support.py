@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,12 +14,14 @@ from importlib import import_module
 from typing import Any, TypeVar
 
 import httpx
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord
 from fastapi import FastAPI
 
 from citydesk.producer import AUTO, SignedProducer
 from shared.auth import Role, mint_token
+from shared.kafka import client_security
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, load_settings
 
@@ -129,6 +132,31 @@ async def read_topic(
         raise AssertionError(f"timed out reading {topic}: {len(records)} records seen")
     finally:
         await consumer.stop()
+
+
+async def one_key_per_partition(
+    topic: str, prefix: str, settings: Settings | None = None
+) -> list[str]:
+    """A key (``prefix-N``) for each partition of ``topic``, as the default partitioner
+    places them: records written with them come after everything already on every
+    partition, so a consumer that has handled them all has read all there was."""
+    settings = settings or load_settings("tests")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, **client_security(settings)
+    )
+    await producer.start()
+    try:
+        partitions = sorted(await producer.partitions_for(topic))
+    finally:
+        await producer.stop()
+    partitioner = DefaultPartitioner()
+    keys: dict[int, str] = {}
+    for n in itertools.count():
+        if len(keys) == len(partitions):
+            return [keys[partition] for partition in partitions]
+        key = f"{prefix}-{n}"
+        keys.setdefault(partitioner(key.encode(), partitions, partitions), key)
+    raise AssertionError("unreachable")
 
 
 def header(record: ConsumerRecord[bytes, bytes], name: str) -> str | None:

@@ -27,7 +27,7 @@ from shared.auth import Role
 from shared.http import EdgePolicy, install_edge
 from shared.mongo import make_client
 from shared.revocation import revocation_collection, revoke
-from tests.support import RunningService, auth, run_service, settings_for, token_for
+from tests.support import RunningService, auth, eventually, run_service, settings_for, token_for
 
 pytestmark = pytest.mark.usefixtures("stack_env")
 
@@ -313,7 +313,9 @@ async def test_the_revoke_command_cuts_off_a_person_everywhere(
     sub = f"left-the-bureau-{uuid.uuid4().hex[:6]}"
     bearer = auth("dh-dyxx", Role.CORRESPONDENT, sub=sub)
     assert (await submission.client.get("/stories", headers=bearer)).status_code == 200
-    await asyncio.sleep(1.0)  # issue times are whole seconds: the cutoff is after this token
+    # issue times are whole seconds: the cutoff must fall after this token's second
+    issued = int(time.time())
+    await eventually(lambda: int(time.time()) > issued, what="the next whole second")
     result = await asyncio.to_thread(
         CliRunner().invoke, cli, ["revoke", "--sub", sub, "--by", "admin-jc", "--reason", "调离"]
     )

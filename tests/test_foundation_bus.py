@@ -22,11 +22,18 @@ from citydesk.producer import SignedProducer
 from citydesk.stack import Stack
 from shared import events as ev
 from shared import topics as tp
-from shared.kafka import Bus, consumer, ensure_topics, make_bus
+from shared.kafka import Bus, consumer, ensure_topics, event_headers, make_bus
 from shared.mongo import OutboxRelay, add_to_outbox, apply_once, in_transaction, make_client
 from shared.settings import Settings
 from shared.storage import ensure_buckets, make_minio
-from tests.support import eventually, header, produce, read_topic, settings_for
+from tests.support import (
+    eventually,
+    header,
+    one_key_per_partition,
+    produce,
+    read_topic,
+    settings_for,
+)
 
 pytestmark = pytest.mark.usefixtures("stack_env")
 
@@ -61,6 +68,7 @@ async def test_a_consumer_group_applies_each_event_once_and_commits_after_the_ef
     db = client[settings.database_name]
     prefix = uuid.uuid4().hex[:6]
     failures = {f"{prefix}-3": 1}  # the fourth event fails once, then succeeds on retry
+    sentinels_seen: set[str] = set()
 
     def build() -> Bus:
         bus = bus_for(settings)
@@ -68,6 +76,9 @@ async def test_a_consumer_group_applies_each_event_once_and_commits_after_the_ef
         @consumer(bus, tp.MEDIA_STORED, group=group)
         async def record_media(event: ev.MediaStoredEvent) -> None:
             media_id = event.payload.media_id
+            if media_id.startswith(f"sentinel-{prefix}"):
+                sentinels_seen.add(media_id)
+                return
             if not media_id.startswith(prefix):
                 return
             if failures.get(media_id, 0) > 0:
@@ -98,10 +109,15 @@ async def test_a_consumer_group_applies_each_event_once_and_commits_after_the_ef
     await eventually(lambda: _count_is(db, prefix, 10), what="all ten applied")
     await bus.stop()
 
-    # a second consumer in the same group starts from the committed offsets: nothing twice
+    # a second consumer in the same group starts from the committed offsets: nothing twice.
+    # Once it has handled a sentinel written after the ten on every partition, it has read
+    # all it would ever read again
+    sentinels = await one_key_per_partition("media.stored", f"sentinel-{prefix}", settings)
     bus = build()
     await bus.start()
-    await asyncio.sleep(3)
+    for sentinel in sentinels:
+        await bus.publish(tp.MEDIA_STORED, media_event(sentinel))
+    await eventually(lambda: sentinels_seen == set(sentinels), what="a sentinel per partition")
     await bus.stop()
     docs = await db.media.find({"_id": {"$regex": f"^{prefix}"}}).to_list()
     assert sorted(d["_id"] for d in docs) == sorted(e.payload.media_id for e in events)
@@ -196,7 +212,7 @@ async def test_the_outbox_publishes_each_event_exactly_once_across_a_relay_crash
         await producer.send_and_wait(topic, value, key=key)
 
     second = OutboxRelay(db, plain_publish, service="outboxtest", lease_seconds=0.01)
-    await asyncio.sleep(0.05)  # the crashed relay's lease runs out
+    # the crashed relay's lease (0.01 s) runs out: the second relay then takes the rest
     await eventually(second.publish_pending, what="the rest published")
     assert await db.outbox.count_documents({"sent_at": None}) == 0
     await producer.stop()
@@ -337,8 +353,13 @@ async def test_a_dead_lettered_event_is_applied_after_replay_once_the_cause_is_f
     applied: list[str] = []
     cause = {"fixed": False}
 
+    after: list[str] = []
+
     @consumer(bus, tp.STORY_REVIEWED, group=f"replay-{marker[:6]}")
     async def record_review(event: ev.StoryReviewedEvent) -> None:
+        if event.payload.story_id == f"{marker}-after":
+            after.append(event.payload.story_id)
+            return
         if event.payload.story_id != marker:
             return
         if not cause["fixed"]:
@@ -369,7 +390,16 @@ async def test_a_dead_lettered_event_is_applied_after_replay_once_the_cause_is_f
     # a second replay moves only what was dead-lettered since (other tests' refusals), never
     # the marker again
     await replay_dlq(settings, "story.reviewed")
-    await asyncio.sleep(2)
+    # a record with the marker's key lands after anything replayed on its partition
+    later = event.model_copy(
+        update={"event_id": uuid.uuid4(), "payload": event.payload.model_copy(
+            update={"story_id": f"{marker}-after"})},
+    )  # fmt: skip
+    value = later.model_dump_json().encode()
+    await bus.writer.send(
+        tp.STORY_REVIEWED.name, tp.STORY_REVIEWED.key(event), value, event_headers(later)
+    )
+    await eventually(lambda: after, what="the record after the second replay")
     assert applied == [marker]
     await bus.stop()
 
@@ -440,10 +470,16 @@ async def test_an_outage_of_mongodb_is_waited_out_not_dead_lettered(durable_stac
         await apply_once(client, db, consumer="outage", event_id=str(event.event_id), effect=effect)
 
     await bus.start()
+    failed = {"service": "outagetest", "topic": "media.stored", "handler": "record_media"}
+    before = metric("citydesk_events_failed_total", **failed)
     durable_stack.stop("mongo")
     for i in range(5):
         await bus.publish(tp.MEDIA_STORED, media_event(f"outage-{i}"))
-    await asyncio.sleep(4)  # the handler keeps failing while MongoDB is down
+    # failing more often than kafka_handler_retries allows, yet waited out, not dead-lettered
+    await eventually(
+        lambda: metric("citydesk_events_failed_total", **failed) >= before + 2,
+        what="the handler failing while MongoDB is down", timeout=60,
+    )  # fmt: skip
     durable_stack.start_mongo()
     await eventually(
         lambda: db.media.count_documents({}), what="effects after the outage", timeout=60

@@ -4,9 +4,6 @@ Chromium driven by Playwright."""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,29 +32,17 @@ CHROMIUM_ARGS = [
 NAMES = (*SERVICES, "console")
 
 
-def _install_chromium() -> str | None:
-    """Debian's chromium and a Chinese font: installed here when missing (CI machines
-    start fresh)."""
-    missing = not Path(CHROMIUM).exists() or not Path(CJK_FONT).exists()
-    if missing and shutil.which("apt-get"):
-        subprocess.run(
-            "apt-get update && apt-get install -y chromium fonts-wqy-zenhei",
-            shell=True,
-            check=False,
-            capture_output=True,
-            timeout=900,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        )
-    if Path(CHROMIUM).exists():
-        return None
-    return "Debian's chromium is missing and `apt-get install -y chromium` did not install it"
-
-
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    problem = _install_chromium()
-    if problem:
-        pytest.skip(problem)
+    """Debian's chromium and a Chinese font, as `make browser` (a step of `make test`)
+    installs them; a missing one fails the console tests rather than skip them."""
+    missing = [path for path in (CHROMIUM, CJK_FONT) if not Path(path).exists()]
+    if missing:
+        pytest.fail(
+            f"{' and '.join(missing)} missing: run `make browser` (Debian's chromium and "
+            "fonts-wqy-zenhei), which `make test` runs first",
+            pytrace=False,
+        )
     return CHROMIUM
 
 

@@ -17,21 +17,23 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
+import pytest_asyncio
 from PIL import Image
-from playwright.async_api import Page, expect
+from playwright.async_api import Browser, Page, expect
 
 from citydesk.stack import free_port
 from services.console.models import LABELS
 from shared import events as ev
 from tests.console.conftest import Console, SignIn
-from tests.support import produce
+from tests.support import eventually, produce
 
 pytestmark = pytest.mark.usefixtures("stack_env")
 
@@ -41,7 +43,18 @@ STORY_BODY = (
     "十一月二十日下午，东湖区第一小学举行秋季科技节，全校一千二百名学生参与了机器人搭建、"
     "航模展示和科学小实验等二十余项活动，家长志愿者和社区科技辅导员到场指导。"
 )
-journey: dict[str, Any] = {}
+
+T = TypeVar("T")
+
+
+@dataclass
+class Story:
+    """The one story the lifecycle tests follow, as far as its fixture has taken it."""
+
+    story_id: str
+    title: str
+    points_before: float
+    county_case: str | None = None
 
 
 async def shot(page: Page, console: Console, name: str) -> None:
@@ -132,12 +145,11 @@ async def decide_in_queue(page: Page, console: Console, story_id: str, decision:
     return case_id
 
 
-async def test_correspondent_submits_a_story_with_a_photo(
-    sign_in: SignIn, console: Console, tmp_path: Path
-) -> None:
+async def submit_with_a_photo(sign_in: SignIn, console: Console, tmp_path: Path) -> Story:
+    """A correspondent submits a story with a photo, after a rule error said in Chinese."""
     page = await sign_in(SCHOOL, "correspondent", sub="li-tongxun")
     await shot(page, console, "home-correspondent")
-    journey["points_before"] = await school_points(page)
+    points_before = await school_points(page)
 
     await page.goto("/stories/new")
     refused = tmp_path / "notes.txt"
@@ -175,12 +187,58 @@ async def test_correspondent_submits_a_story_with_a_photo(
     await expect(page.locator(".notice")).to_have_text("稿件已报送，等待审核。")
     await expect(page.locator("h1")).to_have_text(title)
     await expect(page.locator("article.story-body img.thumb")).to_have_count(1)
-    journey["story_id"] = page.url.rsplit("/", 1)[-1].split("?")[0]
-    journey["title"] = title
+    story_id = page.url.rsplit("/", 1)[-1].split("?")[0]
+    return Story(story_id=story_id, title=title, points_before=points_before)
 
+
+# Each step of the story's life is a module fixture that takes it from the step before:
+# a test that needs the story at some stage asks for that stage, so it runs alone as well
+# as after the others (which then share the one story). The steps sign people in through
+# a SignIn of their own, as the fixtures outlive any one test, and hold its pages to the
+# same headers and CSP as the tests' own.
+async def step(browser: Browser, console: Console, take: Callable[[SignIn], Awaitable[T]]) -> T:
+    signer = SignIn(browser, console)
+    result = await take(signer)
+    await asyncio.gather(*signer.checking, return_exceptions=True)
+    assert signer.problems == [], signer.problems[:5]
+    return result
+
+
+@pytest_asyncio.fixture(scope="module")
+async def submitted(
+    browser: Browser, console: Console, tmp_path_factory: pytest.TempPathFactory
+) -> Story:
+    folder = tmp_path_factory.mktemp("photo")
+    return await step(browser, console, lambda s: submit_with_a_photo(s, console, folder))
+
+
+@pytest_asyncio.fixture(scope="module")
+async def revised(browser: Browser, console: Console, submitted: Story) -> Story:
+    await step(browser, console, lambda s: return_and_revise(s, console, submitted))
+    return submitted
+
+
+@pytest_asyncio.fixture(scope="module")
+async def approved(browser: Browser, console: Console, revised: Story) -> Story:
+    revised.county_case = await step(
+        browser, console, lambda s: approve_at_every_level(s, console, revised)
+    )
+    return revised
+
+
+@pytest_asyncio.fixture(scope="module")
+async def adopted(browser: Browser, console: Console, approved: Story) -> Story:
+    await step(browser, console, lambda s: record_an_adoption(s, console, approved))
+    return approved
+
+
+async def test_correspondent_submits_a_story_with_a_photo(
+    sign_in: SignIn, console: Console, submitted: Story
+) -> None:
+    page = await sign_in(SCHOOL, "correspondent", sub="li-tongxun")
     await page.goto("/stories")
-    row = page.locator(f"tr[data-story='{journey['story_id']}']")
-    await expect(row).to_contain_text(title)
+    row = page.locator(f"tr[data-story='{submitted.story_id}']")
+    await expect(row).to_contain_text(submitted.title)
     await shot(page, console, "stories")
 
 
@@ -201,15 +259,14 @@ async def test_a_draft_is_saved_and_submitted_later(sign_in: SignIn) -> None:
     await expect(page.locator("p.meta")).to_contain_text("第 1 版")
 
 
-async def test_returned_story_is_revised_with_the_reviewers_comment_beside_it(
-    sign_in: SignIn, console: Console
-) -> None:
-    story_id = journey["story_id"]
+async def return_and_revise(sign_in: SignIn, console: Console, story: Story) -> None:
+    """The school reviewer returns the story; the correspondent revises it on a phone."""
+    story_id = story.story_id
     reviewer = await sign_in(SCHOOL, "reviewer_school", sub="wang-chushen")
     comment = "请补充参与学生的年级分布和活动成效。"
     await decide_in_queue(reviewer, console, story_id, "return", comment, "school-return")
     await reviewer.goto("/review")
-    await expect(reviewer.locator("body")).not_to_contain_text(journey["title"])
+    await expect(reviewer.locator("body")).not_to_contain_text(story.title)
 
     author = await sign_in(SCHOOL, "correspondent", sub="li-tongxun", width=390)
     await reload_until(author, f"/stories/{story_id}", ".reviewer-comment")
@@ -224,13 +281,23 @@ async def test_returned_story_is_revised_with_the_reviewers_comment_beside_it(
     await expect(author.locator("p.meta")).to_contain_text("第 2 版")
 
 
+async def test_returned_story_is_revised_with_the_reviewers_comment_beside_it(
+    sign_in: SignIn, revised: Story
+) -> None:
+    # the steps are in return_and_revise; read again, the story is the revision
+    author = await sign_in(SCHOOL, "correspondent", sub="li-tongxun")
+    await author.goto(f"/stories/{revised.story_id}")
+    await expect(author.locator("p.meta")).to_contain_text("第 2 版")
+    await expect(author.locator("article.story-body")).to_contain_text(ADDED)
+
+
 ADDED = "一至六年级均有学生参加，三个项目获评区级优秀科普活动。"
 
 
-async def test_a_reviewer_at_each_level_approves_and_the_trail_shows_every_step(
-    sign_in: SignIn, console: Console
-) -> None:
-    story_id = journey["story_id"]
+async def approve_at_every_level(sign_in: SignIn, console: Console, story: Story) -> str:
+    """The school, the county and the city approve the revision, the city with a
+    publication time; returns the county's case id."""
+    story_id = story.story_id
     school = await sign_in(SCHOOL, "reviewer_school", sub="wang-chushen")
     card = f"article.case[data-story='{story_id}']"
     await reload_until(school, "/review", card)
@@ -247,7 +314,7 @@ async def test_a_reviewer_at_each_level_approves_and_the_trail_shows_every_step(
     await decide_in_queue(school, console, story_id, "approve", "同意报送。", "school")
 
     county = await sign_in("dh", "reviewer_county", sub="zhao-fushen")
-    journey["county_case"] = await decide_in_queue(
+    county_case = await decide_in_queue(
         county, console, story_id, "approve", "内容属实，同意。", "county"
     )
     city = await sign_in("jc", "reviewer_city", sub="chen-zhongshen")
@@ -265,12 +332,18 @@ async def test_a_reviewer_at_each_level_approves_and_the_trail_shows_every_step(
     )  # fmt: skip
     await city.goto("/office")
     queued = city.locator(f"tr[data-publication-story='{story_id}']").first
-    await expect(queued).to_contain_text(journey["title"])
+    await expect(queued).to_contain_text(story.title)
     await expect(queued).to_contain_text(at.strftime("%Y-%m-%d %H:%M"))
     await expect(queued).to_contain_text("待发布")
     await shot(city, console, "office-scheduled")
+    return county_case
 
-    await city.goto(f"/stories/{story_id}/history")
+
+async def test_a_reviewer_at_each_level_approves_and_the_trail_shows_every_step(
+    sign_in: SignIn, console: Console, approved: Story
+) -> None:
+    city = await sign_in("jc", "reviewer_city", sub="chen-zhongshen")
+    await city.goto(f"/stories/{approved.story_id}/history")
     trail = city.locator("table.audit tbody")
     await expect(trail).to_contain_text("退回修改")
     await expect(trail).to_contain_text("终审（市局）")
@@ -279,10 +352,10 @@ async def test_a_reviewer_at_each_level_approves_and_the_trail_shows_every_step(
     await shot(city, console, "history")
 
 
-async def test_city_office_records_an_adoption_and_the_ranking_shows_the_new_points(
-    sign_in: SignIn, console: Console
-) -> None:
-    story_id = journey["story_id"]
+async def record_an_adoption(sign_in: SignIn, console: Console, story: Story) -> None:
+    """Once the story is published at its set time, the city office records that the
+    city's paper adopted it."""
+    story_id = story.story_id
     office = await sign_in("jc", "reviewer_city", sub="chen-zhongshen")
     row = f"form.adoption[action='/office/stories/{story_id}/adoptions']"
     await reload_until(office, "/office", row, timeout=120)  # published at the set time
@@ -296,13 +369,20 @@ async def test_city_office_records_an_adoption_and_the_ranking_shows_the_new_poi
     await expect(office.locator(f"tr[data-story='{story_id}'] .tag.adopted")).to_have_text(
         "已采用 1 家"
     )
+
+
+async def test_city_office_records_an_adoption_and_the_ranking_shows_the_new_points(
+    sign_in: SignIn, console: Console, adopted: Story
+) -> None:
+    office = await sign_in("jc", "reviewer_city", sub="chen-zhongshen")
     await office.goto("/")
     assert int(await office.locator("[data-count=adopted_today]").inner_text()) >= 1
 
-    deadline = time.monotonic() + 40
-    while (points := await school_points(office)) <= journey["points_before"] + 3:
-        assert time.monotonic() < deadline, f"points stayed at {points}"
-        await asyncio.sleep(0.5)
+    async def more_points() -> float | None:
+        points = await school_points(office)
+        return points if points > adopted.points_before + 3 else None
+
+    points = await eventually(more_points, timeout=40, interval=0.5, what="the adoption's points")
     bar = office.locator("svg.chart g.bar[data-unit='东湖区第一小学']")
     await expect(bar).to_have_attribute("data-value", f"{points:g}")
     await shot(office, console, "rankings")
@@ -315,15 +395,15 @@ async def test_city_office_records_an_adoption_and_the_ranking_shows_the_new_poi
 
 
 async def test_a_search_finds_a_story_by_a_phrase_from_its_body(
-    sign_in: SignIn, console: Console
+    sign_in: SignIn, console: Console, revised: Story
 ) -> None:
-    story_id = journey["story_id"]
+    story_id = revised.story_id
     for unit, roles in ((SCHOOL, ("correspondent",)), ("jc", ("reviewer_city",))):
         page = await sign_in(unit, *roles, sub="searcher")
         await page.goto("/stories")
         await page.fill("input[name=q]", "三个项目获评区级优秀")
         await page.get_by_role("button", name="查询").click()
-        await expect(page.locator(f"tr[data-story='{story_id}']")).to_contain_text(journey["title"])
+        await expect(page.locator(f"tr[data-story='{story_id}']")).to_contain_text(revised.title)
         await expect(page.locator("input[name=q]")).to_have_value("三个项目获评区级优秀")
     await shot(page, console, "search")
     # the story was ten days late: the late flag keeps it, the copy flag does not
@@ -341,9 +421,9 @@ async def test_a_search_finds_a_story_by_a_phrase_from_its_body(
 
 
 async def test_the_city_office_withdraws_a_published_story(
-    sign_in: SignIn, console: Console
+    sign_in: SignIn, console: Console, adopted: Story
 ) -> None:
-    story_id = journey["story_id"]
+    story_id = adopted.story_id
     office = await sign_in("jc", "reviewer_city", sub="chen-zhongshen")
     await office.goto("/office")
     form = office.locator(f"form.withdraw[action='/office/stories/{story_id}/withdraw']")
@@ -411,10 +491,10 @@ async def test_the_home_counts_move_when_a_case_arrives(sign_in: SignIn, console
 
 @pytest.mark.parametrize("width", [390, 1366])
 async def test_every_correspondent_page_and_the_case_page_fit_the_screen(
-    sign_in: SignIn, console: Console, width: int
+    sign_in: SignIn, console: Console, submitted: Story, width: int
 ) -> None:
     author = await sign_in(SCHOOL, "correspondent", sub="li-tongxun", width=width)
-    story_id = journey["story_id"]
+    story_id = submitted.story_id
     for path in ("/", "/stories/new", "/stories", f"/stories/{story_id}",
                  f"/stories/{story_id}/history", "/rankings"):  # fmt: skip
         await author.goto(path)
@@ -462,8 +542,10 @@ async def no_raw_codes(page: Page, path: str) -> None:
     assert not LONG_ID.search(text), f"{path} shows an id: {LONG_ID.findall(text)[:3]}"
 
 
-async def test_no_page_shows_a_raw_code_or_an_id(sign_in: SignIn, console: Console) -> None:
-    story_id = journey["story_id"]
+async def test_no_page_shows_a_raw_code_or_an_id(
+    sign_in: SignIn, console: Console, submitted: Story
+) -> None:
+    story_id = submitted.story_id
     author = await sign_in(SCHOOL, "correspondent", sub="li-tongxun")
     for path in ("/", "/stories", "/stories/new", f"/stories/{story_id}",
                  f"/stories/{story_id}/history", "/rankings?kind=month",
@@ -531,16 +613,14 @@ async def test_opinion_officer_acknowledges_an_alert(sign_in: SignIn, console: C
 
 
 async def test_a_county_user_cannot_open_another_countys_case_by_url(
-    sign_in: SignIn, console: Console
+    sign_in: SignIn, console: Console, approved: Story
 ) -> None:
-    case_id = journey.get("county_case")
-    if case_id is None:
-        pytest.skip("needs the case of the review test")
+    case_id = approved.county_case
     outsider = await sign_in(OTHER_COUNTY, "reviewer_county", sub="qian-fushen")
     response = await outsider.goto(f"/review/cases/{case_id}")
     assert response is not None and response.status == 403
     await expect(outsider.locator("h1")).to_contain_text("无权访问")
-    await expect(outsider.locator("body")).not_to_contain_text(journey["title"])
+    await expect(outsider.locator("body")).not_to_contain_text(approved.title)
     await shot(outsider, console, "forbidden")
 
 

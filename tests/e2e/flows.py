@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -156,10 +155,6 @@ async def ranking(
 
 def row_of(table: dict[str, Any], unit: str) -> dict[str, Any]:
     return next(row for row in table["rows"] if row["unit"] == unit)
-
-
-async def settle(seconds: float = 1.0) -> None:
-    await asyncio.sleep(seconds)
 
 
 def days_ago(days: int) -> date:

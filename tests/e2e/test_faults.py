@@ -227,14 +227,20 @@ async def test_kills_and_restarts_lose_nothing_and_count_nothing_twice(
         ).to_list()
         story_ids = {str(s["_id"]) for s in stories}
 
+        review = mongo[f"{prefix}_review"]
+
+        async def decided() -> int:
+            return await review.audit.count_documents(
+                {"story_id": {"$in": list(story_ids)}, "decision": "approved"}
+            )
+
         async with httpx.AsyncClient(timeout=30) as http:
             approving = asyncio.create_task(approve_everything(http, city, story_ids))
-            await asyncio.sleep(3)
+            await eventually(decided, timeout=120, what="the first approvals")
             await asyncio.to_thread(city.kill, "scoring")  # once more, mid-review
             city.start("scoring")
             await approving
 
-        review = mongo[f"{prefix}_review"]
         cases = Counter(
             c["story_id"]
             for c in await review.cases.find({"story_id": {"$in": list(story_ids)}}).to_list()

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from shared import events as ev
 from shared import topics as tp
 
-CONTRACTS = Path(__file__).parent.parent / "docs" / "contracts"
+CONTRACTS = Path(__file__).parents[2] / "docs" / "contracts"
 PATH = ev.UnitPath(city="jc", county="dh", unit="dh-syxx")
 
 

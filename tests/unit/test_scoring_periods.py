@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.scoring.periods import Calendar, Period, PeriodError, parse_period
+from services.scoring.periods import Calendar, Period, PeriodError, month_of, parse_period, year_of
 
 NOW = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
 
@@ -67,3 +67,45 @@ def test_a_month_counts_from_the_first_whole_month_to_the_last_ended_one() -> No
     assert spring.counted(["2026-09"], joined=date(2026, 9, 1)) == ["2026-09"]
     assert spring.active(["2026-04"]) and not spring.active(["2026-03"])
     assert not spring.active(["2026-12"])  # a month that has not begun
+
+
+@pytest.mark.parametrize(
+    ("moment", "month", "year"),
+    [
+        (datetime(2026, 10, 31, 15, 59, 59, tzinfo=UTC), "2026-10", 2026),  # 23:59:59 local
+        (datetime(2026, 10, 31, 16, 0, tzinfo=UTC), "2026-11", 2026),  # midnight in Shanghai
+        (datetime(2025, 12, 31, 16, 0, tzinfo=UTC), "2026-01", 2026),  # New Year's Eve in UTC
+    ],
+)
+def test_an_instant_belongs_to_its_shanghai_month_and_year(
+    moment: datetime, month: str, year: int
+) -> None:
+    assert (month_of(moment), year_of(moment)) == (month, year)
+
+
+@pytest.mark.parametrize(
+    ("label", "months", "start", "end"),
+    [
+        ("month:2026-11", ["2026-11"], datetime(2026, 10, 31, 16, tzinfo=UTC),
+         datetime(2026, 11, 30, 16, tzinfo=UTC)),
+        ("quarter:2026-Q4", ["2026-10", "2026-11", "2026-12"],
+         datetime(2026, 9, 30, 16, tzinfo=UTC), datetime(2026, 12, 31, 16, tzinfo=UTC)),
+        ("half:2026-H1", [f"2026-0{m}" for m in range(1, 7)],
+         datetime(2025, 12, 31, 16, tzinfo=UTC), datetime(2026, 6, 30, 16, tzinfo=UTC)),
+    ],
+)  # fmt: skip
+def test_a_period_covers_its_months_from_shanghai_midnight_to_midnight(
+    label: str, months: list[str], start: datetime, end: datetime
+) -> None:
+    period = parse_period(label)
+    assert (period.months(), period.start(), period.end()) == (months, start, end)
+
+
+def test_a_year_divides_into_halves_quarters_and_months_but_not_the_other_way() -> None:
+    year = parse_period("year:2026")
+    assert [p.label for p in year.sub_periods("half")] == ["half:2026-H1", "half:2026-H2"]
+    assert len(year.sub_periods("quarter")) == 4 and len(year.sub_periods("month")) == 12
+    assert [p.label for p in parse_period("half:2026-H2").sub_periods("quarter")] == [
+        "quarter:2026-Q3", "quarter:2026-Q4",
+    ]  # fmt: skip
+    assert parse_period("month:2026-03").sub_periods("year") == []
