@@ -41,12 +41,14 @@ $(CHROMIUM) $(CJK_FONT):
 # real servers
 test: venv browser
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(MAKE) --no-print-directory unit
 	$(BIN)/pytest -q -p no:cacheprovider --ignore=tests/unit
 
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: venv
 	$(BIN)/ruff format .
