@@ -319,7 +319,7 @@ class DemoCity:
         if queue.status_code != 200:
             return 0
         decided = 0
-        for case in queue.json():
+        for case in queue.json()["items"]:
             screening = case.get("screening") or {}
             if screening.get("holds_final_approval") and role == Role.REVIEWER_CITY:
                 await self.call(
@@ -381,7 +381,7 @@ class DemoCity:
 
     # ---- 4. publication and outside adoption -----------------------------------------
     async def city_office_records_adoptions(self) -> None:
-        feed = await self.http.get(f"{self.urls['review']}/feed", params={"limit": 500})
+        feed = await self.http.get(f"{self.urls['review']}/feed", params={"limit": 200})
         entries = feed.json() if feed.status_code == 200 else []
         items = entries.get("items", entries) if isinstance(entries, dict) else entries
         chosen = [e for e in items if self.rng.random() < 0.4]

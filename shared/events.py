@@ -135,6 +135,13 @@ class StoryReviewed(Contract):
     level: ReviewLevel
     decision: Decision
     final: bool = Field(description="true when this decision ends the review: published next")
+    next_level: ReviewLevel | None = Field(
+        default=None,
+        description="the level the story waits at after this decision, as its route decides: "
+        "the next level after a non-final approval, the same level after an override; null "
+        "when the review ended or the story went back to its author (and in events written "
+        "before this field existed)",
+    )
     reviewer: str
     reviewer_unit: str
     comment: str | None = None

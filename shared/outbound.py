@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -155,8 +156,10 @@ class DeliveryQueue:
         payload: dict[str, Any],
         not_before: datetime | None = None,
         extra: dict[str, Any] | None = None,
+        session: AsyncClientSession | None = None,
     ) -> bool:
-        """Queue one delivery; False when ``key`` is queued already (a redelivered event)."""
+        """Queue one delivery; False when ``key`` is queued already (a redelivered event).
+        With ``session``, in the caller's transaction (queued with the change it follows)."""
         now = utcnow()
         doc = {
             "key": key,
@@ -171,7 +174,7 @@ class DeliveryQueue:
             **(extra or {}),
         }
         try:
-            await self.collection.insert_one(doc)
+            await self.collection.insert_one(doc, session=session)
         except DuplicateKeyError:
             return False
         return True
@@ -194,9 +197,17 @@ class DeliveryQueue:
             return_document=ReturnDocument.AFTER,
         )
 
-    async def delivered(self, delivery: dict[str, Any], *, status: int | None = None) -> None:
+    async def delivered(
+        self,
+        delivery: dict[str, Any],
+        *,
+        status: int | None = None,
+        session: AsyncClientSession | None = None,
+    ) -> bool:
+        """Mark the attempt delivered; False when the lease was lost to another worker
+        (in a transaction, the caller then aborts what it wrote with it)."""
         now = utcnow()
-        await self.collection.update_one(
+        result = await self.collection.update_one(
             {"_id": delivery["_id"], "leased_by": delivery.get("leased_by")},
             {
                 "$set": {
@@ -207,7 +218,9 @@ class DeliveryQueue:
                     "lease_until": None,
                 }
             },
+            session=session,
         )
+        return result.matched_count == 1
 
     def backoff(self, attempts: int) -> timedelta:
         seconds = self.backoff_seconds * 2 ** max(0, attempts - 1)

@@ -104,6 +104,23 @@ def after(sort: Sort, values: list[Any]) -> dict[str, Any]:
     return branches[0] if len(branches) == 1 else {"$or": branches}
 
 
+def resume_steps(filter: dict[str, Any], sort: Sort, values: list[Any]) -> list[dict[str, Any]]:
+    """:func:`after` as one filter per sort key, to be read in this order: the documents
+    tied with the cursor on every key but the last and past it on the last, then tied on
+    one key fewer and past it on the next, and so on. Each is ``filter`` plus equalities
+    and one range, the shape MongoDB and the embedded server alike answer from the index
+    ``(filter's fields, sort keys)``; the ``$or`` of :func:`after` the embedded server
+    answers by reading the whole collection."""
+    steps = []
+    for index in reversed(range(len(sort))):
+        branch: dict[str, Any] = {sort[i][0]: values[i] for i in range(index)}
+        field, direction = sort[index]
+        branch[field] = {"$gt" if direction > 0 else "$lt": values[index]}
+        clash = any(key in filter for key in branch)
+        steps.append({"$and": [filter, branch]} if clash else {**filter, **branch})
+    return steps
+
+
 async def keyset_page(
     collection: AsyncCollection[dict[str, Any]],
     filter: dict[str, Any],
@@ -117,15 +134,22 @@ async def keyset_page(
     the next page (``None`` when this is the last)."""
     if not sort or sort[-1][0] != "_id":
         raise ValueError("a keyset sort must end with _id")
-    where = filter
+    steps = [filter]
     if query.cursor:
-        resume = after(sort, decode_cursor(sort, query.cursor))
-        where = {"$and": [filter, resume]} if filter else resume
+        steps = resume_steps(filter, sort, decode_cursor(sort, query.cursor))
     if projection is not None and any(value for value in projection.values()):
         projection = {**projection, **{field: 1 for field, _ in sort}}
-    docs = await collection.find(
-        where, projection=projection, sort=list(sort), limit=query.limit + 1, session=session
-    ).to_list()
+    docs: list[dict[str, Any]] = []
+    for where in steps:  # in sort order; stop once the page (and one more) is full
+        docs += await collection.find(
+            where,
+            projection=projection,
+            sort=list(sort),
+            limit=query.limit + 1 - len(docs),
+            session=session,
+        ).to_list()
+        if len(docs) > query.limit:
+            break
     if len(docs) <= query.limit:
         return docs, None
     docs = docs[: query.limit]

@@ -6,9 +6,13 @@
   then the highest containment threshold among equals, the most conservative) and
   precision and recall are reported on the held-out half with those thresholds;
 * ``lookup``: 100,000 fingerprints of other units' stories are stored in MongoDB with
-  their versions, then a submission's lookup (standard texts, candidates by shared keys,
-  exact comparison of the best few) is timed; the raw indexed ``find_one`` latency of
-  the same server in the same run is the yardstick.
+  their versions and the in-process index is loaded from them as a starting replica
+  does; then a submission's lookup (normalising, standard texts, candidates from the
+  index, exact comparison of the best few read from MongoDB) is timed; the raw indexed
+  ``find_one`` latency of the same server in the same run is the yardstick;
+* ``mongodb_multikey_lookup``: for comparison, the query the lookup used to send (the
+  stories sharing any of 16 keys, from a multikey index) on 20,000 stored, with the
+  server's ``explain``.
 
     python -m citydesk.bench.copies   # starts a local stack on free ports, prints JSON
 """
@@ -25,19 +29,16 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from pymongo import AsyncMongoClient
 
 from citydesk.bench.submission import CHARACTERS
 from citydesk.bench.suite import run_alone
-from services.submission import copies
-from services.submission.copytext import (
-    Normaliser,
-    TextPrint,
-    compare,
-    query_keys,
-    standard_share,
-)
+from services.submission import copies, copyindex
+from services.submission.copyindex import worth_comparing
+from services.submission.copytext import Normaliser, TextPrint, compare, standard_share
+from shared.mongo import insert_new
 from shared.orgtree import example_city
 from shared.settings import Settings
 
@@ -49,6 +50,9 @@ CONTAINMENT_GRID = tuple(round(0.30 + 0.05 * step, 2) for step in range(13))
 STORED_FINGERPRINTS = 100_000
 LOOKUPS = 200
 INSERT_BATCH = 2_000
+PROBE_STORED = 20_000  # the MongoDB-only lookup, for comparison (it fills at ~500 docs/s)
+PROBE_LOOKUPS = 50
+SCHOOLS = [unit.code for unit in example_city().schools()]
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,7 @@ class Scored:
     containment: float
     matched_chars: int
     republication: float
-    retrieved: bool  # a lookup's keys reach the original at all
+    retrieved: bool  # the original shares enough keys to be compared (``worth_comparing``)
 
 
 def score_pairs(pairs: list[Pair], normaliser: Normaliser) -> list[Scored]:
@@ -121,11 +125,12 @@ def score_pairs(pairs: list[Pair], normaliser: Normaliser) -> list[Scored]:
         later = TextPrint.of(pair.later, normaliser)
         original = TextPrint.of(pair.original, normaliser)
         found = compare(later, original, standard)
-        asked = set(query_keys(later.keys).tolist())
+        shared = int(np.intersect1d(later.keys, original.keys).size)
+        retrieved = worth_comparing(shared, later.keys.size, original.keys.size)
         scored.append(
             Scored(
                 pair, found.resemblance, found.containment, found.matched_chars,
-                standard_share(later, standard), bool(asked & set(original.keys.tolist())),
+                standard_share(later, standard), retrieved,
             )
         )  # fmt: skip
     return scored
@@ -259,11 +264,99 @@ async def _timed_lookups(
 def _summary(timings: list[float], flagged_count: int, raw_median: float) -> dict[str, Any]:
     ordered = sorted(timings)
     median = statistics.median(ordered)
+    p95 = ordered[int(0.95 * len(ordered))]
     return {
         "median_ms": round(median, 2),
-        "p95_ms": round(ordered[int(0.95 * len(ordered))], 2),
-        "ratio_to_raw_find_one": round(median / raw_median, 1),
+        "p95_ms": round(p95, 2),
+        "ratio_to_raw_find_one": round(median / raw_median, 2),
+        "p95_ratio_to_raw_find_one": round(p95 / raw_median, 2),
         "flagged": flagged_count,
+    }
+
+
+def _story_docs(
+    rng: random.Random, index: int, stock: list[str], stock_normalised: list[str], now: datetime
+) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """One stored story of another school: its fingerprint, its version and its body."""
+    choice = rng.randrange(len(stock))
+    body, passages = _stored_story(_own_words(rng), stock[choice], stock_normalised[choice])
+    at = now - timedelta(minutes=index)
+    fingerprint = copies.fingerprint_doc(
+        text=TextPrint.from_passages(body, passages), story_id=f"s{index}", version=1,
+        unit=SCHOOLS[index % len(SCHOOLS)], submitted_at=at, first_submitted_at=at,
+    )  # fmt: skip
+    version = {"_id": f"s{index}:1", "title": f"稿件{index}", "body": body, "submitted_at": at}
+    return fingerprint, version, body
+
+
+async def _raw_find_one(db: Any, rng: random.Random, stored: int) -> float:
+    raw = []
+    for _ in range(LOOKUPS):
+        started = time.perf_counter()
+        await db[copies.FINGERPRINTS].find_one({"_id": f"s{rng.randrange(stored)}:1"})
+        raw.append((time.perf_counter() - started) * 1000)
+    return statistics.median(raw)
+
+
+def _stock() -> tuple[Normaliser, list[str], list[str]]:
+    normaliser = Normaliser.for_org(example_city())
+    stock = _stock_sentences()
+    return normaliser, stock, [normaliser.normalise(sentence) for sentence in stock]
+
+
+def _scratch_database(settings: Settings, prefix: str) -> tuple[AsyncMongoClient[Any], Any]:
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
+    return mongo, mongo[f"{prefix}_{uuid.uuid4().hex[:8]}"]
+
+
+async def multikey_probe(settings: Settings, stored: int = PROBE_STORED) -> dict[str, Any]:
+    """What the earlier lookup asked MongoDB: the stories sharing any of 16 keys, from a
+    multikey index on the keys array; with the server's own ``explain``."""
+    normaliser, stock, stock_normalised = _stock()
+    rng = random.Random(7)
+    mongo, db = _scratch_database(settings, "bench_multikey")
+    now = datetime.now(UTC)
+    try:
+        for offset in range(0, stored, INSERT_BATCH):
+            docs = []
+            for index in range(offset, min(offset + INSERT_BATCH, stored)):
+                fingerprint, _, _ = _story_docs(rng, index, stock, stock_normalised, now)
+                keys = np.frombuffer(fingerprint.pop("key_bytes"), dtype="<u8")
+                docs.append({**fingerprint, "keys": keys.view(np.int64).tolist()})
+            await insert_new(db[copies.FINGERPRINTS], docs)
+        await db[copies.FINGERPRINTS].create_index("keys")
+        raw_median = await _raw_find_one(db, rng, stored)
+        timings, matched = [], []
+        for _ in range(PROBE_LOOKUPS):
+            text = TextPrint.of("".join(_own_words(rng)) + rng.choice(stock), normaliser)
+            spread = np.linspace(0, text.keys.size - 1, 16).round().astype(int)
+            asked = {"keys": {"$in": text.keys[spread].view(np.int64).tolist()}}
+            started = time.perf_counter()
+            found = await db[copies.FINGERPRINTS].find(asked, projection={"unit": 1}).to_list()
+            timings.append((time.perf_counter() - started) * 1000)
+            matched.append(len(found))
+        plan = await db.command(
+            "explain", {"find": copies.FINGERPRINTS, "filter": asked}, verbosity="executionStats"
+        )
+    finally:
+        await mongo.drop_database(db.name)
+        await mongo.close()
+    stats = plan.get("executionStats", {})
+    return {
+        "stored_fingerprints": stored,
+        "raw_find_one_median_ms": round(raw_median, 2),
+        "multikey_in_16_keys": _summary(timings, 0, raw_median) | {"flagged": None},
+        "stories_matched_median": statistics.median(matched),
+        "explain": {
+            "stage": plan.get("queryPlanner", {})
+            .get("winningPlan", {})
+            .get("inputStage", {})
+            .get("stage", plan.get("queryPlanner", {}).get("winningPlan", {}).get("stage")),
+            "keys_examined": stats.get("totalKeysExamined"),
+            "docs_examined": stats.get("totalDocsExamined"),
+            "returned": stats.get("nReturned"),
+            "ms": stats.get("executionTimeMillis"),
+        },
     }
 
 
@@ -271,13 +364,9 @@ async def lookup_latency(settings: Settings, stored: int = STORED_FINGERPRINTS) 
     """A submission's lookup with ``stored`` fingerprints of other units' stories (each
     its own words plus one stock sentence of the evaluation set), for a new story and
     for a forward of a stored one; beside the raw indexed ``find_one`` of the server."""
-    normaliser = Normaliser.for_org(example_city())
+    normaliser, stock, stock_normalised = _stock()
     rng = random.Random(5)
-    stock = _stock_sentences()
-    stock_normalised = [normaliser.normalise(sentence) for sentence in stock]
-    schools = [unit.code for unit in example_city().schools()]
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
-    db = mongo[f"bench_copies_{uuid.uuid4().hex[:8]}"]
+    mongo, db = _scratch_database(settings, "bench_copies")
     now = datetime.now(UTC)
     kept: list[str] = []
     try:
@@ -285,44 +374,26 @@ async def lookup_latency(settings: Settings, stored: int = STORED_FINGERPRINTS) 
         for offset in range(0, stored, INSERT_BATCH):
             prints, versions = [], []
             for index in range(offset, min(offset + INSERT_BATCH, stored)):
-                choice = rng.randrange(len(stock))
-                own = _own_words(rng)
-                body, passages = _stored_story(own, stock[choice], stock_normalised[choice])
+                fingerprint, version, body = _story_docs(rng, index, stock, stock_normalised, now)
                 if index < 3:  # the shortcut holds: the same passages as a submission's
-                    assert TextPrint.of(body, normaliser).stored_passages() == [
-                        list(p) for p in passages
-                    ]
-                at = now - timedelta(minutes=index)
-                prints.append(
-                    copies.fingerprint_doc(
-                        text=TextPrint.from_passages(body, passages), story_id=f"s{index}",
-                        version=1, unit=schools[index % len(schools)], submitted_at=at,
-                        first_submitted_at=at,
+                    assert (
+                        TextPrint.of(body, normaliser).stored_passages()
+                        == (fingerprint["passages"])
                     )
-                )  # fmt: skip
-                versions.append(
-                    {
-                        "_id": f"s{index}:1",
-                        "title": f"稿件{index}",
-                        "body": body,
-                        "submitted_at": at,
-                    }
-                )
+                prints.append(fingerprint)
+                versions.append(version)
                 if index % (stored // LOOKUPS) == 0:
                     kept.append(body)
-            await db[copies.FINGERPRINTS].insert_many(prints, ordered=False)
-            await db[copies.VERSIONS].insert_many(versions, ordered=False)
-        # the indexes are built once the store is full: much faster on the local server
-        # than growing a multikey index document by document
-        await copies.ensure_indexes(db)
+            # a retried batch (the loaded server timing out) inserts nothing twice
+            await insert_new(db[copies.FINGERPRINTS], prints)
+            await insert_new(db[copies.VERSIONS], versions)
+        await copies.ensure_indexes(db)  # what a replica does at start-up: loads the index
         store_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        loaded = await copies.load_index(db)  # a second replica starting
+        load_seconds = time.perf_counter() - started
 
-        raw = []
-        for _ in range(LOOKUPS):
-            started = time.perf_counter()
-            await db[copies.FINGERPRINTS].find_one({"_id": f"s{rng.randrange(stored)}:1"})
-            raw.append((time.perf_counter() - started) * 1000)
-        raw_median = statistics.median(raw)
+        raw_median = await _raw_find_one(db, rng, stored)
         fresh = ["".join(_own_words(rng)) + rng.choice(stock) for _ in range(LOOKUPS)]
         new_story = await _timed_lookups(db, fresh, normaliser, now)
         forward = await _timed_lookups(db, kept[:LOOKUPS], normaliser, now)
@@ -332,6 +403,9 @@ async def lookup_latency(settings: Settings, stored: int = STORED_FINGERPRINTS) 
     return {
         "stored_fingerprints": stored,
         "store_seconds": round(store_seconds, 1),
+        "index_load_seconds": round(load_seconds, 1),
+        "indexed_fingerprints": len(loaded),
+        "index_bytes": loaded.nbytes(),
         "lookups_each": LOOKUPS,
         "raw_find_one_median_ms": round(raw_median, 2),
         "new_story": _summary(*new_story, raw_median),
@@ -339,12 +413,58 @@ async def lookup_latency(settings: Settings, stored: int = STORED_FINGERPRINTS) 
     }
 
 
+def index_alone(stored: int = STORED_FINGERPRINTS) -> dict[str, Any]:
+    """The lookup's work in this process alone at ``stored`` fingerprints (normalising,
+    standard texts, candidates from the index), without MongoDB: what the lookup costs
+    beyond its reads, measured apart from the server's load."""
+    normaliser, stock, stock_normalised = _stock()
+    rng = random.Random(5)
+    now = datetime.now(UTC)
+    docs, kept = [], []
+    for index in range(stored):
+        fingerprint, _, body = _story_docs(rng, index, stock, stock_normalised, now)
+        docs.append(fingerprint)
+        if index % (stored // LOOKUPS) == 0:
+            kept.append(body)
+    started = time.perf_counter()
+    held = copyindex.built(docs, [])
+    build_seconds = time.perf_counter() - started
+    window = copyindex.Window(
+        "bench-unit", now - timedelta(days=90), now - timedelta(days=730), now
+    )
+    fresh = ["".join(_own_words(rng)) + rng.choice(stock) for _ in range(LOOKUPS)]
+    result: dict[str, Any] = {
+        "stored_fingerprints": stored,
+        "build_seconds": round(build_seconds, 1),
+    }
+    for name, bodies in (("new_story", fresh), ("forward_of_a_stored_story", kept)):
+        timings, proposed = [], 0
+        for body in bodies:
+            started = time.perf_counter()
+            text = TextPrint.of(body, normaliser)
+            held.standard_texts(text.keys)
+            proposed += len(held.candidates(text.keys, window))
+            timings.append((time.perf_counter() - started) * 1000)
+        ordered = sorted(timings)
+        result[name] = {
+            "median_ms": round(statistics.median(ordered), 2),
+            "p95_ms": round(ordered[int(0.95 * len(ordered))], 2),
+            "candidates_read_per_lookup": round(proposed / len(bodies), 2),
+        }
+    return result
+
+
 async def run(env: dict[str, str]) -> dict[str, Any]:
     values = {
         k.removeprefix("CITYDESK_").lower(): v for k, v in env.items() if k.startswith("CITYDESK_")
     }
     settings = Settings.model_validate({**values, "service_name": "bench"})
-    return {"evaluation": evaluation(), "lookup": await lookup_latency(settings)}
+    return {
+        "evaluation": evaluation(),
+        "lookup": await lookup_latency(settings),
+        "lookup_in_process_alone": index_alone(),
+        "mongodb_multikey_lookup": await multikey_probe(settings),
+    }
 
 
 def main() -> None:

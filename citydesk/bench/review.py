@@ -9,7 +9,13 @@ The service runs as its own process (``citydesk serve review``):
   reviewers (one transaction per decision: the guarded case update, the audit entry and
   the ``story.reviewed`` outbox row).
 
-Each rate is reported as a ratio to the raw ``insert_one`` rate measured in the same run.
+* ``queue_pages``: a school reviewer's ``GET /queue`` (pages of 50), the first page and
+  the one after it, with ``QUEUE_CASES`` cases stored (``CITYDESK_BENCH_QUEUE_CASES``,
+  default 3,000 and 30,000), 1 % of them waiting at that school; the cases are built by
+  the service's own ``cases.case_document``.
+
+Each rate is reported as a ratio to the raw ``insert_one`` rate measured in the same run,
+each page time as a multiple of one raw ``insert_one``.
 
     python -m citydesk.bench.review     # starts a local stack on free ports, prints JSON
 """
@@ -18,9 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 import time
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -28,6 +35,7 @@ import httpx
 from citydesk.bench.raw import mongo_rates
 from citydesk.bench.suite import one_service, run_alone, settings_from
 from citydesk.producer import SignedProducer
+from services.review import cases
 from shared import events as ev
 from shared import topics as tp
 from shared.auth import mint_token
@@ -38,6 +46,11 @@ from shared.settings import Settings
 
 STORIES = 400
 REVIEWERS = 8
+QUEUE_CASES = [
+    int(n) for n in os.environ.get("CITYDESK_BENCH_QUEUE_CASES", "3000,30000").split(",")
+]
+PAGED_SCHOOL = "lj-dezhx"
+SCHOOL_ROUTE = [ev.ReviewLevel.SCHOOL, ev.ReviewLevel.COUNTY, ev.ReviewLevel.CITY]
 
 
 def submitted(unit: str, run: str, index: int) -> ev.StorySubmittedEvent:
@@ -102,6 +115,58 @@ async def decision_rate(base_url: str, settings: Settings, cases: list[dict[str,
         return len(cases) / (time.perf_counter() - started)
 
 
+def stored_cases(count: int, start: int) -> list[dict[str, Any]]:
+    """Cases as the service opens them, 1 % waiting at ``PAGED_SCHOOL``."""
+    org = example_city()
+    schools = [unit for unit in org.schools() if unit.type == "school"]
+    now = ev.utcnow()
+    documents = []
+    for index in range(start, start + count):
+        unit = org.unit(PAGED_SCHOOL) if index % 100 == 0 else schools[index % len(schools)]
+        event = submitted(unit.code, "pages", index)
+        documents.append(
+            cases.case_document(
+                event, unit=unit, route=SCHOOL_ROUTE,
+                case_id=uuid.uuid4().hex, now=now - timedelta(seconds=index),
+            )
+        )  # fmt: skip
+    return documents
+
+
+async def queue_page_times(base_url: str, settings: Settings, db: Any) -> dict[str, Any]:
+    """p50/p95 of the first and the second page of a school's queue at each size."""
+    token = mint_token(settings, sub="head", unit=PAGED_SCHOOL, roles=["reviewer_school"])
+    headers = {"Authorization": f"Bearer {token}"}
+    figures: dict[str, Any] = {}
+    stored = 0
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, headers=headers) as client:
+        for size in QUEUE_CASES:
+            for chunk in range(stored, size, 5000):
+                await db.cases.insert_many(stored_cases(min(5000, size - chunk), chunk))
+            stored = size
+            first, second = [], []
+            for _ in range(20):
+                started = time.perf_counter()
+                page = (await client.get("/queue")).json()
+                first.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                await client.get("/queue", params={"cursor": page["next_cursor"]})
+                second.append(time.perf_counter() - started)
+            figures[str(size)] = {
+                "first_page_ms": percentiles(first),
+                "second_page_ms": percentiles(second),
+            }
+    return figures
+
+
+def percentiles(seconds: list[float]) -> dict[str, float]:
+    ordered = sorted(seconds)
+    return {
+        "p50": round(statistics.median(ordered) * 1000, 1),
+        "p95": round(ordered[max(0, int(len(ordered) * 0.95) - 1)] * 1000, 1),
+    }
+
+
 async def run(env: dict[str, str]) -> dict[str, Any]:
     """Raw insert_one/s, then cases opened per second and decisions per second."""
     settings = settings_from(env)
@@ -122,11 +187,12 @@ async def run(env: dict[str, str]) -> dict[str, Any]:
             await produce_all(settings, events)
             await wait_for_cases(db, run_id, STORIES)
             opened = STORIES / (time.perf_counter() - started)
-            cases = await db.cases.find(
+            opened_cases = await db.cases.find(
                 {"story_id": {"$regex": f"^bench-{run_id}-"}},
                 projection={"unit_path": 1, "version": 1},
             ).to_list()
-            decided = await decision_rate(url, settings, cases)
+            decided = await decision_rate(url, settings, opened_cases)
+            pages = await queue_page_times(url, settings, db)
     finally:
         await client.drop_database(database)
         await client.close()
@@ -139,6 +205,8 @@ async def run(env: dict[str, str]) -> dict[str, Any]:
         "decisions_ratio_to_raw": round(decided / insert_one, 3),
         "stories": STORIES,
         "concurrent_reviewers": REVIEWERS,
+        "queue_pages": pages,
+        "raw_insert_one_ms": round(1000 / insert_one, 2),
     }
 
 

@@ -166,7 +166,7 @@ async def thumbnail_link(*, upstreams: Upstreams, token: str, media_id: str, siz
 # ---- reviewers ------------------------------------------------------------------------
 async def review_queue(*, upstreams: Upstreams, token: str) -> list[dict[str, Any]]:
     """Cases waiting at my levels in my scope, oldest first."""
-    return await upstreams.json("review", "GET", "/queue", token=token, params={"limit": 100})
+    return await upstreams.items("review", "/queue", token=token, most=100)
 
 
 async def review_case(*, upstreams: Upstreams, token: str, case_id: str) -> dict[str, Any]:
@@ -185,7 +185,7 @@ async def decide(
 async def audit_trail(*, upstreams: Upstreams, token: str, story_id: str) -> list[dict[str, Any]]:
     """Every step of a story, oldest first."""
     path = f"/stories/{story_id}/audit"
-    return await upstreams.json("review", "GET", path, token=token)
+    return await upstreams.items("review", path, token=token, most=1000)
 
 
 async def copy_source(*, upstreams: Upstreams, token: str, story_id: str) -> dict[str, Any] | None:
@@ -232,16 +232,14 @@ async def publications(
     *, upstreams: Upstreams, token: str, limit: int = 500
 ) -> list[dict[str, Any]]:
     """The publish queue per channel, newest first."""
-    return await upstreams.json(
-        "review", "GET", "/publications", token=token, params={"limit": limit}
-    )
+    return await upstreams.items("review", "/publications", token=token, most=limit)
 
 
 async def recent_adoptions(
     *, upstreams: Upstreams, token: str, limit: int = 500
 ) -> list[dict[str, Any]]:
     """The latest adoptions recorded across stories, newest first."""
-    return await upstreams.json("review", "GET", "/adoptions", token=token, params={"limit": limit})
+    return await upstreams.items("review", "/adoptions", token=token, most=limit)
 
 
 async def withdraw(*, upstreams: Upstreams, token: str, story_id: str, reason: str) -> Any:

@@ -118,3 +118,24 @@ class Upstreams:
         """``send``'s request, answered with the body's JSON."""
         response = await self.send(upstream, method, path, **call)
         return response.json()
+
+    async def items(
+        self,
+        upstream: Upstream,
+        path: str,
+        *,
+        token: str,
+        most: int,
+        params: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Up to ``most`` items of a paged list (``{items, next_cursor}``), page by page."""
+        found: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while len(found) < most:
+            query = {**(params or {}), "limit": min(200, most - len(found)), "cursor": cursor}
+            page = await self.json(upstream, "GET", path, token=token, params=query)
+            found += page["items"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        return found

@@ -1,14 +1,24 @@
 """HTTP routes of the review service: the reviewer queue and decisions, the audit trail,
-the city office's publication tools, the public feed and the configuration."""
+the city office's publication tools, the public feed and the configuration. Every list
+is a page (``limit`` up to 200, ``cursor`` from the page before)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Request, Response
 
-from services.review import feeds, publishing, service
+from services.review import (
+    audit,
+    cases,
+    decisions,
+    delivery,
+    feeds,
+    office,
+    publications,
+    service,
+)
+from services.review.access import require_city_office
 from services.review.models import (
     AdoptionRequest,
     AdoptionView,
@@ -23,58 +33,55 @@ from services.review.models import (
     ScheduleRequest,
     WithdrawRequest,
 )
-from services.review.publishing import PublishQueue
-from services.review.settings import ReviewSettings
+from services.review.runtime import Review
 from shared.auth import CityAdmin, CurrentPrincipal, Role, require_role
-from shared.refusals import refusal_for_status
-from shared.runtime import ServiceRuntime
+from shared.paging import Page, PageQuery, page_query
 
 router = APIRouter()
 
 
-def _runtime(request: Request) -> ServiceRuntime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+def _review(request: Request) -> Review:
+    review: Review = request.app.state.review
+    return review
 
 
-def _publish_queue(request: Request) -> PublishQueue:
-    return request.app.state.publish_queue  # type: ignore[no-any-return]
-
-
-Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
-Queue = Annotated[PublishQueue, Depends(_publish_queue)]
+Runtime = Annotated[Review, Depends(_review)]
+Paging = Annotated[PageQuery, Depends(page_query)]
 
 
 # ---- reviewers ----------------------------------------------------------------------
 @router.get("/queue", tags=["review"])
-async def my_queue(
-    principal: CurrentPrincipal, runtime: Runtime, limit: Annotated[int, Query(ge=1, le=200)] = 50
-) -> list[CaseView]:
+async def my_queue(principal: CurrentPrincipal, runtime: Runtime, page: Paging) -> Page[CaseView]:
     """Cases waiting at my levels inside my scope, oldest first."""
-    return await service.review_queue(runtime=runtime, principal=principal, limit=limit)
+    items, cursor = await cases.review_queue(runtime=runtime, principal=principal, page=page)
+    return Page(items=items, next_cursor=cursor)
 
 
 @router.get("/cases/overdue", tags=["review"])
-async def overdue_cases(principal: CurrentPrincipal, runtime: Runtime) -> list[CaseView]:
-    """Open cases past their level's deadline inside my scope."""
-    return await service.overdue_cases(runtime=runtime, principal=principal)
+async def overdue_cases(
+    principal: CurrentPrincipal, runtime: Runtime, page: Paging
+) -> Page[CaseView]:
+    """Open cases past their level's deadline inside my scope, oldest first."""
+    items, cursor = await cases.overdue_cases(runtime=runtime, principal=principal, page=page)
+    return Page(items=items, next_cursor=cursor)
 
 
 @router.get("/cases/{case_id}", tags=["review"])
 async def get_case(case_id: str, principal: CurrentPrincipal, runtime: Runtime) -> CaseView:
-    return await service.get_case(runtime=runtime, principal=principal, case_id=case_id)
+    return await cases.get_case(runtime=runtime, principal=principal, case_id=case_id)
 
 
 @router.post("/cases/{case_id}/decisions", tags=["review"])
 async def decide(
-    case_id: str, body: DecisionRequest, principal: CurrentPrincipal, runtime: Runtime, queue: Queue
+    case_id: str, body: DecisionRequest, principal: CurrentPrincipal, runtime: Runtime
 ) -> DecisionResult:
     """Approve, return (comment required) or reject (reason required) the version judged."""
-    result = await service.decide(
+    result = await decisions.decide(
         runtime=runtime, principal=principal, case_id=case_id, request=body,
-        on_final=publishing.enqueue_on_final_approval(runtime),
+        on_final=delivery.enqueue_on_final_approval(runtime),
     )  # fmt: skip
     if result.final:
-        queue.wake()
+        runtime.publish_due.wake()
     return result
 
 
@@ -83,33 +90,32 @@ async def override_hold(
     case_id: str, body: OverrideRequest, principal: CurrentPrincipal, runtime: Runtime
 ) -> CaseView:
     """Lift a screening hold with a written reason (city reviewers)."""
-    return await service.override_hold(
+    return await decisions.override_hold(
         runtime=runtime, principal=principal, case_id=case_id, request=body
     )
 
 
 @router.get("/stories/{story_id}/audit", tags=["review"])
 async def audit_trail(
-    story_id: str, principal: CurrentPrincipal, runtime: Runtime
-) -> list[AuditEntry]:
+    story_id: str, principal: CurrentPrincipal, runtime: Runtime, page: Paging
+) -> Page[AuditEntry]:
     """Every step of a story, oldest first."""
-    return await service.audit_trail(runtime=runtime, principal=principal, story_id=story_id)
+    items, cursor = await audit.audit_trail(
+        runtime=runtime, principal=principal, story_id=story_id, page=page
+    )
+    return Page(items=items, next_cursor=cursor)
 
 
 # ---- the city office --------------------------------------------------------------
 @router.post("/stories/{story_id}/schedule", tags=["publication"])
 async def schedule(
-    story_id: str,
-    body: ScheduleRequest,
-    principal: CurrentPrincipal,
-    runtime: Runtime,
-    queue: Queue,
+    story_id: str, body: ScheduleRequest, principal: CurrentPrincipal, runtime: Runtime
 ) -> dict[str, Any]:
     """Publish at a set time (embargo), or at once when the time has passed."""
-    result = await publishing.schedule_story(
+    result = await office.schedule_story(
         runtime=runtime, principal=principal, story_id=story_id, publish_at=body.publish_at
     )
-    queue.wake()
+    runtime.publish_due.wake()
     return result
 
 
@@ -118,71 +124,67 @@ async def record_adoption(
     story_id: str, body: AdoptionRequest, principal: CurrentPrincipal, runtime: Runtime
 ) -> AdoptionView:
     """Record that an outside outlet ran the story; the same outlet again is a 409."""
-    return await publishing.record_adoption(
+    return await office.record_adoption(
         runtime=runtime, principal=principal, story_id=story_id, request=body
     )
 
 
 @router.get("/stories/{story_id}/adoptions", tags=["publication"])
 async def adoptions(
-    story_id: str, principal: CurrentPrincipal, runtime: Runtime
-) -> list[AdoptionView]:
-    await service.audit_trail(runtime=runtime, principal=principal, story_id=story_id)
-    return await publishing.adoptions_of(runtime=runtime, story_id=story_id)
+    story_id: str, principal: CurrentPrincipal, runtime: Runtime, page: Paging
+) -> Page[AdoptionView]:
+    """The outlets that ran the story, in the order recorded."""
+    await audit.require_story_in_scope(runtime=runtime, principal=principal, story_id=story_id)
+    items, cursor = await office.adoptions_of(runtime=runtime, story_id=story_id, page=page)
+    return Page(items=items, next_cursor=cursor)
 
 
 @router.get("/adoptions", tags=["publication"])
 async def recent_adoptions(
-    principal: CurrentPrincipal,
-    runtime: Runtime,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-) -> list[AdoptionView]:
+    principal: CurrentPrincipal, runtime: Runtime, page: Paging
+) -> Page[AdoptionView]:
     """The latest adoptions recorded across stories, newest first (the city office)."""
-    service.require_city_office(principal, runtime.org)
-    rows = (
-        await runtime.db[publishing.ADOPTIONS].find().sort("recorded_at", -1).limit(limit).to_list()
-    )
-    return [publishing.adoption_view(row) for row in rows]
+    require_city_office(principal, runtime.org)
+    items, cursor = await office.adoptions_of(runtime=runtime, story_id=None, page=page)
+    return Page(items=items, next_cursor=cursor)
 
 
 @router.post("/stories/{story_id}/withdraw", tags=["publication"])
 async def withdraw(
-    story_id: str,
-    body: WithdrawRequest,
-    principal: CurrentPrincipal,
-    runtime: Runtime,
-    queue: Queue,
+    story_id: str, body: WithdrawRequest, principal: CurrentPrincipal, runtime: Runtime
 ) -> dict[str, Any]:
     """Withdraw (撤稿) a published story on every channel; the feed keeps it as withdrawn."""
-    result = await publishing.withdraw_story(
+    result = await office.withdraw_story(
         runtime=runtime, principal=principal, story_id=story_id, reason=body.reason
     )
-    queue.wake()
+    runtime.publish_due.wake()
     return result
 
 
 @router.get("/publications", tags=["publication"])
-async def publications(
+async def list_publications(
     principal: CurrentPrincipal,
     runtime: Runtime,
+    page: Paging,
     state: PublicationState | None = None,
     story_id: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> list[PublicationView]:
-    """The publish queue per channel, e.g. ``?state=failed``."""
-    return await publishing.list_publications(
-        runtime=runtime, principal=principal, state=state, story_id=story_id, limit=limit
+) -> Page[PublicationView]:
+    """The publish queue per channel, newest first, e.g. ``?state=failed``: each
+    delivery's state and the receiver's status, never its answer."""
+    items, cursor = await publications.list_publications(
+        runtime=runtime, principal=principal, state=state, story_id=story_id, page=page
     )
+    return Page(items=items, next_cursor=cursor)
 
 
 @router.post("/publications/{publication_id}/resend", tags=["publication"])
 async def resend(
-    publication_id: str, principal: CurrentPrincipal, runtime: Runtime, queue: Queue
+    publication_id: str, principal: CurrentPrincipal, runtime: Runtime
 ) -> PublicationView:
-    result = await publishing.resend_publication(
+    result = await publications.resend_publication(
         runtime=runtime, principal=principal, publication_id=publication_id
     )
-    queue.wake()
+    runtime.publish_due.wake()
     return result
 
 
@@ -190,7 +192,7 @@ async def resend(
 async def cancel(
     publication_id: str, principal: CurrentPrincipal, runtime: Runtime
 ) -> PublicationView:
-    return await publishing.cancel_publication(
+    return await publications.cancel_publication(
         runtime=runtime, principal=principal, publication_id=publication_id
     )
 
@@ -199,49 +201,40 @@ async def cancel(
 FeedState = Literal["published", "withdrawn"]
 
 
-async def _feed_items(
-    runtime: ServiceRuntime, state: str, limit: int | None
-) -> tuple[list[Any], str]:
-    config = await service.load_config(db=runtime.db)
-    settings: ReviewSettings = runtime.settings  # type: ignore[assignment]
-    size = limit or config.publication.feed.size
-    entries = await publishing.feed_entries(db=runtime.db, state=state, limit=size)
-    items = [feeds.feed_item(e, settings=settings, org=runtime.org) for e in entries]
-    return items, config.publication.feed.title
-
-
 @router.get("/feed", tags=["feed"])
 async def feed_json(
-    runtime: Runtime,
-    state: FeedState = "published",
-    limit: Annotated[int | None, Query(ge=1, le=500)] = None,
+    runtime: Runtime, page: Paging, state: FeedState = "published"
 ) -> dict[str, Any]:
     """Published stories, newest first; ``?state=withdrawn`` shows the withdrawn archive."""
-    items, title = await _feed_items(runtime, state, limit)
-    return {"title": title, "items": items}
+    entries, cursor = await feeds.feed_entries(db=runtime.db, state=state, page=page)
+    items = [feeds.feed_item(e, settings=runtime.settings, org=runtime.org) for e in entries]
+    return {"title": runtime.config.publication.feed.title, "items": items, "next_cursor": cursor}
+
+
+async def _feed_head(runtime: Review) -> list[dict[str, Any]]:
+    size = runtime.config.publication.feed.size
+    entries = await feeds.latest_entries(db=runtime.db, size=size)
+    return [feeds.feed_item(e, settings=runtime.settings, org=runtime.org) for e in entries]
 
 
 @router.get("/feed.rss", tags=["feed"])
 async def feed_rss(runtime: Runtime) -> Response:
-    items, title = await _feed_items(runtime, "published", None)
-    settings: ReviewSettings = runtime.settings  # type: ignore[assignment]
-    body = feeds.render_rss(items, title=title, settings=settings)
+    title = runtime.config.publication.feed.title
+    body = feeds.render_rss(await _feed_head(runtime), title=title, settings=runtime.settings)
     return Response(body, media_type="application/rss+xml; charset=utf-8")
 
 
 @router.get("/feed.atom", tags=["feed"])
 async def feed_atom(runtime: Runtime) -> Response:
-    items, title = await _feed_items(runtime, "published", None)
-    settings: ReviewSettings = runtime.settings  # type: ignore[assignment]
-    body = feeds.render_atom(items, title=title, settings=settings)
+    title = runtime.config.publication.feed.title
+    body = feeds.render_atom(await _feed_head(runtime), title=title, settings=runtime.settings)
     return Response(body, media_type="application/atom+xml; charset=utf-8")
 
 
 @router.get("/feed/{story_id}", tags=["feed"])
 async def feed_story(story_id: str, runtime: Runtime) -> dict[str, Any]:
-    entry = await publishing.feed_entry(db=runtime.db, story_id=story_id)
-    settings: ReviewSettings = runtime.settings  # type: ignore[assignment]
-    return feeds.feed_item(entry, settings=settings, org=runtime.org)
+    entry = await feeds.feed_entry(db=runtime.db, story_id=story_id)
+    return feeds.feed_item(entry, settings=runtime.settings, org=runtime.org)
 
 
 # ---- configuration ------------------------------------------------------------------
@@ -249,19 +242,14 @@ async def feed_story(story_id: str, runtime: Runtime) -> dict[str, Any]:
 async def get_config(principal: CurrentPrincipal, runtime: Runtime) -> dict[str, Any]:
     """Routes, deadlines, screening hold and channels (webhook secrets hidden)."""
     require_role(principal, Role.REVIEWER_CITY)
-    return (await service.load_config(db=runtime.db)).masked()
+    return (await runtime.store.get(runtime.db)).masked()
 
 
 @router.put("/config", tags=["config"])
 async def replace_config(
     body: ReviewConfig, principal: CityAdmin, runtime: Runtime
 ) -> dict[str, Any]:
-    """Replace the configuration (a city administrator)."""
-    return (await service.replace_config(db=runtime.db, config=body)).masked()
-
-
-def refusal_response(_: Request, exc: Exception) -> JSONResponse:
-    """A refusal from the service layer as a 4xx answer with its reason."""
-    assert isinstance(exc, service.Refused)
-    refusal = refusal_for_status(exc.status, exc.detail)
-    return JSONResponse(refusal.body(), status_code=exc.status)
+    """Replace the configuration (a city administrator); a webhook inside the network
+    is refused (422 ``unsafe_target``) unless the deployment allows its host."""
+    config = await service.replace_config(runtime=runtime, config=body, by=principal.sub)
+    return config.masked()

@@ -3,30 +3,30 @@ publication on the bureau's feed and webhook channels."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
+import uuid
 
+import httpx
 from fastapi import FastAPI
 
-from services.review import api, publishing, service
+from services.review import api, decisions, delivery, office, overdue, service
 from services.review.handlers import register_handlers
 from services.review.models import FEED_CHANNEL
-from services.review.publishing import PublishQueue
+from services.review.runtime import Review
 from services.review.settings import review_settings
 from shared import events as ev
 from shared import topics as tp
+from shared.jobs import every
 from shared.observability import precreate
 from shared.runtime import ServiceRuntime, build_service
 from shared.settings import Settings
 
-log = logging.getLogger(__name__)
 PUBLICATION_OUTCOMES = ("success", "retrying", "failed")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the review service; consumers only when ``run_consumers`` is set."""
     config = review_settings(settings)
-    app, runtime = build_service(
+    app, base = build_service(
         service.SERVICE,
         title="CityDesk review and publish",
         description="Three-level review of submitted stories with an audit trail, the "
@@ -34,43 +34,54 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         publishes=(tp.STORY_REVIEWED, tp.STORY_PUBLISHED),
         settings=config,
     )
+    review = Review(
+        base=base,
+        settings=config,
+        store=service.config_store(config),
+        http=httpx.AsyncClient(timeout=config.webhook_timeout_seconds, follow_redirects=False),
+    )
+    app.state.review = review
     app.include_router(api.router)
-    app.add_exception_handler(service.Refused, api.refusal_response)
-    queue = PublishQueue()
-    app.state.publish_queue = queue
     if config.run_consumers:
-        register_handlers(runtime)
-    runtime.on_startup += [service.ensure_indexes, publishing.ensure_indexes, service.seed_config]
-    runtime.on_startup.append(_prime_metrics)
+        register_handlers(review)
 
-    async def watch_cases(runtime: ServiceRuntime) -> None:
-        """Flag overdue cases and refresh the case gauges from the database."""
-        while True:
-            try:
-                await service.flag_overdue_cases(runtime=runtime)
-                await service.refresh_gauges(runtime=runtime)
-            except Exception:
-                log.exception("overdue check failed; retrying")
-            await asyncio.sleep(config.overdue_check_seconds)
+    async def start(_: ServiceRuntime) -> None:
+        await service.ensure_indexes(runtime=review)
+        await service.seed_config(runtime=review)
+        await delivery.ensure_queue(runtime=review)
+        _prime_metrics(review)
 
-    async def publish(runtime: ServiceRuntime) -> None:
-        await publishing.run_publish_workers(runtime, queue)
+    async def stop(_: ServiceRuntime) -> None:
+        await review.http.aclose()
 
-    runtime.background += [watch_cases, publish]
+    async def watch_cases() -> None:
+        await overdue.watch_cases(runtime=review)
+
+    base.on_startup.append(start)
+    base.on_shutdown.append(stop)
+    base.background.append(review.store.refresher(base.db, config.review_config_refresh_seconds))
+    base.background.append(every(config.overdue_check_seconds, watch_cases, name="overdue check"))
+    for number in range(config.publish_workers):
+        worker = f"{uuid.uuid4().hex[:8]}-{number}"
+
+        async def deliver(worker: str = worker) -> None:
+            await delivery.deliver_due(runtime=review, worker=worker)
+
+        # the pass itself waits for work (woken at once, or after the poll interval)
+        base.background.append(every(0, deliver, name=f"publish worker {number}"))
     return app
 
 
-async def _prime_metrics(runtime: ServiceRuntime) -> None:
+def _prime_metrics(review: Review) -> None:
     """Every known label value at zero (channels from the stored configuration), so the
     first failed delivery or decision of each kind is an increase."""
-    config = await service.load_config(db=runtime.db)
-    channels = [FEED_CHANNEL, *(hook.name for hook in config.publication.webhooks)]
+    channels = [FEED_CHANNEL, *(hook.name for hook in review.config.publication.webhooks)]
     levels = [level.value for level in ev.ReviewLevel]
-    precreate(service.DECISIONS, level=levels, decision=[d.value for d in ev.Decision])
-    precreate(service.CASES_OPEN, level=levels)
-    precreate(service.CASES_OVERDUE, level=levels)
-    precreate(service.QUEUE_OLDEST, level=levels)
-    precreate(publishing.PUBLICATIONS_TOTAL, channel=channels, outcome=PUBLICATION_OUTCOMES)
-    precreate(publishing.WEBHOOK_FAILURES, channel=channels)
+    precreate(decisions.DECISIONS, level=levels, decision=[d.value for d in ev.Decision])
+    precreate(overdue.CASES_OPEN, level=levels)
+    precreate(overdue.CASES_OVERDUE, level=levels)
+    precreate(overdue.QUEUE_OLDEST, level=levels)
+    precreate(delivery.PUBLICATIONS_TOTAL, channel=channels, outcome=PUBLICATION_OUTCOMES)
+    precreate(delivery.WEBHOOK_FAILURES, channel=channels)
     outside = [level.value for level in ev.OutletLevel if level != ev.OutletLevel.BUREAU]
-    precreate(publishing.ADOPTIONS_TOTAL, level=outside)
+    precreate(office.ADOPTIONS_TOTAL, level=outside)

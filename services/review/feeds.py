@@ -1,4 +1,5 @@
-"""The bureau's public feed as JSON, RSS 2.0 and Atom, built from the feed entries."""
+"""The bureau's public feed as JSON, RSS 2.0 and Atom, built from the feed entries, and
+the ``story.published`` event every channel, adoption and withdrawal announces."""
 
 from __future__ import annotations
 
@@ -7,12 +8,73 @@ from email.utils import format_datetime
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from services.review.publishing import feed_link
-from services.review.service import media_links
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.review.cases import media_links
+from services.review.refused import not_found
+from services.review.service import FEED, SERVICE
 from services.review.settings import ReviewSettings
+from shared import events as ev
 from shared.orgtree import OrgTree
+from shared.paging import PageQuery, keyset_page
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
+
+
+def feed_link(settings: ReviewSettings, story_id: str) -> str:
+    return f"{settings.review_public_url.rstrip('/')}/feed/{story_id}"
+
+
+def published_event(
+    case: dict[str, Any],
+    *,
+    kind: ev.PublicationKind,
+    at: datetime,
+    channel: str | None = None,
+    outlet: str | None = None,
+    outlet_level: ev.OutletLevel = ev.OutletLevel.BUREAU,
+    placement: ev.Placement = ev.Placement.NORMAL,
+    leader_instruction: bool = False,
+    link: str | None = None,
+    reason: str | None = None,
+) -> ev.StoryPublishedEvent:
+    story = case["story"]
+    path = ev.UnitPath(**case["unit_path"])
+    return ev.StoryPublishedEvent.build(
+        ev.StoryPublished(
+            story_id=case["story_id"], version=case["version"], unit_path=path, kind=kind,
+            channel=channel, outlet=outlet, outlet_level=outlet_level, placement=placement,
+            leader_instruction=leader_instruction, link=link, published_at=at,
+            title=story["title"], category=story.get("category"), campaign=story.get("campaign"),
+            photo_count=story.get("photo_count", 0), video_count=story.get("video_count", 0),
+            reason=reason,
+        ),
+        producer=SERVICE, county=path.county, unit=path.unit,
+        correlation_id=case.get("correlation_id"),
+    )  # fmt: skip
+
+
+NEWEST_FIRST = [("published_at", -1), ("_id", -1)]
+
+
+async def feed_entries(
+    *, db: AsyncDatabase[dict[str, Any]], state: str, page: PageQuery
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Feed entries in a state (published, or the withdrawn archive), newest first."""
+    return await keyset_page(db[FEED], {"state": state}, sort=NEWEST_FIRST, query=page)
+
+
+async def latest_entries(*, db: AsyncDatabase[dict[str, Any]], size: int) -> list[dict[str, Any]]:
+    """The newest published entries, as RSS and Atom readers take them (the configured
+    feed size: a reader polls the head of the feed and never pages)."""
+    return await db[FEED].find({"state": "published"}, sort=NEWEST_FIRST, limit=size).to_list()
+
+
+async def feed_entry(*, db: AsyncDatabase[dict[str, Any]], story_id: str) -> dict[str, Any]:
+    entry = await db[FEED].find_one({"_id": story_id})
+    if entry is None:
+        raise not_found("未找到该已发布稿件", f"no published story {story_id!r}")
+    return entry
 
 
 def feed_item(entry: dict[str, Any], *, settings: ReviewSettings, org: OrgTree) -> dict[str, Any]:

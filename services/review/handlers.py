@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from services.review import service
+from services.review import cases, service
+from services.review.runtime import Review
 from shared import events as ev
 from shared import topics as tp
 from shared.kafka import consumer
-from shared.runtime import ServiceRuntime
 
 
-def register_handlers(runtime: ServiceRuntime) -> None:
+def register_handlers(runtime: Review) -> None:
     """Subscribe the review service (consumer group ``review``) to its topics."""
 
-    @consumer(runtime.bus, tp.STORY_SUBMITTED, group=service.SERVICE)
+    @consumer(runtime.base.bus, tp.STORY_SUBMITTED, group=service.SERVICE)
     async def open_review_case(event: ev.StorySubmittedEvent) -> None:
         """Open a review case for each submitted version of a story."""
-        await service.open_case(runtime=runtime, event=event)
+        await cases.open_case(runtime=runtime, event=event)
 
-    @consumer(runtime.bus, tp.OPINION_FLAGGED, group=service.SERVICE)
+    @consumer(runtime.base.bus, tp.OPINION_FLAGGED, group=service.SERVICE)
     async def record_story_screening(event: ev.OpinionFlaggedEvent) -> None:
         """Keep story screening results: a high severity holds final approval."""
-        await service.record_screening(runtime=runtime, event=event)
+        await cases.record_screening(runtime=runtime, event=event)

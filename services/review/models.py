@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
-from shared.events import OutletLevel, Placement, ReviewLevel, Severity
+from shared.events import Decision, OutletLevel, Placement, ReviewLevel, Severity
 
 
 class CaseState(StrEnum):
@@ -34,6 +34,53 @@ class PublicationAction(StrEnum):
 
 
 FEED_CHANNEL = "feed"
+
+
+class AuditAction(StrEnum):
+    """What an audit step records. The four review decisions keep the values of
+    :class:`shared.events.Decision`; the others are what happened to the story around them."""
+
+    SUBMITTED = "submitted"
+    SUPERSEDED = "superseded"  # a newer version replaced this one in review
+    APPROVED = "approved"
+    RETURNED = "returned"
+    REJECTED = "rejected"
+    OVERRIDDEN = "overridden"  # a city reviewer lifted the screening hold
+    SCHEDULED = "scheduled"
+    PUBLISHED = "published"
+    PUBLICATION_FAILED = "publication_failed"
+    ADOPTED = "adopted"
+    WITHDRAWN = "withdrawn"
+
+    @property
+    def decision(self) -> Decision | None:
+        """The review decision this step is, or None for every other kind of step."""
+        return Decision(self.value) if self.value in Decision._value2member_map_ else None
+
+
+class AuditFields(BaseModel):
+    """What every audit step records: the story version, when, who (with their role and
+    unit), at which level, what happened and why."""
+
+    story_id: str
+    case_id: str | None
+    version: int
+    at: datetime
+    who: str
+    name: str
+    role: str
+    unit: str
+    level: str | None
+    action: AuditAction
+    comment: str | None
+    channel: str | None = None
+
+
+class AuditStep(AuditFields):
+    """One document of the insert-only ``audit`` collection: ``decision`` is set only
+    when the step is a review decision."""
+
+    decision: Decision | None
 
 
 # ---- configuration ------------------------------------------------------------------
@@ -204,19 +251,23 @@ class DecisionResult(BaseModel):
     final: bool
 
 
-class AuditEntry(BaseModel):
-    story_id: str
-    case_id: str | None
-    version: int
-    at: datetime
-    who: str
-    name: str
-    role: str
-    unit: str
-    level: str | None
-    decision: str
-    comment: str | None
-    channel: str | None = None
+class AuditEntry(AuditFields):
+    """An audit step as the API shows it; steps stored before ``action`` existed kept
+    the action in ``decision``."""
+
+    decision: str = Field(
+        description="deprecated: the same value as `action`, kept for clients that read it; "
+        "the step is a review decision when `action` is approved, returned, rejected or "
+        "overridden"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_any_step(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            action = data.get("action") or data.get("decision")
+            data = {**data, "action": action, "decision": action}
+        return data
 
 
 class PublicationView(BaseModel):
@@ -229,7 +280,12 @@ class PublicationView(BaseModel):
     attempts: int
     publish_at: datetime
     next_attempt_at: datetime | None
-    last_error: str | None
+    last_status: int | None = Field(
+        default=None, description="the receiver's HTTP status at the last attempt"
+    )
+    last_error: str | None = Field(
+        description="what went wrong at the last attempt, in short; never the receiver's answer"
+    )
     delivered_at: datetime | None
 
 

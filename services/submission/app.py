@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
-from services.submission import api, config, service
+from services.submission import api, config, copies, service
 from services.submission.handlers import register_handlers
 from shared import topics as tp
 from shared.contracts import IntakeRules
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if runtime.settings.run_consumers:
         register_handlers(runtime)
     runtime.on_startup.append(_prepare_database)
+    runtime.background.append(copies.follow_changes)  # other replicas' stories, as they come
 
     async def contract_rules() -> IntakeRules:
         return config.intake_rules(*await config.get_config(db=runtime.db))

@@ -1,36 +1,49 @@
 """Possible copies (不审阅不修改, 直接转发) and republished standard texts (转载规定文本):
 where the fingerprints are kept and how a submitted body is looked up against them.
 
-Each submitted version keeps its winnowed keys (see ``copytext``) in MongoDB under a
-multikey index; a lookup reads the stories sharing a key (other units' stories in the
-window, and published stories over a longer window), ranks them by keys shared, and
-compares the best few exactly on their normalised passages. Registered standard texts
-are found the same way: their passages are left out of the comparison, and a story
-made mostly of one is marked as republication instead of a copy.
+Each submitted version keeps its winnowed keys (see ``copytext``) and normalised
+passages in MongoDB. The candidates of a lookup come from each replica's in-process
+index (``copyindex``: other units' stories in the window, and published stories over a
+longer window, sharing enough keys); only the best few are read from MongoDB and
+compared exactly on their normalised passages. Registered standard texts are held in
+the same index: their passages are left out of the comparison, and a story made mostly
+of one is marked as republication instead of a copy.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure, PyMongoError
 
-from services.submission.copytext import Comparison, Normaliser, TextPrint, compare, query_keys
+from services.submission.copyindex import CopyIndex, Window, built, key_bytes
+from services.submission.copyindex import StandardText as StandardText  # the service's name
+from services.submission.copytext import Comparison, Normaliser, TextPrint, compare
 from shared.orgtree import OrgTree
+
+if TYPE_CHECKING:
+    from shared.runtime import ServiceRuntime
 
 FINGERPRINTS = "fingerprints"
 VERSIONS = "versions"
 STANDARD_TEXTS = "standard_texts"
-MAX_CANDIDATES = 300
-COMPARED = 5  # candidates compared exactly, the most keys shared first
+# 3: keys packed in ``key_bytes`` beside the passages, read by the in-process index (2 kept
+# them as an indexed array; 1 kept MinHash bands and no passages)
+FORMAT = 3
 MIN_MATCHED_CHARS = 40  # normalised characters found in the other text before anything is a copy
+_LOADED = {"story_id": 1, "unit": 1, "key_bytes": 1, "format": 1, "submitted_at": 1,
+           "first_submitted_at": 1, "published_at": 1}  # fmt: skip
+_WATCHED = [{"$match": {"ns.coll": {"$in": [FINGERPRINTS, STANDARD_TEXTS]}}}]
 
+log = logging.getLogger(__name__)
 _normalisers: dict[int, Normaliser] = {}
 
 
@@ -42,8 +55,101 @@ def normaliser_for(org: OrgTree) -> Normaliser:
     return found
 
 
-def _stored(keys: np.ndarray) -> list[int]:
-    return keys.view(np.int64).tolist()  # MongoDB integers are signed 64-bit
+@dataclass
+class _Held:
+    """One database's index in this process, and where its change stream stands."""
+
+    index: CopyIndex | None = None
+    resume_token: Any = None
+    stale: list[str] = field(default_factory=list)  # fingerprints of an earlier format
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+_held: dict[tuple[int, str], _Held] = {}
+
+
+def _held_for(db: AsyncDatabase[dict[str, Any]]) -> _Held:
+    return _held.setdefault((id(db.client), db.name), _Held())
+
+
+async def load_index(db: AsyncDatabase[dict[str, Any]]) -> CopyIndex:
+    """Build this process's index from MongoDB. The change stream is opened first, so
+    that whatever is written while the index loads is replayed by ``follow_changes``."""
+    held = _held_for(db)
+    async with await db.watch(_WATCHED, full_document="updateLookup") as stream:
+        held.resume_token = stream.resume_token
+    stale: list[str] = []
+
+    async def current() -> Any:
+        async for doc in db[FINGERPRINTS].find({}, projection=_LOADED, batch_size=5_000):
+            if doc.get("format") == FORMAT:
+                yield doc
+            else:
+                stale.append(doc["_id"])
+
+    docs = [doc async for doc in current()]
+    standard = await db[STANDARD_TEXTS].find({"retired": False}).to_list()
+    held.index, held.stale = built(docs, standard), stale
+    return held.index
+
+
+async def index_of(db: AsyncDatabase[dict[str, Any]]) -> CopyIndex:
+    """This process's index of ``db``, loaded on first use."""
+    held = _held_for(db)
+    if held.index is None:
+        async with held.lock:
+            if held.index is None:
+                await load_index(db)
+    assert held.index is not None  # set by load_index
+    return held.index
+
+
+def _apply(index: CopyIndex, change: dict[str, Any]) -> None:
+    collection, operation = change["ns"]["coll"], change["operationType"]
+    if operation == "delete":
+        doc_id = change["documentKey"]["_id"]
+        (index.drop if collection == FINGERPRINTS else index.drop_standard)(doc_id)
+        return
+    doc = change.get("fullDocument")
+    if operation not in ("insert", "update", "replace") or doc is None:
+        return  # gone again since: its delete follows
+    if collection == STANDARD_TEXTS:
+        index.put_standard(doc)
+    elif doc.get("format") == FORMAT:  # an earlier format is backfilled, then comes again
+        index.put(doc)
+
+
+async def follow_changes(runtime: ServiceRuntime) -> None:
+    """Keep this process's index current with every replica's writes (a background job).
+    A stream that cannot resume is given up for a fresh load, which opens a new one."""
+    db = runtime.db
+    await index_of(db)
+    held = _held_for(db)
+    try:
+        await _follow(db, held)
+    finally:  # the service stops: its index goes with it
+        _held.pop((id(db.client), db.name), None)
+
+
+async def _follow(db: AsyncDatabase[dict[str, Any]], held: _Held) -> None:
+    while True:
+        try:
+            async with await db.watch(
+                _WATCHED, full_document="updateLookup", resume_after=held.resume_token
+            ) as stream:
+                async for change in stream:
+                    if change["operationType"] in ("drop", "dropDatabase", "invalidate"):
+                        raise OperationFailure("the watched collections went away")
+                    assert held.index is not None
+                    _apply(held.index, change)
+                    held.resume_token = stream.resume_token
+        except PyMongoError:
+            log.warning("copy index: change stream lost, loading afresh", exc_info=True)
+            await asyncio.sleep(1)
+            try:
+                await load_index(db)
+            except PyMongoError:
+                log.warning("copy index: reload failed, keeping the old one", exc_info=True)
 
 
 @dataclass(frozen=True)
@@ -65,17 +171,22 @@ class CopyMatch:
     comparison: Comparison
 
 
-@dataclass(frozen=True)
-class StandardText:
-    text_id: str
-    title: str
-    text: TextPrint
+async def ensure_indexes(db: AsyncDatabase[dict[str, Any]], *, org: OrgTree | None = None) -> None:
+    """MongoDB's indexes, this process's copy index, and (with ``org``) a bounded backfill
+    of fingerprints stored in an earlier format."""
+    # imported here: the backfill writes fingerprints with this module's helpers
+    from services.submission.copybackfill import AT_START, backfill
 
-
-async def ensure_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
-    await db[FINGERPRINTS].create_index([("keys", ASCENDING)])
     await db[FINGERPRINTS].create_index([("story_id", ASCENDING)])
-    await db[STANDARD_TEXTS].create_index([("keys", ASCENDING)])
+    await db[STANDARD_TEXTS].create_index([("retired", ASCENDING)])
+    # format 2's multikey index on ``keys``: lookups no longer ask MongoDB for keys, and
+    # every insert paid for it
+    if "keys_1" in await db[FINGERPRINTS].index_information():
+        await db[FINGERPRINTS].drop_index("keys_1")
+    index = await load_index(db)
+    stale = _held_for(db).stale
+    if org is not None and stale:
+        await backfill(db, normaliser=normaliser_for(org), ids=stale[:AT_START], index=index)
 
 
 async def matching_standard_texts(
@@ -84,21 +195,7 @@ async def matching_standard_texts(
     """The registered standard texts sharing a key with ``text``."""
     if text.keys.size == 0:
         return []
-    docs = await (
-        db[STANDARD_TEXTS]
-        .find(
-            {"keys": {"$in": _stored(query_keys(text.keys))}, "retired": False},
-            projection={"title": 1, "body": 1, "passages": 1},
-        )
-        .limit(20)
-        .to_list()
-    )
-    return [
-        StandardText(
-            doc["_id"], doc["title"], TextPrint.from_passages(doc["body"], doc["passages"])
-        )
-        for doc in docs
-    ]
+    return (await index_of(db)).standard_texts(text.keys)
 
 
 def _in_window(
@@ -128,52 +225,25 @@ async def find_possible_copy(
     submitted before ``original_before``."""
     if text.keys.size == 0:
         return None
-    asked = _stored(query_keys(text.keys))
-    # one indexed condition: the local MongoDB-wire server evaluates ``$or`` beside a
-    # multikey ``$in`` by scanning, so the two windows are told apart here
-    candidates = await (
-        db[FINGERPRINTS]
-        .find(
-            {
-                "keys": {"$in": asked},
-                "unit": {"$ne": unit},
-                "seen_at": {"$gte": min(since, published_since)},
-            },
-            projection={
-                "story_id": 1,
-                "version": 1,
-                "unit": 1,
-                "keys": 1,
-                "submitted_at": 1,
-                "first_submitted_at": 1,
-                "published_at": 1,
-            },
-        )
-        .limit(MAX_CANDIDATES)
-        .to_list()
-    )
-    ours = set(asked)
-    best_version: dict[str, tuple[int, dict[str, Any]]] = {}
-    for row in candidates:
-        if not _in_window(
-            row, since=since, published_since=published_since, original_before=original_before
-        ):
-            continue
-        shared = len(ours.intersection(row["keys"]))
-        if shared > best_version.get(row["story_id"], (0, {}))[0]:
-            best_version[row["story_id"]] = (shared, row)
-    ranked = sorted(best_version.values(), key=lambda pair: pair[0], reverse=True)[:COMPARED]
-    if not ranked:
+    window = Window(unit, since, published_since, original_before)
+    found = (await index_of(db)).candidates(text.keys, window)
+    if not found:
         return None
-    rows = {row["_id"]: row for _, row in ranked}
-    stored = await (
-        db[FINGERPRINTS].find({"_id": {"$in": list(rows)}}, projection={"passages": 1}).to_list()
+    # MongoDB has the last word on each candidate: the index may run a moment behind.
+    # The versions (title and body, for the reviewer) are read alongside, not after.
+    asked = {"_id": {"$in": [fid for fid, _ in found]}}
+    stored, versions = await asyncio.gather(
+        db[FINGERPRINTS].find(asked, projection={"key_bytes": 0}).to_list(),
+        db[VERSIONS].find(asked, projection={"title": 1, "body": 1, "submitted_at": 1}).to_list(),
     )
     standard_prints = [s.text for s in standard]
     best: tuple[tuple[float, float], dict[str, Any], Comparison] | None = None
-    for doc in stored:
-        row = rows[doc["_id"]]
-        comparison = compare(text, TextPrint.from_passages("", doc["passages"]), standard_prints)
+    for row in stored:
+        if row["unit"] == unit or not _in_window(
+            row, since=since, published_since=published_since, original_before=original_before
+        ):
+            continue
+        comparison = compare(text, TextPrint.from_passages("", row["passages"]), standard_prints)
         if not comparison.is_copy(
             resemblance=thresholds.resemblance,
             containment=thresholds.containment,
@@ -188,9 +258,7 @@ async def find_possible_copy(
     if best is None:
         return None
     _, row, comparison = best
-    version = await db[VERSIONS].find_one(
-        {"_id": row["_id"]}, projection={"title": 1, "body": 1, "submitted_at": 1}
-    )
+    version = next((each for each in versions if each["_id"] == row["_id"]), None)
     if version is None:
         return None
     return CopyMatch(
@@ -212,13 +280,14 @@ async def record_fingerprint(
     session: AsyncClientSession,
 ) -> None:
     """Keep a submitted version's keys and normalised passages for later lookups."""
-    await db[FINGERPRINTS].insert_one(
-        fingerprint_doc(
-            text=text, story_id=story_id, version=version, unit=unit,
-            submitted_at=submitted_at, first_submitted_at=first_submitted_at,
-        ),
-        session=session,
+    doc = fingerprint_doc(
+        text=text, story_id=story_id, version=version, unit=unit,
+        submitted_at=submitted_at, first_submitted_at=first_submitted_at,
     )  # fmt: skip
+    await db[FINGERPRINTS].insert_one(doc, session=session)
+    # applied before the transaction commits: should it abort, the entry names a
+    # fingerprint MongoDB does not have, which a lookup reads, does not find and skips
+    (await index_of(db)).put(doc)
 
 
 def fingerprint_doc(
@@ -232,10 +301,11 @@ def fingerprint_doc(
 ) -> dict[str, Any]:
     return {
         "_id": f"{story_id}:{version}",
+        "format": FORMAT,
         "story_id": story_id,
         "version": version,
         "unit": unit,
-        "keys": _stored(text.keys),
+        "key_bytes": key_bytes(text.keys),
         "passages": text.stored_passages(),
         "submitted_at": submitted_at,
         "first_submitted_at": first_submitted_at,
@@ -258,6 +328,7 @@ async def mark_published(
         {"$set": {"published_at": published_at}, "$max": {"seen_at": published_at}},
         session=session,
     )
+    (await index_of(db)).mark_published(f"{story_id}:{version}", published_at)
 
 
 async def register_standard_text(
@@ -281,9 +352,9 @@ async def register_standard_text(
         "registered_by": registered_by,
         "registered_at": registered_at,
         "retired": False,
-        "keys": _stored(text.keys),
     }
     await db[STANDARD_TEXTS].insert_one(doc)
+    (await index_of(db)).put_standard(doc)
     return doc
 
 
@@ -302,4 +373,5 @@ async def retire_standard_text(db: AsyncDatabase[dict[str, Any]], *, text_id: st
     result = await db[STANDARD_TEXTS].update_one(
         {"_id": text_id, "retired": False}, {"$set": {"retired": True}}
     )
+    (await index_of(db)).drop_standard(text_id)
     return result.matched_count == 1

@@ -58,13 +58,6 @@ INTAKE = Counter(
     ["county", "outcome"],
 )
 
-# while in review, the level a story waits at after a non-final approval
-NEXT_LEVEL = {
-    ev.ReviewLevel.SCHOOL: ev.ReviewLevel.COUNTY,
-    ev.ReviewLevel.COUNTY: ev.ReviewLevel.CITY,
-    ev.ReviewLevel.CITY: ev.ReviewLevel.LEADER,
-    ev.ReviewLevel.LEADER: ev.ReviewLevel.CITY,
-}
 SETTLED = (StoryStatus.PUBLISHED, StoryStatus.WITHDRAWN)
 
 
@@ -109,7 +102,7 @@ async def ensure_indexes(runtime: ServiceRuntime) -> None:
     await db[STORIES].create_index("intake_key", unique=True, sparse=True)
     await db[copies.VERSIONS].create_index([("story_id", ASCENDING), ("version", ASCENDING)])
     await db[STORIES].create_index(search.FIELD)  # multikey: one entry per bigram
-    await copies.ensure_indexes(db)
+    await copies.ensure_indexes(db, org=runtime.org)
     await _index_unsearchable_stories(runtime)
 
 
@@ -595,10 +588,10 @@ async def record_review(runtime: ServiceRuntime, *, event: ev.StoryReviewedEvent
     review = event.payload
     if review.decision == ev.Decision.APPROVED and review.final:
         state, level, comment = StoryStatus.APPROVED, None, None
-    elif review.decision == ev.Decision.APPROVED:
-        state, level, comment = StoryStatus.IN_REVIEW, NEXT_LEVEL[review.level], None
-    elif review.decision == ev.Decision.OVERRIDDEN:
-        state, level, comment = StoryStatus.IN_REVIEW, review.level, None
+    elif review.decision in (ev.Decision.APPROVED, ev.Decision.OVERRIDDEN):
+        # the review service knows the story's route and names where it waits; an event
+        # written before it did leaves the level of the decision
+        state, level, comment = StoryStatus.IN_REVIEW, review.next_level or review.level, None
     else:
         state, level, comment = StoryStatus(review.decision.value), review.level, review.comment
     status = {

@@ -233,6 +233,20 @@ def test_secrets_are_referenced_by_name_never_embedded(
                 assert set(env[name]) == {"secretKeyRef"}, (container["name"], name)
 
 
+def test_push_settings_and_their_secret_reach_the_sentiment_pods_alone(
+    rendered: dict[str, str],
+) -> None:
+    for deployment, container in _containers(rendered["production"]):
+        refs = [source["secretRef"]["name"] for source in container.get("envFrom", [])]
+        if deployment["spec"]["selector"]["matchLabels"]["citydesk.io/service"] == "sentiment":
+            assert "citydesk-sentiment-push" in refs
+            env = _env(container)
+            assert env["CITYDESK_SENTIMENT_SMTP_HOST"] == "smtp.jc-edu.example.org"
+            assert "CITYDESK_SENTIMENT_SMTP_PASSWORD" not in env  # from the Secret only
+        else:
+            assert "citydesk-sentiment-push" not in refs, container["name"]
+
+
 def test_production_reaches_kafka_with_scram_over_tls(rendered: dict[str, str]) -> None:
     for _, container in _containers(rendered["production"]):
         if container["name"] == "console":

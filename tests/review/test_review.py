@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -19,10 +17,15 @@ import httpx
 import pytest
 import pytest_asyncio
 from prometheus_client import REGISTRY
+from standardwebhooks.webhooks import WebhookVerificationError
 
+from services.review import access, cases, delivery, publications
+from services.review.models import PublicationState
 from shared import events as ev
+from shared.auth import Principal, Role
 from shared.mongo import make_client
 from shared.orgtree import example_city
+from shared.outbound import verify_standard
 from tests.support import (
     RunningService,
     auth,
@@ -48,7 +51,12 @@ ADMIN = auth("jc", "admin", sub="admin-jc")
 async def review() -> AsyncIterator[RunningService]:
     database = f"review_test_{uuid.uuid4().hex[:8]}"
     async with run_service(
-        "review", mongo_database=database, overdue_check_seconds=0.3, publish_poll_seconds=0.2
+        "review",
+        mongo_database=database,
+        overdue_check_seconds=0.3,
+        publish_poll_seconds=0.2,
+        # the test receivers listen on loopback: allowed here as the demo's would be
+        review_webhook_allow=["127.0.0.1"],
     ) as running:
         yield running
     client = make_client(settings_for("review"))
@@ -90,14 +98,33 @@ async def waiting_case(
     """The case of a story version once it waits in the queue of ``headers``' reviewer."""
 
     async def find() -> dict[str, Any] | None:
-        response = await client.get("/queue", headers=headers, params={"limit": 200})
-        assert response.status_code == 200, response.text
+        queue = await every_page(client, "/queue", headers)
         return next(
-            (c for c in response.json() if c["story_id"] == story_id and c["version"] == version),
-            None,
+            (c for c in queue if c["story_id"] == story_id and c["version"] == version), None
         )
 
     return await eventually(find, what=f"story {story_id} v{version} in the queue")
+
+
+async def every_page(
+    client: httpx.AsyncClient,
+    path: str,
+    headers: dict[str, str] | None = None,
+    limit: int = 200,
+    **params: Any,
+) -> list[dict[str, Any]]:
+    """Every item of a paged list, following ``next_cursor`` to the last page."""
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        query = {**params, "limit": limit, **({"cursor": cursor} if cursor else {})}
+        response = await client.get(path, headers=headers, params=query)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return items
 
 
 async def decide(
@@ -136,8 +163,8 @@ async def events_for(topic: str, story_id: str, count: int) -> list[dict[str, An
 
 
 async def in_feed(client: httpx.AsyncClient, story_id: str, state: str = "published") -> bool:
-    response = await client.get("/feed", params={"state": state})
-    return any(item["story_id"] == story_id for item in response.json()["items"])
+    entries = await every_page(client, "/feed", state=state)
+    return any(item["story_id"] == story_id for item in entries)
 
 
 # ---- routes -------------------------------------------------------------------------
@@ -267,7 +294,7 @@ async def test_two_reviewers_deciding_at_once_only_one_wins(review: RunningServi
         decide(client, SCHOOL, case), decide(client, other, case, "return", comment="重写")
     )
     assert sorted(a.status_code for a in answers) == [200, 409]
-    trail = (await client.get(f"/stories/{story_id}/audit", headers=CITY)).json()
+    trail = await every_page(client, f"/stories/{story_id}/audit", CITY)
     assert len([e for e in trail if e["level"] == "school"]) == 1
 
 
@@ -278,7 +305,7 @@ async def test_a_county_reviewer_cannot_see_or_decide_another_countys_case(
     story_id = await submit(story_event("dh-syxx"))
     await approve(client, SCHOOL, await waiting_case(client, SCHOOL, story_id))
     case = await waiting_case(client, COUNTY, story_id)
-    queue = (await client.get("/queue", headers=OTHER_COUNTY, params={"limit": 200})).json()
+    queue = await every_page(client, "/queue", OTHER_COUNTY)
     assert all(c["story_id"] != story_id for c in queue)
     refused = await decide(client, OTHER_COUNTY, case)
     assert refused.status_code == 403
@@ -353,11 +380,17 @@ async def test_a_scheduled_story_appears_in_the_feed_after_its_time(review: Runn
     assert any(str(href).endswith("/media/m-photo-1") for href in links)
 
 
-class FlakyReceiver:
-    """A tiny HTTP endpoint that refuses its first ``failures`` requests, then accepts."""
+# what a failing receiver answers: another system's internals, never to be shown back
+LEAKY_ANSWER = b"upstream db password=hunter2 at 10.0.0.7"
 
-    def __init__(self, failures: int) -> None:
+
+class FlakyReceiver:
+    """A tiny HTTP endpoint that refuses its first ``failures`` requests (with an answer
+    that must never be shown back), then accepts, each after ``delay`` seconds."""
+
+    def __init__(self, failures: int, delay: float = 0.0) -> None:
         self.failures = failures
+        self.delay = delay
         self.requests: list[tuple[dict[str, str], bytes, int]] = []
         self.server: asyncio.Server | None = None
 
@@ -385,9 +418,12 @@ class FlakyReceiver:
         body = await reader.readexactly(int(headers.get("content-length", "0")))
         status = 503 if len(self.requests) < self.failures else 200
         self.requests.append((headers, body, status))
-        reason = "OK" if status == 200 else "Service Unavailable"
+        await asyncio.sleep(self.delay)
+        reason, answer = ("OK", b"") if status == 200 else ("Service Unavailable", LEAKY_ANSWER)
         writer.write(
-            f"HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
+            f"HTTP/1.1 {status} {reason}\r\nContent-Length: {len(answer)}\r\n"
+            "Connection: close\r\n\r\n".encode()
+            + answer
         )
         await writer.drain()
         writer.close()
@@ -410,11 +446,11 @@ async def test_webhooks_are_signed_retried_with_backoff_and_failures_are_listed(
 ) -> None:
     client = review.client
     secret = "a-long-shared-webhook-secret"
-    async with FlakyReceiver(failures=2) as receiver:
+    async with FlakyReceiver(failures=2) as receiver, FlakyReceiver(failures=99) as portal:
         previous = await replace_config(client, {"publication": {
             "webhooks": [
                 {"name": "wechat", "url": receiver.url, "secret": secret},
-                {"name": "portal", "url": "http://127.0.0.1:9/closed", "secret": secret},
+                {"name": "portal", "url": portal.url, "secret": secret},
             ],
             "max_attempts": 3, "backoff_seconds": 0.2, "backoff_max_seconds": 1,
         }})  # fmt: skip
@@ -430,16 +466,23 @@ async def test_webhooks_are_signed_retried_with_backoff_and_failures_are_listed(
             await client.put("/config", json=previous, headers=ADMIN)
     assert [status for _, _, status in receiver.requests[:3]] == [503, 503, 200]
     headers, body, _ = receiver.requests[2]
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    assert headers["x-citydesk-signature"] == f"sha256={expected}"
-    assert headers["x-citydesk-timestamp"].isdigit()
-    sent = json.loads(body)
+    sent = verify_standard(secret, body, headers)  # Standard Webhooks: id.timestamp.body
+    assert headers["webhook-timestamp"].isdigit()
     assert sent["story_id"] == story_id and sent["media"][0]["thumbnail"]
+    # one message id across the attempts of a delivery, so a receiver can drop repeats
+    assert {h["webhook-id"] for h, _, _ in receiver.requests[:3]} == {sent["delivery_id"]}
+    with pytest.raises(WebhookVerificationError):
+        verify_standard("another-shared-secret-entirely", body, headers)
 
     delivered = await eventually(lambda: _publications(client, story_id, "success"))
     wechat = next(p for p in delivered if p["channel"] == "wechat")
     assert wechat["attempts"] == 3
     assert [p["channel"] for p in failed] == ["portal"] and failed[0]["attempts"] == 3
+    assert (failed[0]["last_status"], failed[0]["last_error"]) == (503, "HTTP 503")
+    listed = await client.get("/publications", params={"story_id": story_id}, headers=CITY)
+    assert b"hunter2" not in listed.content  # the receiver's answer is never shown back
+    assert await review.runtime.db.publications.count_documents({"story_id": story_id}) == 3
+    assert not await review.runtime.db.publications.find_one({"last_error": {"$regex": "hunter"}})
     published = await events_for("story.published", story_id, 2)
     assert {p["channel"] for p in published} == {"feed", "wechat"}
 
@@ -451,7 +494,7 @@ async def test_webhooks_are_signed_retried_with_backoff_and_failures_are_listed(
 
 async def _publications(client: httpx.AsyncClient, story_id: str, state: str) -> list[Any]:
     params = {"state": state, "story_id": story_id}
-    return (await client.get("/publications", params=params, headers=CITY)).json()  # type: ignore[no-any-return]
+    return await every_page(client, "/publications", CITY, **params)
 
 
 async def test_an_outside_adoption_counts_once_per_outlet(review: RunningService) -> None:
@@ -473,11 +516,11 @@ async def test_an_outside_adoption_counts_once_per_outlet(review: RunningService
     again = {**adoption, "outlet": " 中国教育报 ", "placement": "normal"}
     second = await client.post(f"/stories/{story_id}/adoptions", json=again, headers=CITY)
     assert second.status_code == 409 and "already recorded" in second.json()["detail"]
-    listed = (await client.get(f"/stories/{story_id}/adoptions", headers=CITY)).json()
+    listed = await every_page(client, f"/stories/{story_id}/adoptions", CITY)
     assert len(listed) == 1
     latest = await client.get("/adoptions", params={"limit": 5}, headers=CITY)
     assert latest.status_code == 200
-    assert latest.json()[0]["story_id"] == story_id  # newest first, across stories
+    assert latest.json()["items"][0]["story_id"] == story_id  # newest first, across stories
     assert (await client.get("/adoptions", headers=COUNTY)).status_code == 403
     published = await events_for("story.published", story_id, 2)
     adopted = [p for p in published if p["kind"] == "adoption"]
@@ -496,7 +539,7 @@ async def test_cases_waiting_too_long_are_flagged_overdue(review: RunningService
         await waiting_case(client, SCHOOL, story_id)
 
         async def listed() -> bool:
-            overdue = (await client.get("/cases/overdue", headers=COUNTY)).json()
+            overdue = await every_page(client, "/cases/overdue", COUNTY)
             return any(c["story_id"] == story_id for c in overdue)
 
         await eventually(listed, what="the case flagged overdue")
@@ -509,7 +552,7 @@ async def test_cases_waiting_too_long_are_flagged_overdue(review: RunningService
         await eventually(lambda: gauge() >= 1, what="the overdue gauge")
     finally:
         await client.put("/config", json=previous, headers=ADMIN)
-    other = (await client.get("/cases/overdue", headers=OTHER_COUNTY)).json()
+    other = await every_page(client, "/cases/overdue", OTHER_COUNTY)
     assert all(c["story_id"] != story_id for c in other)
 
 
@@ -561,8 +604,8 @@ async def test_the_audit_trail_keeps_every_step_of_a_story(review: RunningServic
     assert not await in_feed(client, story_id)
     assert await in_feed(client, story_id, state="withdrawn")
 
-    trail = (await client.get(f"/stories/{story_id}/audit", headers=SCHOOL)).json()
-    steps = [(e["version"], e["decision"], e["level"]) for e in trail]
+    trail = await every_page(client, f"/stories/{story_id}/audit", SCHOOL)
+    steps = [(e["version"], e["action"], e["level"]) for e in trail]
     assert steps == [
         (1, "submitted", None),
         (1, "returned", "school"),
@@ -591,3 +634,183 @@ async def test_the_audit_trail_keeps_every_step_of_a_story(review: RunningServic
         f"/stories/{story_id}/withdraw", json={"reason": "再次撤稿，重复操作"}, headers=CITY
     )
     assert again.status_code == 409
+
+
+# ---- outbound safety ----------------------------------------------------------------
+async def test_a_webhook_inside_the_network_is_refused_unless_allowed(
+    review: RunningService,
+) -> None:
+    client = review.client
+    current = (await client.get("/config", headers=ADMIN)).json()
+    secret = "a-long-shared-webhook-secret"
+
+    async def put_hook(url: str) -> httpx.Response:
+        hooks = [{"name": "probe", "url": url, "secret": secret}]
+        body = {**current, "publication": {**current["publication"], "webhooks": hooks}}
+        return await client.put("/config", json=body, headers=ADMIN)
+
+    metadata = await put_hook("http://169.254.169.254/latest/meta-data/")
+    assert metadata.status_code == 422 and metadata.json()["code"] == "unsafe_target"
+    assert "元数据" in metadata.json()["message"]
+    settings = review.app.state.review.settings
+    allowed = settings.review_webhook_allow
+    settings.review_webhook_allow = []  # a deployment that allows nothing inside
+    try:
+        loopback = await put_hook("http://127.0.0.1:8103/config")
+        assert loopback.status_code == 422 and loopback.json()["code"] == "unsafe_target"
+        private = await put_hook("http://10.1.2.3/hook")
+        assert private.status_code == 422
+    finally:
+        settings.review_webhook_allow = allowed
+    assert (await put_hook("http://127.0.0.1:8103/hook")).status_code == 200  # allow-listed
+    restored = await client.put("/config", json=current, headers=ADMIN)
+    assert restored.status_code == 200, restored.text
+
+
+async def test_replicas_on_one_publish_queue_send_each_delivery_once(
+    review: RunningService,
+) -> None:
+    """The service's own workers and a second replica's, all on one queue, against a
+    slow receiver: every delivery reaches it exactly once."""
+    client = review.client
+    runtime = review.app.state.review
+    secret = "a-long-shared-webhook-secret"
+    async with FlakyReceiver(failures=0, delay=0.3) as receiver:
+        previous = await replace_config(client, {"publication": {
+            "webhooks": [{"name": "county-portal", "url": receiver.url, "secret": secret}],
+        }})  # fmt: skip
+        stop = asyncio.Event()
+
+        async def other_replica(number: int) -> None:
+            while not stop.is_set():
+                if not await delivery.deliver_next(runtime=runtime, worker=f"replica-b-{number}"):
+                    await asyncio.sleep(0.01)
+
+        replica = [asyncio.create_task(other_replica(n)) for n in range(4)]
+        try:
+            stories = [await submit(story_event("dh", title="同队列多副本推送")) for _ in range(4)]
+            for story_id in stories:
+                await approve(client, COUNTY, await waiting_case(client, COUNTY, story_id))
+                await approve(client, CITY, await waiting_case(client, CITY, story_id))
+            for story_id in stories:
+                await eventually(
+                    lambda s=story_id: _publications(client, s, "success"), what="delivered"
+                )
+
+            def sent_for(story_id: str) -> int:
+                return sum(1 for _, body, _ in receiver.requests if story_id.encode() in body)
+
+            await eventually(lambda: all(sent_for(s) >= 1 for s in stories), what="all sent")
+            await asyncio.sleep(1.0)  # long enough for a second send of any of them
+        finally:
+            stop.set()
+            await asyncio.gather(*replica)
+            await client.put("/config", json=previous, headers=ADMIN)
+    assert [sent_for(s) for s in stories] == [1, 1, 1, 1]
+    ids = [h["webhook-id"] for h, _, _ in receiver.requests]
+    assert len(ids) == len(set(ids))
+    for story_id in stories:
+        rows = await _publications(client, story_id, "success")
+        portal = next(p for p in rows if p["channel"] == "county-portal")
+        assert (portal["attempts"], portal["last_status"]) == (1, 200)
+
+
+# ---- pages --------------------------------------------------------------------------
+PAGED_SCHOOL = "lj-dezhx"  # no other test files stories for this school
+
+
+async def test_a_reviewer_pages_through_a_long_queue_without_a_duplicate_or_a_gap(
+    review: RunningService,
+) -> None:
+    """Cases as the service opens them (its own document builder), many sharing one
+    waiting time so that only the id breaks the tie, paged through in small pages."""
+    runtime = review.app.state.review
+    unit = ORG.unit(PAGED_SCHOOL)
+    route = cases.route_for(runtime.config, unit.type, False)
+    now = datetime.now(UTC)
+    documents = []
+    for index in range(3000):
+        event = story_event(PAGED_SCHOOL)
+        at = now - timedelta(minutes=index % 7)  # seven waiting times shared by many
+        documents.append(
+            cases.case_document(event, unit=unit, route=route, case_id=uuid.uuid4().hex, now=at)
+        )
+    await runtime.db.cases.insert_many(documents)
+    try:
+        reviewer = auth(PAGED_SCHOOL, "reviewer_school")
+        seen = await every_page(review.client, "/queue", reviewer, limit=97)
+        expected = sorted(documents, key=lambda d: (d["waiting_since"], d["_id"]))
+        assert [c["case_id"] for c in seen] == [d["_id"] for d in expected]
+        bad = await review.client.get("/queue", headers=reviewer, params={"cursor": "bm90IG1pbmU"})
+        assert bad.status_code == 422 and bad.json()["code"] == "bad_cursor"
+        too_many = await review.client.get("/queue", headers=reviewer, params={"limit": 201})
+        assert too_many.status_code == 422
+    finally:
+        await runtime.db.cases.delete_many({"unit_path.unit": PAGED_SCHOOL})
+
+
+async def test_audit_steps_stored_before_actions_existed_are_read(review: RunningService) -> None:
+    client = review.client
+    story_id = await submit(story_event("dh-syxx"))
+    case = await waiting_case(client, SCHOOL, story_id)
+    await review.runtime.db.audit.insert_one(
+        {
+            "story_id": story_id, "case_id": case["case_id"], "version": 1,
+            "at": datetime.now(UTC) + timedelta(seconds=1), "who": "system",
+            "name": "CityDesk", "role": "system", "unit": "jc", "level": None,
+            "decision": "published", "comment": None, "channel": "feed",
+        }
+    )  # fmt: skip
+    trail = await every_page(client, f"/stories/{story_id}/audit", SCHOOL)
+    assert [(e["action"], e["decision"]) for e in trail] == [
+        ("submitted", "submitted"),
+        ("published", "published"),
+    ]
+    stored = await review.runtime.db.audit.find_one({"story_id": story_id, "action": "submitted"})
+    assert stored is not None and stored["decision"] is None  # not a review decision
+
+
+def index_of(plan: dict[str, Any]) -> str | None:
+    """The index an explained plan reads, or None when it scans the collection."""
+    if plan.get("stage") == "IXSCAN":
+        return str(plan["indexName"])
+    inner = plan.get("inputStage")
+    return index_of(inner) if isinstance(inner, dict) else None
+
+
+async def test_the_first_page_of_every_list_is_read_through_an_index(
+    review: RunningService,
+) -> None:
+    """The filters the list routes send (built by the service's own functions), as the
+    server plans them. A later page adds equalities and one range on the sort keys to
+    the same filter (``paging.resume_steps``), read through the same index."""
+    db = review.runtime.db
+    school = Principal(
+        sub="s", name="校审", unit="dh-syxx", roles=frozenset({Role.REVIEWER_SCHOOL})
+    )
+    county = Principal(sub="c", name="县审", unit="dh", roles=frozenset({Role.REVIEWER_COUNTY}))
+    city = Principal(sub="j", name="市审", unit="jc", roles=frozenset({Role.REVIEWER_CITY}))
+    oldest = [("waiting_since", 1), ("_id", 1)]
+    newest = [("created_at", -1), ("_id", -1)]
+    lists = {
+        "school queue": ("cases", access.queue_filter(school, ORG), oldest),
+        "county queue": ("cases", access.queue_filter(county, ORG), oldest),
+        "city queue": ("cases", access.queue_filter(city, ORG), oldest),
+        "county overdue": (
+            "cases", {"state": "open", "overdue": True, **access.scope_filter(county, ORG)}, oldest,
+        ),
+        "city overdue": ("cases", {"state": "open", "overdue": True}, oldest),
+        "audit trail": ("audit", {"story_id": "s-1"}, [("at", 1), ("_id", 1)]),
+        "failed deliveries": (
+            "publications", publications.state_filter(PublicationState.FAILED, ev.utcnow()), newest,
+        ),
+        "a story's deliveries": ("publications", {"story_id": "s-1"}, newest),
+        "feed": ("feed", {"state": "published"}, [("published_at", -1), ("_id", -1)]),
+        "a story's adoptions": ("adoptions", {"story_id": "s-1"}, [("recorded_at", 1), ("_id", 1)]),
+    }  # fmt: skip
+    for name, (collection, where, sort) in lists.items():
+        explained = await db.command(
+            "explain", {"find": collection, "filter": where, "sort": dict(sort), "limit": 51}
+        )
+        used = index_of(explained["queryPlanner"]["winningPlan"])
+        assert used is not None, f"{name}: {explained['queryPlanner']['winningPlan']}"

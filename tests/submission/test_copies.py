@@ -1,21 +1,25 @@
 """Copy flags over the real stack, with texts from the hand-written evaluation set: a
 forward with the school's name and date swapped and a paragraph lifted into a longer
 story are flagged with the matching passages and a reason in Chinese; the same theme in
-a school's own words is not; a registered standard notice is marked republication."""
+a school's own words is not; a registered standard notice is marked republication. A
+story submitted through another replica reaches this one's index by the change stream,
+and fingerprints of earlier formats are backfilled once and then found."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 
 from citydesk.bench import copies as evaluation_set
-from services.submission import copies
+from services.submission import copies, copybackfill
+from services.submission.copytext import TextPrint
 from shared import events as ev
 from shared.auth import Role
 from tests.submission.conftest import draft, metric, publish, submitted_events
-from tests.support import RunningService, auth, eventually
+from tests.support import RunningService, auth, eventually, run_service
 
 pytestmark = pytest.mark.usefixtures("stack_env")
 
@@ -182,3 +186,78 @@ async def test_a_published_story_stays_a_source_after_the_submission_window(
     flag = forward["flags"]["possible_copy"]
     assert flag["story_id"] == original["id"] and flag["published"] is True
     assert "发布的《" in flag["reason"]
+
+
+async def test_a_story_submitted_through_another_replica_is_found_by_this_one(
+    submission: RunningService,
+) -> None:
+    texts = story_texts("秋季运动会")
+    database = submission.runtime.settings.database_name
+    async with run_service("submission", mongo_database=database, run_consumers=False) as other:
+        original = await submit(other, "qh-syxx", texts["S"])
+        ours = await copies.index_of(submission.runtime.db)
+
+        async def arrived() -> bool:
+            return f"{original['id']}:1" in ours
+
+        await eventually(arrived, timeout=5, what="the other replica's story in our index")
+    forward = await submit(submission, "dh-dyxx", texts["F"])
+    assert forward["flags"]["possible_copy"]["story_id"] == original["id"]
+
+
+async def _legacy_story(
+    service: RunningService, story_id: str, unit: str, body: str, fingerprint: dict[str, Any]
+) -> None:
+    at = datetime.now(UTC) - timedelta(days=2)
+    db = service.runtime.db
+    await db[copies.VERSIONS].insert_one(
+        {"_id": f"{story_id}:1", "story_id": story_id, "version": 1, "title": "旧稿",
+         "body": body, "submitted_at": at}
+    )  # fmt: skip
+    await db[copies.FINGERPRINTS].insert_one(
+        {"_id": f"{story_id}:1", "story_id": story_id, "version": 1, "unit": unit,
+         "submitted_at": at, "first_submitted_at": at, **fingerprint}
+    )  # fmt: skip
+
+
+async def test_fingerprints_of_earlier_formats_are_backfilled_once_and_then_found(
+    submission: RunningService,
+) -> None:
+    runtime = submission.runtime
+    normaliser = copies.normaliser_for(runtime.org)
+    bands_era = story_texts("学雷锋志愿服务")  # format 1: MinHash bands, no passages
+    keys_era = story_texts("家访留守儿童关爱")  # format 2: an indexed array of keys
+    text = TextPrint.of(keys_era["S"], normaliser)
+    await _legacy_story(
+        submission, "legacy-bands", "qh-syxx", bands_era["S"],
+        {"bands": ["00ab12"], "signature": [1, 2, 3]},
+    )  # fmt: skip
+    await _legacy_story(
+        submission, "legacy-keys", "nl-dyxx", keys_era["S"],
+        {"keys": text.keys.view(np.int64).tolist(), "passages": text.stored_passages(),
+         "published_at": None},
+    )  # fmt: skip
+    stale = ["legacy-bands:1", "legacy-keys:1"]
+
+    # bounded: one at a time when asked so
+    assert await copybackfill.backfill(runtime.db, normaliser=normaliser, ids=stale, limit=1) == (
+        1,
+        1,
+    )
+    # at start-up, whatever the index load found of an earlier format
+    await copies.ensure_indexes(runtime.db, org=runtime.org)
+    for doc in await runtime.db[copies.FINGERPRINTS].find({"_id": {"$in": stale}}).to_list():
+        assert doc["format"] == copies.FORMAT and doc["key_bytes"] and doc["passages"]
+        assert not {"keys", "bands", "signature"} & set(doc)
+    # idempotent: nothing is left to convert, and nothing is written again
+    assert await copybackfill.backfill(runtime.db, normaliser=normaliser, ids=stale) == (0, 0)
+    assert await copybackfill.backfill_all(runtime.db, normaliser=normaliser) == 0
+
+    for original, texts in (("legacy-bands", bands_era), ("legacy-keys", keys_era)):
+        forward = await submit(submission, "dh-dyxx", texts["F"])
+        flag = forward["flags"]["possible_copy"]
+        assert flag is not None and flag["story_id"] == original, original
+        assert all(
+            texts["S"][p["theirs_start"] : p["theirs_end"]] == p["theirs_text"]
+            for p in flag["passages"]
+        )

@@ -60,14 +60,14 @@ async def stored_media(service: RunningService, unit: str, county: str, kind: ev
 
 async def review(
     story: dict[str, Any], decision: ev.Decision, level: ev.ReviewLevel, *, version: int = 1,
-    final: bool = False, comment: str | None = None,
+    final: bool = False, comment: str | None = None, next_level: ev.ReviewLevel | None = None,
 ) -> ev.StoryReviewedEvent:  # fmt: skip
     event = ev.StoryReviewedEvent.build(
         ev.StoryReviewed(
             story_id=story["id"], version=version, case_id=f"case-{uuid.uuid4().hex[:6]}",
             unit_path=ev.UnitPath(**story["unit_path"]), level=level, decision=decision,
-            final=final, reviewer="reviewer-1", reviewer_unit="dh", comment=comment,
-            decided_at=ev.utcnow(),
+            final=final, next_level=next_level, reviewer="reviewer-1", reviewer_unit="dh",
+            comment=comment, decided_at=ev.utcnow(),
         ),
         producer="review", county="dh", unit=story["unit"],
     )  # fmt: skip
@@ -218,7 +218,9 @@ async def test_the_correspondent_follows_the_story_through_review_to_publication
     submission: RunningService,
 ) -> None:
     story = await create_and_submit(submission)
-    first = await review(story, ev.Decision.APPROVED, ev.ReviewLevel.SCHOOL)
+    first = await review(
+        story, ev.Decision.APPROVED, ev.ReviewLevel.SCHOOL, next_level=ev.ReviewLevel.COUNTY
+    )
     waiting = await status_becomes(submission, story["id"], "in_review")
     assert waiting["review_level"] == "county"
     await publish("story.reviewed", first)  # a redelivery changes nothing

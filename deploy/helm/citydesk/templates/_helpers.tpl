@@ -230,7 +230,7 @@ spec:
             - name: {{ $key }}
               value: {{ $value | quote }}
             {{- end }}
-          {{- with $values.extraEnvFrom }}
+          {{- with concat (default (list) $values.extraEnvFrom) (default (list) .svc.envFrom) }}
           envFrom:
             {{- toYaml . | nindent 12 }}
           {{- end }}
