@@ -8,6 +8,7 @@ registry and for county integrators.
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
@@ -247,6 +248,23 @@ class Envelope(Contract):
     EVENT_TYPE: ClassVar[str]
     EVENT_VERSION: ClassVar[int]
 
+    def __init_subclass__(
+        cls, *, event_type: str | None = None, event_version: int = 1, **kwargs: Any
+    ) -> None:
+        """Pin ``type`` and ``version`` to literals before pydantic collects the fields.
+
+        Pydantic reads a model's annotations after ``type.__new__`` has run this hook, so
+        the literal fields added here are exactly as if each event had written them out.
+        """
+        if event_type is not None:
+            cls.EVENT_TYPE = event_type
+            cls.EVENT_VERSION = event_version
+            pinned = {"type": Literal[event_type], "version": Literal[event_version]}
+            cls.__annotations__ = {**pinned, **inspect.get_annotations(cls)}
+            cls.type = event_type
+            cls.version = event_version
+        super().__init_subclass__(**kwargs)
+
     @classmethod
     def build(
         cls,
@@ -272,60 +290,34 @@ class Envelope(Contract):
         )
 
 
-class StorySubmittedEvent(Envelope):
-    EVENT_TYPE: ClassVar[str] = "story.submitted"
-    EVENT_VERSION: ClassVar[int] = 1
-    type: Literal["story.submitted"] = "story.submitted"
-    version: Literal[1] = 1
+# Each event names its type and version once, as class keywords; the envelope turns them
+# into the literal ``type`` and ``version`` fields the JSON Schema pins.
+class StorySubmittedEvent(Envelope, event_type="story.submitted"):
     payload: StorySubmitted
 
 
-class StoryReviewedEvent(Envelope):
-    EVENT_TYPE: ClassVar[str] = "story.reviewed"
-    EVENT_VERSION: ClassVar[int] = 1
-    type: Literal["story.reviewed"] = "story.reviewed"
-    version: Literal[1] = 1
+class StoryReviewedEvent(Envelope, event_type="story.reviewed"):
     payload: StoryReviewed
 
 
-class StoryPublishedEvent(Envelope):
-    EVENT_TYPE: ClassVar[str] = "story.published"
-    EVENT_VERSION: ClassVar[int] = 1
-    type: Literal["story.published"] = "story.published"
-    version: Literal[1] = 1
+class StoryPublishedEvent(Envelope, event_type="story.published"):
     payload: StoryPublished
 
 
-class OpinionFlaggedEvent(Envelope):
-    EVENT_TYPE: ClassVar[str] = "opinion.flagged"
-    EVENT_VERSION: ClassVar[int] = 1
-    type: Literal["opinion.flagged"] = "opinion.flagged"
-    version: Literal[1] = 1
+class OpinionFlaggedEvent(Envelope, event_type="opinion.flagged"):
     payload: OpinionFlagged
 
 
-class MediaStoredEvent(Envelope):
-    EVENT_TYPE: ClassVar[str] = "media.stored"
-    EVENT_VERSION: ClassVar[int] = 1
-    type: Literal["media.stored"] = "media.stored"
-    version: Literal[1] = 1
+class MediaStoredEvent(Envelope, event_type="media.stored"):
     payload: MediaStored
 
 
-class IntakeStoryEvent(Envelope):
-    EVENT_TYPE: ClassVar[str] = "intake.story"
-    EVENT_VERSION: ClassVar[int] = 1
-    type: Literal["intake.story"] = "intake.story"
-    version: Literal[1] = 1
-    county: Code
+class IntakeStoryEvent(Envelope, event_type="intake.story"):
+    county: Code  # a county system always says which county it speaks for
     payload: IntakeStory
 
 
-class IntakeOpinionEvent(Envelope):
-    EVENT_TYPE: ClassVar[str] = "intake.opinion"
-    EVENT_VERSION: ClassVar[int] = 1
-    type: Literal["intake.opinion"] = "intake.opinion"
-    version: Literal[1] = 1
+class IntakeOpinionEvent(Envelope, event_type="intake.opinion"):
     county: Code
     payload: IntakeOpinion
 

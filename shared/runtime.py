@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from minio import Minio
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import topics as tp
@@ -76,6 +77,38 @@ class ServiceRuntime:
     def outbox_written(self) -> None:
         """Call after the transaction commits: the relay publishes at once."""
         self.relay.notify()
+
+
+class OnRuntime:
+    """What a service's own runtime (its settings, rules and workers beside the shared
+    :class:`ServiceRuntime`) passes through from ``base``, written once for every service."""
+
+    base: ServiceRuntime  # a field of the service's dataclass
+
+    @property
+    def org(self) -> OrgTree:
+        return self.base.org
+
+    @property
+    def db(self) -> AsyncDatabase[dict[str, Any]]:
+        return self.base.db
+
+    @property
+    def mongo(self) -> AsyncMongoClient[dict[str, Any]]:
+        return self.base.mongo
+
+    async def emit(
+        self, topic: tp.Topic, event: Envelope, session: AsyncClientSession | None = None
+    ) -> None:
+        await self.base.emit(topic, event, session=session)
+
+    def outbox_written(self) -> None:
+        self.base.outbox_written()
+
+    def unit_name(self, code: str | None) -> str:
+        """A unit's name for people (its code when the tree does not know it)."""
+        unit = self.org.get(code) if code else None
+        return unit.name if unit is not None else (code or "")
 
 
 async def _measure_lag(runtime: ServiceRuntime) -> None:

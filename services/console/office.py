@@ -27,6 +27,7 @@ from services.console.pages import (
     Me,
     SignedIn,
     Ups,
+    download,
     forbidden,
     org_of,
     page_count,
@@ -171,12 +172,7 @@ async def bulletin(
     answer = await service.bulletin(
         upstreams=up, token=me.token, period=period, scope=scope, county=county or None
     )
-    disposition = answer.headers.get("content-disposition", 'attachment; filename="bulletin.xlsx"')
-    return Response(
-        answer.content,
-        media_type=answer.headers.get("content-type"),
-        headers={"Content-Disposition": disposition},
-    )
+    return download(answer, 'attachment; filename="bulletin.xlsx"')
 
 
 @router.get("/campaigns")

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.console.models import SHANGHAI, today_in_shanghai
-from services.console.pages import SignedIn, Ups, render, see_other
+from services.console.pages import SignedIn, Ups, download, render, see_other
 from shared.orgtree import OrgTree
 
 router = APIRouter(include_in_schema=False)
@@ -153,12 +153,7 @@ async def briefing_workbook(
     me: SignedIn, up: Ups, kind: str, period: str, unit: str = ""
 ) -> Response:
     found = await _file(up, me, f"/briefings/{kind}/{quote(period, safe='')}.xlsx", unit)
-    disposition = found.headers.get("content-disposition", "attachment")
-    return Response(
-        found.content,
-        media_type=found.headers.get("content-type"),
-        headers={"content-disposition": disposition},
-    )
+    return download(found)
 
 
 @router.get("/opinion/briefings/{kind}/{period}/trend.png")

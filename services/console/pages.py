@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+import httpx
+from fastapi import Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
@@ -108,6 +109,16 @@ def render(
 
 def see_other(path: str) -> RedirectResponse:
     return RedirectResponse(path, status_code=303)
+
+
+def download(answer: httpx.Response, fallback_disposition: str = "attachment") -> Response:
+    """A file another service answered with, passed through to the browser as a download."""
+    disposition = answer.headers.get("content-disposition", fallback_disposition)
+    return Response(
+        answer.content,
+        media_type=answer.headers.get("content-type"),
+        headers={"Content-Disposition": disposition},
+    )
 
 
 def forbidden(request: Request, me: Me, detail: str) -> HTMLResponse:

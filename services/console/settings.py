@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.settings import Settings
+from shared.settings import Settings, specialise
 
 
 class ConsoleSettings(Settings):
@@ -41,8 +41,4 @@ class ConsoleSettings(Settings):
 
 def console_settings(settings: Settings | None) -> ConsoleSettings:
     """Console settings from the environment, keeping every value ``settings`` holds."""
-    if isinstance(settings, ConsoleSettings):
-        return settings
-    if settings is None:
-        return ConsoleSettings()
-    return ConsoleSettings(**dict(vars(settings)))
+    return specialise(settings, ConsoleSettings)

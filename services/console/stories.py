@@ -8,7 +8,7 @@ import asyncio
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from services.console import service
@@ -95,15 +95,19 @@ async def new_story(request: Request, me: SignedIn, up: Ups) -> HTMLResponse:
                   today=today_in_shanghai(), **context)  # fmt: skip
 
 
+StoryForm = Annotated[str, Form()]
+
+
 def _content(
-    title: str,
-    body: str,
-    category: str,
-    event_date: str,
-    campaign: str,
-    major: str | None,
-    media_ids: str,
+    title: StoryForm,
+    body: StoryForm,
+    category: StoryForm,
+    event_date: StoryForm,
+    campaign: StoryForm = "",
+    major: Annotated[str | None, Form()] = None,
+    media_ids: StoryForm = "",
 ) -> dict[str, Any]:
+    """The story's fields as the form sent them, tidied for the submission service."""
     return {
         "title": title.strip(),
         "body": body.strip(),
@@ -115,7 +119,8 @@ def _content(
     }
 
 
-StoryForm = Annotated[str, Form()]
+# the new-story form and the revision form send the same fields
+StoryContent = Annotated[dict[str, Any], Depends(_content)]
 
 
 @router.post("/stories/new")
@@ -123,19 +128,12 @@ async def submit_new_story(
     request: Request,
     me: SignedIn,
     up: Ups,
-    title: StoryForm,
-    body: StoryForm,
-    category: StoryForm,
-    event_date: StoryForm,
-    campaign: Annotated[str, Form()] = "",
-    major: Annotated[str | None, Form()] = None,
-    media_ids: Annotated[str, Form()] = "",
+    content: StoryContent,
     action: Annotated[str, Form()] = "submit",
     story_id: Annotated[str, Form()] = "",
 ) -> Response:
     """Save the story as a draft, or save and submit it as version 1. A refusal shows on
     the form in Chinese with everything typed kept."""
-    content = _content(title, body, category, event_date, campaign, major, media_ids)
     saved_id = story_id or None
     try:
         saved = await service.save_draft(
@@ -193,17 +191,10 @@ async def revise_story(
     me: SignedIn,
     up: Ups,
     story_id: str,
-    title: StoryForm,
-    body: StoryForm,
-    category: StoryForm,
-    event_date: StoryForm,
-    campaign: Annotated[str, Form()] = "",
-    major: Annotated[str | None, Form()] = None,
-    media_ids: Annotated[str, Form()] = "",
+    changes: StoryContent,
     action: Annotated[str, Form()] = "submit",
 ) -> Response:
     """Keep the changes as a draft, or submit them as the next version."""
-    changes = _content(title, body, category, event_date, campaign, major, media_ids)
     try:
         await service.save_draft(upstreams=up, token=me.token, content=changes, story_id=story_id)
         if action == "draft":

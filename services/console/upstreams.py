@@ -4,7 +4,7 @@ signed-in person's own token, and what a refusal of theirs says to a person."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired, TypedDict, Unpack
 
 import httpx
 
@@ -65,6 +65,14 @@ class UpstreamError(Exception):
         )  # fmt: skip
 
 
+class JsonCall(TypedDict):
+    """What ``Upstreams.json`` passes on to ``Upstreams.send`` besides where it goes."""
+
+    token: str
+    params: NotRequired[dict[str, Any] | None]
+    json: NotRequired[Any]
+
+
 @dataclass
 class Upstreams:
     """One HTTP client for every service the console shows."""
@@ -105,16 +113,10 @@ class Upstreams:
         return response
 
     async def json(
-        self,
-        upstream: Upstream,
-        method: str,
-        path: str,
-        *,
-        token: str,
-        params: dict[str, Any] | None = None,
-        json: Any = None,
+        self, upstream: Upstream, method: str, path: str, **call: Unpack[JsonCall]
     ) -> Any:
-        response = await self.send(upstream, method, path, token=token, params=params, json=json)
+        """``send``'s request, answered with the body's JSON."""
+        response = await self.send(upstream, method, path, **call)
         return response.json()
 
     async def items(

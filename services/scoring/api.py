@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.scoring import bulletins, campaigns, rankings, service, unitviews, vetoes, visibility
 from services.scoring.ledger import record_campaign_completions
@@ -118,18 +120,28 @@ async def put_rules(request: Request, body: RulesUpdate, principal: CityAdmin) -
         raise Refusal(409, "rule_version_conflict", str(exc), "concurrent rule version") from exc
 
 
+UnitView = Callable[..., Awaitable[dict[str, Any]]]
+
+
+async def _unit_view(
+    view: UnitView, request: Request, unit: str, period: str, principal: Principal
+) -> dict[str, Any]:
+    """One unit's view for a period, once the caller is known to see that unit."""
+    runtime = _runtime(request)
+    found = _unit(runtime.org, unit)
+    require_scope(principal, runtime.org, unit)
+    calendar = await _calendar(runtime)
+    return await view(
+        db=runtime.db, unit=found, period=_period(period, calendar), calendar=calendar
+    )
+
+
 @router.get("/units/{unit}/ledger", tags=["ledger"])
 async def unit_ledger(
     request: Request, unit: str, period: PeriodQuery, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     """The entries and quota deductions that make up a unit's score in a period."""
-    runtime = _runtime(request)
-    found = _unit(runtime.org, unit)
-    require_scope(principal, runtime.org, unit)
-    calendar = await _calendar(runtime)
-    return await unitviews.explain(
-        db=runtime.db, unit=found, period=_period(period, calendar), calendar=calendar
-    )
+    return await _unit_view(unitviews.explain, request, unit, period, principal)
 
 
 @router.get("/units/{unit}/summary", tags=["ledger"])
@@ -138,23 +150,37 @@ async def unit_summary(
 ) -> dict[str, Any]:
     """A unit's figures for a period (a county's and the city's rolled up) with its quotas
     and each month's points and deductions."""
-    runtime = _runtime(request)
-    found = _unit(runtime.org, unit)
-    require_scope(principal, runtime.org, unit)
-    calendar = await _calendar(runtime)
-    return await unitviews.summary(
-        db=runtime.db, unit=found, period=_period(period, calendar), calendar=calendar
-    )
+    return await _unit_view(unitviews.summary, request, unit, period, principal)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which ranking a request asks for (the scope and county) and who asks."""
+
+    runtime: ServiceRuntime
+    principal: Principal
+    scope: str
+    county: str | None
+
+
+def _selection(
+    request: Request,
+    principal: CurrentPrincipal,
+    scope: ScopeQuery = "schools",
+    county: CountyQuery = None,
+) -> Selection:
+    return Selection(_runtime(request), principal, scope, county)
+
+
+# the ranking and its three bulletin files take the same scope, county and caller
+Selected = Annotated[Selection, Depends(_selection)]
 
 
 async def _visible_ranking(
-    runtime: ServiceRuntime,
-    principal: Principal,
-    period: str,
-    scope: str,
-    county: str | None,
+    selected: Selection, period: str
 ) -> tuple[dict[str, Any], Period, Calendar]:
-    chosen = _scope(runtime.org, scope, county)
+    runtime, principal, county = selected.runtime, selected.principal, selected.county
+    chosen = _scope(runtime.org, selected.scope, county)
     _may_read_ranking(runtime, principal, chosen, county)
     calendar = await _calendar(runtime)
     parsed = _period(period, calendar)
@@ -166,16 +192,10 @@ async def _visible_ranking(
 
 
 @router.get("/rankings", tags=["rankings"])
-async def get_ranking(
-    request: Request,
-    period: PeriodQuery,
-    principal: CurrentPrincipal,
-    scope: ScopeQuery = "schools",
-    county: CountyQuery = None,
-) -> dict[str, Any]:
+async def get_ranking(period: PeriodQuery, selected: Selected) -> dict[str, Any]:
     """The ranking of schools (city-wide or in one county) or of counties. A veto's cause
     shows only for units in the caller's scope."""
-    ranking, _, _ = await _visible_ranking(_runtime(request), principal, period, scope, county)
+    ranking, _, _ = await _visible_ranking(selected, period)
     return ranking
 
 
@@ -194,16 +214,17 @@ async def get_veto_candidates(
     )
 
 
-async def _bulletin(
-    runtime: ServiceRuntime, principal: Principal, period: str, scope: str, county: str | None
-) -> bulletins.Bulletin:
-    ranking, parsed, calendar = await _visible_ranking(runtime, principal, period, scope, county)
+async def _bulletin(selected: Selection, period: str) -> bulletins.Bulletin:
+    runtime = selected.runtime
+    ranking, parsed, calendar = await _visible_ranking(selected, period)
     org = runtime.org
     units = [row["unit"] for row in ranking["rows"]]
     if ranking["scope"] == "counties":
         units += [u.code for u in org.schools() if u.county in units]
     found = await vetoes.incidents(
-        db=runtime.db, units=visibility.in_scope_units(principal, org, units), period=parsed
+        db=runtime.db,
+        units=visibility.in_scope_units(selected.principal, org, units),
+        period=parsed,
     )
     book = await service.rule_book(db=runtime.db)
     return bulletins.compose(
@@ -217,55 +238,35 @@ async def _bulletin(
     )
 
 
-def _download(name: str) -> dict[str, str]:
-    return {"Content-Disposition": f'attachment; filename="{name}"'}
+def _download(content: bytes | str, media_type: str, name: str) -> Response:
+    """A file the browser saves under ``name`` rather than shows."""
+    disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+    return Response(content, media_type=media_type, headers=disposition)
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @router.get("/bulletins/{period}.xlsx", tags=["bulletins"])
-async def bulletin_xlsx(
-    request: Request,
-    period: str,
-    principal: CurrentPrincipal,
-    scope: ScopeQuery = "schools",
-    county: CountyQuery = None,
-) -> Response:
+async def bulletin_xlsx(period: str, selected: Selected) -> Response:
     """The bulletin (通报) as a workbook: 通报 with the ranking, 零报送单位, 任务缺口, 舆情事件."""
-    bulletin = await _bulletin(_runtime(request), principal, period, scope, county)
-    return Response(
-        bulletins.bulletin_xlsx(bulletin),
-        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        headers=_download(f"bulletin-{bulletin.file_stem}.xlsx"),
-    )
+    bulletin = await _bulletin(selected, period)
+    return _download(bulletins.bulletin_xlsx(bulletin), XLSX, f"bulletin-{bulletin.file_stem}.xlsx")
 
 
 @router.get("/bulletins/{period}.html", tags=["bulletins"])
-async def bulletin_html(
-    request: Request,
-    period: str,
-    principal: CurrentPrincipal,
-    scope: ScopeQuery = "schools",
-    county: CountyQuery = None,
-) -> Response:
+async def bulletin_html(period: str, selected: Selected) -> Response:
     """The bulletin as a printable page."""
-    bulletin = await _bulletin(_runtime(request), principal, period, scope, county)
+    bulletin = await _bulletin(selected, period)
     return Response(bulletins.bulletin_html(bulletin), media_type="text/html; charset=utf-8")
 
 
 @router.get("/bulletins/{period}.csv", tags=["bulletins"])
-async def bulletin_csv(
-    request: Request,
-    period: str,
-    principal: CurrentPrincipal,
-    scope: ScopeQuery = "schools",
-    county: CountyQuery = None,
-) -> Response:
+async def bulletin_csv(period: str, selected: Selected) -> Response:
     """The ranking of a bulletin as CSV."""
-    bulletin = await _bulletin(_runtime(request), principal, period, scope, county)
-    return Response(
-        bulletins.ranking_csv(bulletin),
-        media_type="text/csv; charset=utf-8",
-        headers=_download(f"ranking-{bulletin.file_stem}.csv"),
-    )
+    bulletin = await _bulletin(selected, period)
+    csv = bulletins.ranking_csv(bulletin)
+    return _download(csv, "text/csv; charset=utf-8", f"ranking-{bulletin.file_stem}.csv")
 
 
 @router.post("/campaigns", status_code=201, tags=["campaigns"])

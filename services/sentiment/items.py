@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from pymongo import DESCENDING, AsyncMongoClient
 
@@ -100,19 +101,38 @@ def merge_near_identical(docs: Sequence[Mapping[str, Any]]) -> list[ListedItem]:
     return [item for _, item in merged]
 
 
-def item_query(
-    *,
-    runtime: Sentiment,
-    principal: Principal,
-    source: str | None = None,
-    topic: str | None = None,
-    negative: bool | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    unit: str | None = None,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ItemFilter:
+    """What an officer narrows the item list to (query parameters); None leaves it open."""
+
+    source: Annotated[str | None, Query(max_length=64)] = None
+    topic: Annotated[str | None, Query(max_length=32)] = None
+    negative: bool | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    unit: Annotated[str | None, Query(max_length=64)] = None
+
+    def checked(self) -> ItemFilter:
+        """The filter with its period in UTC (a time without a zone is UTC, as items are
+        stored), or a refusal for an unknown topic or an empty period."""
+        since, until = _utc(self.since), _utc(self.until)
+        if self.topic is not None and self.topic not in TOPICS:
+            topics = "、".join(TOPICS)
+            raise Refusal(422, "unknown_topic", f"没有“{self.topic}”这个主题，可选：{topics}")
+        if since is not None and until is not None and since >= until:
+            raise Refusal(422, "empty_period", "起始时间应早于结束时间")
+        return replace(self, since=since, until=until)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
+
+
+def item_query(*, runtime: Sentiment, principal: Principal, filters: ItemFilter) -> dict[str, Any]:
     """The Mongo filter for items in the principal's scope matching the filters."""
     org = runtime.org
+    source, topic, negative = filters.source, filters.topic, filters.negative
+    since, until, unit = filters.since, filters.until, filters.unit
     clauses: list[dict[str, Any]] = []
     scope = scope_filter(org=org, principal=principal)
     if scope:
@@ -147,12 +167,7 @@ async def list_items(
     request: Request,
     response: Response,
     principal: CurrentPrincipal,
-    source: Annotated[str | None, Query(max_length=64)] = None,
-    topic: Annotated[str | None, Query(max_length=32)] = None,
-    negative: bool | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    unit: Annotated[str | None, Query(max_length=64)] = None,
+    filters: Annotated[ItemFilter, Depends()],
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     cursor: Annotated[str | None, Query(max_length=1024)] = None,
     merge: bool = True,
@@ -164,24 +179,8 @@ async def list_items(
     a repost that falls on the next page is listed there. More than ``limit``: the
     ``X-Next-Cursor`` header holds the ``cursor`` of the next page."""
     require_role(principal, Role.OPINION_OFFICER)
-    # a period given without a zone is UTC, as items are stored
-    since = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
-    until = until.replace(tzinfo=UTC) if until and until.tzinfo is None else until
-    if topic is not None and topic not in TOPICS:
-        raise Refusal(422, "unknown_topic", f"没有“{topic}”这个主题，可选：{'、'.join(TOPICS)}")
-    if since is not None and until is not None and since >= until:
-        raise Refusal(422, "empty_period", "起始时间应早于结束时间")
     sentiment: Sentiment = request.app.state.sentiment
-    query = item_query(
-        runtime=sentiment,
-        principal=principal,
-        source=source,
-        topic=topic,
-        negative=negative,
-        since=since,
-        until=until,
-        unit=unit,
-    )
+    query = item_query(runtime=sentiment, principal=principal, filters=filters.checked())
     docs, next_cursor = await keyset_page(
         sentiment.db.items, query, sort=ITEM_ORDER, query=PageQuery(limit=limit, cursor=cursor)
     )

@@ -9,6 +9,7 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from services.scoring.models import Quota
@@ -227,53 +228,58 @@ def _rank(value: int | None) -> int | str:
     return "" if value is None else value
 
 
+def _field(title: str, key: str, number_format: str | None = None) -> Column:
+    """A column that shows one field of the row as it is."""
+    return Column(title, itemgetter(key), number_format)
+
+
 RANKING_COLUMNS = (
     Column("名次", lambda r: _rank(r["rank"])),
     Column("评奖名次", lambda r: _rank(r["award_rank"])),
-    Column("单位名称", lambda r: r["name"]),
+    _field("单位名称", "name"),
     Column("所属县区", lambda r: r["county_name"] if r["type"] != "county" else ""),
-    Column("总得分", lambda r: r["points"], POINTS),
-    Column("计分", lambda r: r["ledger_points"], POINTS),
-    Column("任务扣分", lambda r: r["quota_deductions"], POINTS),
-    Column("报送数", lambda r: r["submitted"]),
-    Column("终审通过数", lambda r: r["approved"]),
-    Column("局平台发布数", lambda r: r["published"]),
-    Column("外部采用数", lambda r: r["adopted"]),
-    Column("国家级采用", lambda r: r["adopted_national"]),
-    Column("省级采用", lambda r: r["adopted_provincial"]),
-    Column("市级采用", lambda r: r["adopted_city"]),
-    Column("县级采用", lambda r: r["adopted_county"]),
-    Column("采用率", lambda r: r["adoption_rate"], PERCENT),
-    Column("任务缺口", lambda r: r["quota_short"]),
-    Column("舆情事件数", lambda r: r["incidents"]),
+    _field("总得分", "points", POINTS),
+    _field("计分", "ledger_points", POINTS),
+    _field("任务扣分", "quota_deductions", POINTS),
+    _field("报送数", "submitted"),
+    _field("终审通过数", "approved"),
+    _field("局平台发布数", "published"),
+    _field("外部采用数", "adopted"),
+    _field("国家级采用", "adopted_national"),
+    _field("省级采用", "adopted_provincial"),
+    _field("市级采用", "adopted_city"),
+    _field("县级采用", "adopted_county"),
+    _field("采用率", "adoption_rate", PERCENT),
+    _field("任务缺口", "quota_short"),
+    _field("舆情事件数", "incidents"),
     Column("评奖资格", lambda r: "有" if r["eligible"] else "无"),
     Column("说明", _flag),
 )
 ZERO_COLUMNS = (
-    Column("单位名称", lambda r: r["name"]),
-    Column("所属县区", lambda r: r["county_name"]),
+    _field("单位名称", "name"),
+    _field("所属县区", "county_name"),
     Column("单位类型", lambda r: TYPE_NAMES.get(r["type"], r["type"])),
     Column("处理", lambda r: "报送信息为零，取消评奖资格"),
 )
 SHORTFALL_COLUMNS = (
-    Column("单位名称", lambda r: r["unit_name"]),
-    Column("所属县区", lambda r: r["county_name"]),
-    Column("任务", lambda r: r["name"]),
-    Column("任务期间", lambda r: r["period_words"]),
-    Column("目标数", lambda r: r["target"]),
-    Column("完成数", lambda r: r["actual"]),
-    Column("缺口", lambda r: r["shortfall"]),
-    Column("扣分", lambda r: r["deduction"], POINTS),
+    _field("单位名称", "unit_name"),
+    _field("所属县区", "county_name"),
+    _field("任务", "name"),
+    _field("任务期间", "period_words"),
+    _field("目标数", "target"),
+    _field("完成数", "actual"),
+    _field("缺口", "shortfall"),
+    _field("扣分", "deduction", POINTS),
 )
 INCIDENT_COLUMNS = (
-    Column("单位名称", lambda r: r["unit_name"]),
-    Column("所属县区", lambda r: r["county_name"]),
+    _field("单位名称", "unit_name"),
+    _field("所属县区", "county_name"),
     Column("主题", lambda r: TOPIC_NAMES.get(r["topic"], r["topic"])),
     Column("预警级别", lambda r: SEVERITY_NAMES.get(r["severity"], r["severity"])),
     Column("首次发现时间", lambda r: _local(r["first_at"]), LOCAL_TIME),
     Column("一票否决候选", lambda r: "是" if r["candidate"] else "否"),
     Column("认定情况", lambda r: _veto_words(r["veto"]) if r["serious"] else "未认定"),
-    Column("事件编号", lambda r: r["incident_id"]),
+    _field("事件编号", "incident_id"),
 )
 
 

@@ -33,26 +33,18 @@ def score_flagged(scoring: Scoring, event: ev.OpinionFlaggedEvent) -> None:
         "severity": flag.severity.value,
         "flagged_at": flag.flagged_at,
     }
-    scoring.add(
-        event,
-        key=f"incident|{incident}|{unit.code}",
-        kind="incident",
-        unit=unit,
-        points=0,
-        reason=f"负面舆情事件：{flag.topic}（{severity}）",
-        counts={"incidents": 1},
-        detail=detail,
-    )
+    # every incident counts; one at the serious severity is also a veto candidate
+    entries: list[tuple[EntryKind, str, dict[str, int] | None]] = [
+        ("incident", f"负面舆情事件：{flag.topic}（{severity}）", {"incidents": 1})
+    ]
     if flag.severity.rank >= rules.opinion.serious_severity.rank:
+        why = f"舆情达到{severity}预警，列为一票否决候选，待市教育局认定：{flag.topic}"
+        entries.append(("veto_candidate", why, None))
+    for kind, reason, counts in entries:
         scoring.add(
-            event,
-            key=f"veto_candidate|{incident}|{unit.code}",
-            kind="veto_candidate",
-            unit=unit,
-            points=0,
-            reason=f"舆情达到{severity}预警，列为一票否决候选，待市教育局认定：{flag.topic}",
-            detail=detail,
-        )
+            event, key=f"{kind}|{incident}|{unit.code}", kind=kind, unit=unit, points=0,
+            reason=reason, counts=counts, detail=detail,
+        )  # fmt: skip
 
 
 def _score_determination(

@@ -5,13 +5,40 @@ withdrawal, which reverses what publication earned. Each reads the story's histo
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any, NamedTuple
 
-from services.scoring.documents import LedgerEntry
+from services.scoring.documents import EntryKind, LedgerEntry
 from services.scoring.models import RuleSet
 from services.scoring.scorers.base import Scoring
 from services.scoring.totals import CITY_OR_HIGHER, OUTSIDE_LEVELS
 from shared import events as ev
 from shared.orgtree import Unit
+
+
+class _Story(NamedTuple):
+    """One publication event being scored, with what every scorer of it reads."""
+
+    scoring: Scoring
+    event: ev.StoryPublishedEvent
+    unit: Unit
+    rules: RuleSet
+    history: list[LedgerEntry]  # the story's ledger entries so far
+
+    def enter(
+        self,
+        kind: EntryKind,
+        *,
+        points: float,
+        reason: str,
+        counts: dict[str, int] | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """One ledger entry of this event about this story, keyed by its kind and the event."""
+        self.scoring.add(
+            self.event, key=f"{kind}|{self.event.event_id}", kind=kind, unit=self.unit,
+            points=points, reason=reason, story_id=self.event.payload.story_id,
+            counts=counts, detail=detail,
+        )  # fmt: skip
 
 
 def _active_publications(history: list[LedgerEntry]) -> list[LedgerEntry]:
@@ -31,25 +58,21 @@ def score_published(scoring: Scoring, event: ev.StoryPublishedEvent) -> None:
     unit = scoring.unit(published.unit_path.unit)
     rules = scoring.book.at(event.occurred_at).rules
     history = scoring.story_history.setdefault(published.story_id, [])
+    story = _Story(scoring, event, unit, rules, history)
     if published.kind == ev.PublicationKind.CHANNEL:
-        _score_channel(scoring, event, unit, rules, history)
+        _score_channel(story)
     elif published.kind == ev.PublicationKind.ADOPTION:
-        _score_adoption(scoring, event, unit, rules, history)
+        _score_adoption(story)
     else:
-        _score_withdrawal(scoring, event, unit, history)
+        _score_withdrawal(story)
     if published.campaign and published.kind != ev.PublicationKind.WITHDRAWAL:
         scoring.add_item(
             event, campaign=published.campaign, what="highlight", item=published.story_id, unit=unit
         )
 
 
-def _score_channel(
-    scoring: Scoring,
-    event: ev.StoryPublishedEvent,
-    unit: Unit,
-    rules: RuleSet,
-    history: list[LedgerEntry],
-) -> None:
+def _score_channel(story: _Story) -> None:
+    event, rules, history = story.event, story.rules, story.history
     published = event.payload
     channel = published.channel or "bureau"
     active = _active_publications(history)
@@ -57,14 +80,10 @@ def _score_channel(
         return  # the same channel counts once per story
     first = not any(e["kind"] == "publication" for e in active)
     points = rules.publication.channel_points.get(channel, rules.publication.default_channel_points)
-    scoring.add(
-        event,
-        key=f"publication|{event.event_id}",
-        kind="publication",
-        unit=unit,
+    story.enter(
+        "publication",
         points=points,
         reason=f"在局平台发布（{channel}）",
-        story_id=published.story_id,
         counts={"published": 1 if first else 0},
         detail={"channel": channel, "link": published.link},
     )
@@ -73,25 +92,16 @@ def _score_channel(
             rules.publication.video_bonus if published.video_count else 0
         )
         if bonus:
-            scoring.add(
-                event,
-                key=f"media_bonus|{event.event_id}",
-                kind="media_bonus",
-                unit=unit,
+            story.enter(
+                "media_bonus",
                 points=bonus,
-                story_id=published.story_id,
                 reason=f"图片/视频加分（图{published.photo_count}，视频{published.video_count}）",
                 detail={"photos": published.photo_count, "videos": published.video_count},
             )
 
 
-def _score_adoption(
-    scoring: Scoring,
-    event: ev.StoryPublishedEvent,
-    unit: Unit,
-    rules: RuleSet,
-    history: list[LedgerEntry],
-) -> None:
+def _score_adoption(story: _Story) -> None:
+    event, rules, history = story.event, story.rules, story.history
     published = event.payload
     level, placement = published.outlet_level, published.placement
     outlet = published.outlet or published.link or level.value
@@ -109,16 +119,12 @@ def _score_adoption(
     else:
         points, why = value, "多家媒体采用累加"
     counts = _adoption_counts(level, adoptions)
-    scoring.add(
-        event,
-        key=f"adoption|{event.event_id}",
-        kind="adoption",
-        unit=unit,
+    story.enter(
+        "adoption",
         points=points,
         reason=f"被{published.outlet or level.value}采用（{level.value}，{placement.value}，"
         f"{rules.adoption.levels.get(level, 0)}×{rules.adoption.placement.get(placement, 1)}）"
         f"：{why}",
-        story_id=published.story_id,
         counts=counts,
         detail={
             "outlet": outlet,
@@ -129,7 +135,7 @@ def _score_adoption(
         },
     )
     if published.leader_instruction:
-        _score_leader_bonus(scoring, event, unit, rules, history)
+        _score_leader_bonus(story)
 
 
 def _adoption_counts(level: ev.OutletLevel, adoptions: list[LedgerEntry]) -> dict[str, int]:
@@ -147,15 +153,10 @@ def _adoption_counts(level: ev.OutletLevel, adoptions: list[LedgerEntry]) -> dic
     }
 
 
-def _score_leader_bonus(
-    scoring: Scoring,
-    event: ev.StoryPublishedEvent,
-    unit: Unit,
-    rules: RuleSet,
-    history: list[LedgerEntry],
-) -> None:
+def _score_leader_bonus(story: _Story) -> None:
     """A leader's instruction on an adopted story: its level's bonus, once per level (or
     topped up to the highest level's, as adoption points are)."""
+    event, rules, history = story.event, story.rules, story.history
     level = event.payload.outlet_level
     bonus = rules.adoption.leader_instruction.get(level, 0.0)
     if not bonus:
@@ -165,14 +166,10 @@ def _score_leader_bonus(
         bonus = max(0.0, bonus - sum(e["points"] for e in given))
     elif any(e["detail"]["level"] == level.value for e in given):
         bonus = 0.0
-    scoring.add(
-        event,
-        key=f"leader_bonus|{event.event_id}",
-        kind="leader_bonus",
-        unit=unit,
+    story.enter(
+        "leader_bonus",
         points=bonus,
         reason=f"领导批示加分（{level.value}）",
-        story_id=event.payload.story_id,
         detail={"level": level.value},
     )
 
@@ -181,21 +178,16 @@ def _values(levels: Iterable[ev.OutletLevel]) -> set[str]:
     return {level.value for level in levels}
 
 
-def _score_withdrawal(
-    scoring: Scoring, event: ev.StoryPublishedEvent, unit: Unit, history: list[LedgerEntry]
-) -> None:
+def _score_withdrawal(story: _Story) -> None:
+    event, history = story.event, story.history
     published = event.payload
     active = _active_publications(history)
     if not active:
         return
-    scoring.add(
-        event,
-        key=f"withdrawal|{event.event_id}",
-        kind="withdrawal",
-        unit=unit,
+    story.enter(
+        "withdrawal",
         points=-sum(e["points"] for e in active),
         reason=f"撤稿，冲销发布得分{('：' + published.reason) if published.reason else ''}",
-        story_id=published.story_id,
         counts={"published": -1 if any(e["kind"] == "publication" for e in active) else 0},
         # sorted: the history comes in index order live and in event order on a rebuild
         detail={"reverses": sorted(e["_id"] for e in active)},
