@@ -247,7 +247,9 @@ async def test_kills_and_restarts_lose_nothing_and_count_nothing_twice(
         )
         assert set(cases.values()) == {1}, "one review case per story version"
         audit = await review.audit.find({"story_id": {"$in": list(story_ids)}}).to_list()
-        steps = Counter((a["story_id"], a.get("level"), a.get("decision")) for a in audit)
+        steps = Counter(
+            (a["story_id"], a.get("level"), a.get("action") or a.get("decision")) for a in audit
+        )
         assert max(steps.values()) == 1, [k for k, v in steps.items() if v > 1][:5]
 
         scoring = mongo[f"{prefix}_scoring"]
