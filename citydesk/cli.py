@@ -175,7 +175,7 @@ def chart_topics() -> str:
 
 
 def _seed_intake_rules() -> IntakeRules:
-    from services.submission import config
+    from services.submission.service import rules as config
 
     return config.intake_rules(*config.read_seed())
 

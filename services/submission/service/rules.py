@@ -15,7 +15,7 @@ from services.submission.models import CategoryList, Rules
 from shared.contracts import IntakeRules
 
 CONFIG = "config"
-SEED_FILE = Path(__file__).parent / "config.yaml"
+SEED_FILE = Path(__file__).parent.parent / "config.yaml"
 
 
 def read_seed(path: Path = SEED_FILE) -> tuple[CategoryList, Rules]:
