@@ -9,17 +9,15 @@ registry and for county integrators.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from shared.clock import utcnow as utcnow  # re-exported: envelopes are stamped with it
+
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Contract(BaseModel):

@@ -1,5 +1,6 @@
-"""Kafka through FastStream: the service's bus (broker, signed writer, dead letters), topic
-bootstrap, and the consumer wrapper that commits only after the effect is stored.
+"""Consuming Kafka through FastStream: the consumer wrapper that commits only after the
+effect is stored (the bus itself is in :mod:`shared.bus`, topic bootstrap in
+:mod:`shared.topic_admin`; their public names are importable from here too).
 
 Every subscriber is registered through :func:`consumer` or :func:`batch_consumer`. For
 each record, whatever its bytes and headers, the wrapper
@@ -21,48 +22,54 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import ssl
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from pydantic import ValidationError
-from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import topics as tp
+
+# the bus and topic administration live in their own modules; these names are imported
+# from here by every service
+from shared.bus import CORRELATION_HEADER, Bus, client_security, event_headers, make_bus
 from shared.bus_auth import (
-    BusSigner,
     Keyring,
     UnauthorisedWriter,
     county_of,
-    keyring_for,
-    signer_for,
 )
-from shared.deadletters import DeadLetters, Delivery
+from shared.deadletters import Delivery
 from shared.events import Envelope
 from shared.observability import (
     EVENTS_FAILED,
     EVENTS_HANDLED,
-    EVENTS_PUBLISHED,
     HANDLER_SECONDS,
     REDELIVERIES,
-    TOPIC_RETENTION_FINITE,
     correlation_id,
 )
 from shared.settings import Settings
+from shared.topic_admin import ensure_topics, truncating_topics
+
+__all__ = [
+    "CORRELATION_HEADER",
+    "Bus",
+    "PermanentError",
+    "Refused",
+    "admit",
+    "batch_consumer",
+    "client_security",
+    "consumer",
+    "ensure_topics",
+    "event_headers",
+    "make_bus",
+    "truncating_topics",
+]
 
 log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Envelope)
-CORRELATION_HEADER = "correlation-id"
 
 
 class PermanentError(Exception):
@@ -77,249 +84,6 @@ class Refused(Exception):
         super().__init__(reason)
         self.kind = kind
         self.county = county
-
-
-def _security(settings: Settings) -> BaseSecurity | None:
-    protocol = settings.kafka_security_protocol
-    if protocol == "PLAINTEXT":
-        return None
-    context = (
-        ssl.create_default_context(cafile=settings.kafka_ca_file) if "SSL" in protocol else None
-    )
-    if protocol == "SSL":
-        return BaseSecurity(ssl_context=context, use_ssl=True)
-    username = settings.kafka_sasl_username or ""
-    password = (
-        settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
-    )
-    use_ssl = protocol == "SASL_SSL"
-    mechanism = {
-        "PLAIN": SASLPlaintext,
-        "SCRAM-SHA-256": SASLScram256,
-        "SCRAM-SHA-512": SASLScram512,
-    }[settings.kafka_sasl_mechanism]
-    return mechanism(username, password, use_ssl=use_ssl, ssl_context=context)
-
-
-def client_security(settings: Settings) -> dict[str, Any]:
-    """SASL/TLS options for plain aiokafka clients (admin, writer, replay and rebuild)."""
-    protocol = settings.kafka_security_protocol
-    if protocol == "PLAINTEXT":
-        return {}
-    options: dict[str, Any] = {"security_protocol": protocol}
-    if "SSL" in protocol:
-        options["ssl_context"] = ssl.create_default_context(cafile=settings.kafka_ca_file)
-    if protocol.startswith("SASL"):
-        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
-        options["sasl_plain_username"] = settings.kafka_sasl_username
-        options["sasl_plain_password"] = (
-            settings.kafka_sasl_password.get_secret_value()
-            if settings.kafka_sasl_password
-            else None
-        )
-    return options
-
-
-def make_broker(settings: Settings) -> KafkaBroker:
-    """The FastStream broker that runs a service's subscribers (and documents its
-    channels). Records are written by :class:`BusWriter`, which signs them."""
-    return KafkaBroker(
-        settings.kafka_bootstrap,
-        client_id=f"citydesk-{settings.service_name}",
-        security=_security(settings),
-        graceful_timeout=10.0,
-        logger=logging.getLogger(f"faststream.{settings.service_name}"),
-    )
-
-
-class BusWriter:
-    """Writes records signed as this service, acknowledged by all in-sync replicas. The
-    idempotent producer stays off: Tansu answers its InitProducerId with an error in s3
-    mode, and consumers dedupe by ``event_id`` anyway."""
-
-    def __init__(self, settings: Settings, signer: BusSigner | None) -> None:
-        self.settings = settings
-        self.signer = signer
-        self._producer: AIOKafkaProducer | None = None
-
-    async def start(self) -> None:
-        if self._producer is None:
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self.settings.kafka_bootstrap,
-                client_id=f"citydesk-{self.settings.service_name}-writer",
-                acks="all",
-                linger_ms=2,
-                **client_security(self.settings),
-            )
-            await producer.start()
-            self._producer = producer
-
-    async def stop(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
-
-    async def send(
-        self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
-    ) -> None:
-        """Write one record, signed when this process has a key; waits for the ack."""
-        signed = dict(headers)
-        if self.signer is not None:
-            signed.update(self.signer.headers(topic, key, value))
-        await self.send_as_is(topic, key, value, signed)
-
-    async def send_as_is(
-        self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
-    ) -> None:
-        """Write one record with exactly these headers: a dead letter keeps the original
-        writer's signature, so that once replayed it is checked as what it was."""
-        if self._producer is None:
-            await self.start()
-        assert self._producer is not None
-        await self._producer.send_and_wait(
-            topic, value, key=key, headers=[(k, v.encode()) for k, v in headers.items()]
-        )
-
-
-def event_headers(event: Envelope) -> dict[str, str]:
-    """The headers every event carries (one correlation header, named as documented)."""
-    return {
-        "content-type": "application/json",
-        "event-type": event.type,
-        "event-version": str(event.version),
-        CORRELATION_HEADER: event.correlation_id,
-    }
-
-
-@dataclass
-class Bus:
-    """A service's way onto the bus: subscribers on ``broker``, signed writes through
-    ``writer``, dead letters kept in ``db``, writers checked against ``keyring``."""
-
-    settings: Settings
-    broker: KafkaBroker
-    writer: BusWriter
-    keyring: Keyring
-    dead_letters: DeadLetters
-    subscriptions: list[_Subscription] = field(default_factory=list)
-
-    @property
-    def service(self) -> str:
-        return self.settings.service_name
-
-    async def publish(self, topic: tp.Topic, event: Envelope) -> None:
-        """Publish one contract event with its ordering key (outside the outbox: tests,
-        tools)."""
-        value = event.model_dump_json().encode()
-        await self.writer.send(topic.name, topic.key(event), value, event_headers(event))
-        EVENTS_PUBLISHED.labels(self.service, topic.name).inc()
-
-    async def start(self) -> None:
-        """Connect, then start every subscriber concurrently (FastStream starts them one
-        by one, and each group join takes seconds on Tansu)."""
-        await self.dead_letters.ensure_indexes()
-        await self.writer.start()
-        await self.broker.connect()
-        await asyncio.gather(*(sub.start() for sub in self.broker.subscribers))
-        for pub in self.broker.publishers:
-            await pub.start()
-        self.broker.running = True
-
-    async def stop(self) -> None:
-        await self.broker.stop()
-        await self.writer.stop()
-
-
-def make_bus(settings: Settings, db: AsyncDatabase[dict[str, Any]]) -> Bus:
-    """The bus of one service. Without a keyring nothing could be checked, so the service
-    refuses to start rather than apply records from anyone."""
-    keyring = keyring_for(settings)
-    if keyring is None:
-        raise RuntimeError(
-            "no bus keyring: set CITYDESK_BUS_KEYRING_FILE (and CITYDESK_BUS_SIGNING_KEY), or "
-            "CITYDESK_BUS_KEYS_DIR for the local stack (`citydesk stack env` prints it)"
-        )
-    writer = BusWriter(settings, signer_for(settings))
-    dead_letters = DeadLetters(
-        db, writer.send_as_is, service=settings.service_name,
-        max_bytes=settings.kafka_dlq_max_bytes,
-    )  # fmt: skip
-    return Bus(settings, make_broker(settings), writer, keyring, dead_letters)
-
-
-# ---- topics: created with the settings the log needs ------------------------------------
-def topic_configs(settings: Settings) -> dict[str, str]:
-    return {
-        "retention.ms": str(settings.kafka_retention_ms),
-        "min.insync.replicas": str(settings.kafka_min_insync_replicas),
-    }
-
-
-async def ensure_topics(settings: Settings) -> None:
-    """Create every contract topic and its dead-letter topic if missing (where the
-    deployment declares them instead, ``kafka_create_topics`` is off)."""
-    if not settings.kafka_create_topics:
-        return
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap,
-        client_id=f"citydesk-{settings.service_name}-admin",
-        **client_security(settings),
-    )
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        configs = topic_configs(settings)
-        wanted = []
-        for topic in tp.ALL:
-            for name, partitions in ((topic.name, settings.kafka_partitions), (topic.dlq, 1)):
-                if name not in existing:
-                    wanted.append(
-                        NewTopic(name, partitions, settings.kafka_replication_factor, None, configs)
-                    )
-        if wanted:
-            await admin.create_topics(wanted)
-    finally:
-        await admin.close()
-
-
-def _finite(configs: dict[str, str]) -> bool:
-    retention = configs.get("retention.ms")
-    size = configs.get("retention.bytes")
-    compacted = "compact" in (configs.get("cleanup.policy") or "")
-    time_bound = retention not in (None, "-1") and not compacted
-    size_bound = size not in (None, "-1") and not compacted
-    return time_bound or size_bound
-
-
-async def truncating_topics(settings: Settings) -> list[str]:
-    """The topics the scoring rebuild reads from the start whose retention would delete
-    old records; each is logged and exported as ``citydesk_topic_retention_finite``."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap,
-        client_id=f"citydesk-{settings.service_name}-admin",
-        **client_security(settings),
-    )
-    await admin.start()
-    finite: list[str] = []
-    try:
-        names = [t.name for t in tp.ALL if t.rebuild_reads]
-        resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
-        for response in await admin.describe_configs(resources):
-            for resource in response.resources:
-                name = resource[3]
-                configs = {entry[0]: entry[1] for entry in resource[4]}
-                is_finite = _finite(configs)
-                TOPIC_RETENTION_FINITE.labels(settings.service_name, name).set(int(is_finite))
-                if is_finite:
-                    finite.append(name)
-                    log.error(
-                        "topic %s deletes old records (retention.ms=%s, retention.bytes=%s): "
-                        "a scoring rebuild would no longer equal the live service",
-                        name, configs.get("retention.ms"), configs.get("retention.bytes"),
-                    )  # fmt: skip
-    finally:
-        await admin.close()
-    return finite
 
 
 # ---- who wrote it, and what it is -------------------------------------------------------

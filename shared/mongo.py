@@ -24,8 +24,9 @@ from typing import Any
 from bson import ObjectId
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 PROCESSED = "processed_events"
 OUTBOX = "outbox"
 LOCKS = "locks"
+# MongoDB's error code for a unique-index violation
+DUPLICATE_KEY = 11000
 
 Effect = Callable[[AsyncClientSession], Awaitable[Any]]
 
@@ -56,6 +59,30 @@ def make_client(settings: Settings) -> AsyncMongoClient[dict[str, Any]]:
 async def ensure_base_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
     await db[OUTBOX].create_index([("sent_at", ASCENDING), ("_id", ASCENDING)])
     await db[OUTBOX].create_index("event_id", unique=True)
+
+
+async def insert_new(
+    collection: AsyncCollection[dict[str, Any]],
+    documents: list[dict[str, Any]],
+    *,
+    session: AsyncClientSession | None = None,
+) -> list[dict[str, Any]]:
+    """Insert many documents, skipping those a unique index already holds; returns the
+    documents actually inserted (a redelivered batch inserts nothing twice). Any other
+    write error is raised."""
+    if not documents:
+        return []
+    try:
+        await collection.insert_many(documents, ordered=False, session=session)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if exc.details.get("writeConcernErrors") or any(
+            error.get("code") != DUPLICATE_KEY for error in errors
+        ):
+            raise
+        skipped = {error["index"] for error in errors}
+        return [doc for index, doc in enumerate(documents) if index not in skipped]
+    return documents
 
 
 async def in_transaction(client: AsyncMongoClient[Any], effect: Effect) -> Any:

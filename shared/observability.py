@@ -38,7 +38,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from starlette.routing import Match, Mount
 
 # ``_created`` series double the series count and no rule or dashboard reads them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus-client leaves it unannotated
 
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "correlation_id", default=None
@@ -220,7 +220,7 @@ def _prime_http_metrics(app: FastAPI, service: str) -> None:
     first call of a route and its first server error are visible to ``rate()``."""
     for route in app.router.routes:
         if isinstance(route, APIRoute) and route.path not in PROBE_ROUTES:
-            for method in route.methods:
+            for method in route.methods or ():
                 for status in {str(route.status_code or 200), "500"}:
                     HTTP_REQUESTS.labels(service, method, route.path, status)
                 HTTP_SECONDS.labels(service, method, route.path)
@@ -285,7 +285,9 @@ def install_http_observability(
     app.router.lifespan_context = lifespan
 
     @app.middleware("http")
-    async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]):
+    async def _measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         cid = request.headers.get("x-correlation-id")
         token = correlation_id.set(cid)
         path, root_path = request.scope["path"], request.scope.get("root_path", "")

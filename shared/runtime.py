@@ -24,6 +24,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared import topics as tp
 from shared.contracts import IntakeRules, asyncapi_document
 from shared.events import Envelope
+from shared.jobs import Job
 from shared.kafka import Bus, ensure_topics, make_bus, truncating_topics
 from shared.mongo import OutboxRelay, add_to_outbox, ensure_base_indexes, make_client
 from shared.observability import (
@@ -55,7 +56,7 @@ class ServiceRuntime:
     minio: Minio | None = None
     on_startup: list[Hook] = field(default_factory=list)
     on_shutdown: list[Hook] = field(default_factory=list)
-    background: list[Callable[[ServiceRuntime], Awaitable[None]]] = field(default_factory=list)
+    background: list[Job] = field(default_factory=list)
     # the business rules this service's contracts can state (the intake schema's categories)
     contract_rules: Callable[[], Awaitable[IntakeRules]] | None = None
 

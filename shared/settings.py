@@ -3,7 +3,7 @@ in CI and in Kubernetes."""
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Literal, Self, TypeVar
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -182,6 +182,19 @@ class Settings(BaseSettings):
         return problems
 
 
+S = TypeVar("S", bound=Settings)
+
+
 def load_settings(service_name: str) -> Settings:
     """Settings for one service; environment variables override the defaults."""
     return Settings(service_name=service_name)
+
+
+def specialise(settings: Settings | None, kind: type[S]) -> S:
+    """A service's own settings class built from the shared ``settings`` (every value it
+    holds, overrides included) plus the service's own fields from the environment."""
+    if isinstance(settings, kind):
+        return settings
+    if settings is None:
+        return kind()
+    return kind(**dict(vars(settings)))
