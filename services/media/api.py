@@ -8,11 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from services.media import service
-from services.media.models import MediaPage, MediaRead, PupilsMark, ThumbnailSize, UploadResult
+from services.media import listing, service
+from services.media.models import MediaRead, PupilsMark, ThumbnailSize, UploadResult
 from services.media.service import MediaContext, MediaProblem
 from shared.auth import CurrentPrincipal
 from shared.events import MediaKind
+from shared.paging import Page, PageQuery, page_query
 
 router = APIRouter(prefix="/media", tags=["media"])
 
@@ -85,20 +86,20 @@ async def upload_media(
     return result
 
 
-@router.get("", response_model=MediaPage)
+@router.get("", response_model=Page[MediaRead])
 async def list_media(
     principal: CurrentPrincipal,
     context: Context,
+    page: Annotated[PageQuery, Depends(page_query)],
     unit: Annotated[str | None, Query(description="this unit and those below it")] = None,
-    campaign: str | None = None,
+    campaign: Annotated[str | None, Query(max_length=64)] = None,
     kind: MediaKind | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-) -> MediaPage:
-    """Media of a unit and the units below it, newest first."""
-    return await service.list_media(
-        context=context, principal=principal, unit=unit, campaign=campaign, kind=kind,
-        limit=limit, offset=offset,
+) -> Page[MediaRead]:
+    """Media of a unit and the units below it, newest first, a page at a time (``limit``
+    1–200 and the previous page's ``next_cursor``)."""
+    return await listing.list_media(
+        runtime=context.runtime, principal=principal, unit=unit, campaign=campaign, kind=kind,
+        page=page,
     )  # fmt: skip
 
 

@@ -9,7 +9,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from services.media import api
+from services.media import api, listing
 from services.media.content import configure_pillow, ffmpeg_executable
 from services.media.service import (
     PROCESSING_SECONDS,
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return api.problem_response(exc)
 
     runtime.on_startup.append(ensure_indexes)
+    runtime.on_startup.append(listing.ensure_list_indexes)
 
     async def prepare_bucket(_: ServiceRuntime) -> None:
         """In the background: a start while S3 is down still serves metadata, and uploads

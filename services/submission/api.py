@@ -3,7 +3,7 @@ admins (categories and rules)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
@@ -28,6 +28,7 @@ from services.submission.service import listing, rules, stories, submitting
 from services.submission.service.listing import StoryFilter
 from shared import topics as tp
 from shared.auth import CurrentPrincipal, Role, require_role, require_scope
+from shared.clock import utcnow
 from shared.events import ReviewLevel
 from shared.observability import correlation_id
 from shared.paging import PageQuery, page_query
@@ -176,7 +177,9 @@ async def replace_categories(
 ) -> CategoryList:
     """Replace the category list (admin)."""
     require_role(principal, Role.ADMIN)
-    return await rules.replace_categories(db=_runtime(request).db, categories=body)
+    return await rules.replace_categories(
+        db=_runtime(request).db, categories=body, by=principal.sub
+    )
 
 
 @router.get("/config/rules", response_model=Rules, tags=["config"])
@@ -189,7 +192,7 @@ async def get_rules(request: Request, principal: CurrentPrincipal) -> Rules:
 async def replace_rules(request: Request, principal: CurrentPrincipal, body: Rules) -> Rules:
     """Replace the submission rules (admin)."""
     require_role(principal, Role.ADMIN)
-    return await rules.replace_rules(db=_runtime(request).db, rules=body)
+    return await rules.replace_rules(db=_runtime(request).db, rules=body, by=principal.sub)
 
 
 @router.get("/intake/{county}/stories/{external_id}", response_model=IntakeStatus,
@@ -244,7 +247,7 @@ async def register_standard_text(
     _require_city_office(principal, runtime)
     doc = await copies.register_standard_text(
         runtime.db, title=body.title.strip(), body=body.body.strip(), campaign=body.campaign,
-        registered_by=principal.sub, registered_at=datetime.now(UTC),
+        registered_by=principal.sub, registered_at=utcnow(),
         normaliser=copies.normaliser_for(runtime.org),
     )  # fmt: skip
     return _standard_text(doc)

@@ -3,7 +3,6 @@ submitted version, once per (county, external id) and text."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Literal
 
 from prometheus_client import Counter
@@ -19,6 +18,7 @@ from services.submission.service.stories import (
 )
 from services.submission.service.submitting import submit_version
 from shared import events as ev
+from shared.clock import utcnow
 from shared.runtime import ServiceRuntime
 
 IntakeOutcome = Literal["created", "new_version", "duplicate"]
@@ -63,7 +63,7 @@ async def take_in_county_story(
     else:
         story = new_story(
             runtime=runtime, unit=intake.unit, author=intake.author, author_name=intake.author,
-            content=checked.content, now=datetime.now(UTC), source="intake",
+            content=checked.content, now=utcnow(), source="intake",
             county=event.county, external_id=intake.external_id,
         )  # fmt: skip
         outcome, is_new = "created", True

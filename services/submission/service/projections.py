@@ -4,7 +4,6 @@ decisions and publications, each applied once and kept in the story's history.""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -15,6 +14,7 @@ from services.submission.models import StoryStatus
 from services.submission.service.counts import count_change
 from services.submission.service.stories import MEDIA, SERVICE, STORIES, StoryNotFound
 from shared import events as ev
+from shared.clock import utcnow
 from shared.mongo import apply_once
 from shared.runtime import ServiceRuntime
 
@@ -66,7 +66,7 @@ async def _apply_to_story(
     db = runtime.db
 
     async def effect(session: AsyncClientSession) -> None:
-        now = datetime.now(UTC)
+        now = utcnow()
         found = await db[STORIES].update_one(
             {"_id": story_id}, {"$push": {"history": entry}, "$set": {"updated_at": now}},
             session=session,

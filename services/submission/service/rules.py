@@ -1,6 +1,6 @@
 """Categories and submission rules: seeded from ``config.yaml`` into MongoDB on first
-start, then read from there on every use so that an admin's replacement applies to all
-replicas at once."""
+start through the kit's config store, then read from there on every use so that an
+admin's replacement applies to all replicas at once."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Any
 
 import yaml
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from services.submission.models import CategoryList, Rules
+from shared.configstore import ConfigStore
 from shared.contracts import IntakeRules
 
-CONFIG = "config"
+Db = AsyncDatabase[dict[str, Any]]
 SEED_FILE = Path(__file__).parent.parent / "config.yaml"
 
 
@@ -24,55 +24,40 @@ def read_seed(path: Path = SEED_FILE) -> tuple[CategoryList, Rules]:
     return CategoryList(categories=data["categories"]), Rules(**data["rules"])
 
 
-async def seed_config(db: AsyncDatabase[dict[str, Any]]) -> None:
+CATEGORIES = ConfigStore(CategoryList, key="categories", seed=lambda: read_seed()[0])
+RULES = ConfigStore(Rules, key="rules", seed=lambda: read_seed()[1])
+
+
+async def seed_config(db: Db) -> None:
     """Write the shipped defaults where no configuration exists yet."""
-    categories, rules = read_seed()
-    for key, value in (("categories", categories), ("rules", rules)):
-        try:
-            await db[CONFIG].insert_one({"_id": key, **value.model_dump()})
-        except DuplicateKeyError:
-            continue
+    await CATEGORIES.seed(db)
+    await RULES.seed(db)
 
 
-async def get_categories(*, db: AsyncDatabase[dict[str, Any]]) -> CategoryList:
+async def get_categories(*, db: Db) -> CategoryList:
     """The categories a story may be filed under."""
-    doc = await db[CONFIG].find_one({"_id": "categories"}, projection={"_id": 0})
-    return CategoryList(**doc) if doc else read_seed()[0]
+    return await CATEGORIES.get(db)
 
 
-async def get_rules(*, db: AsyncDatabase[dict[str, Any]]) -> Rules:
+async def get_rules(*, db: Db) -> Rules:
     """Length bounds, the late threshold and the copy-detection settings."""
-    doc = await db[CONFIG].find_one({"_id": "rules"}, projection={"_id": 0})
-    return Rules(**doc) if doc else read_seed()[1]
+    return await RULES.get(db)
 
 
-async def replace_categories(
-    *, db: AsyncDatabase[dict[str, Any]], categories: CategoryList
-) -> CategoryList:
+async def replace_categories(*, db: Db, categories: CategoryList, by: str) -> CategoryList:
     """Replace the whole category list; stories keep the category they were filed under."""
-    await db[CONFIG].replace_one(
-        {"_id": "categories"}, {"_id": "categories", **categories.model_dump()}, upsert=True
-    )
-    return categories
+    return await CATEGORIES.replace(db, categories, by=by)
 
 
-async def replace_rules(*, db: AsyncDatabase[dict[str, Any]], rules: Rules) -> Rules:
+async def replace_rules(*, db: Db, rules: Rules, by: str) -> Rules:
     """Replace the submission rules; they apply to the next submission."""
-    await db[CONFIG].replace_one(
-        {"_id": "rules"}, {"_id": "rules", **rules.model_dump()}, upsert=True
-    )
-    return rules
+    return await RULES.replace(db, rules, by=by)
 
 
-async def get_config(*, db: AsyncDatabase[dict[str, Any]]) -> tuple[CategoryList, Rules]:
-    """Categories and rules in one read (every submission checks both)."""
-    docs = {
-        doc.pop("_id"): doc
-        async for doc in db[CONFIG].find({"_id": {"$in": ["categories", "rules"]}})
-    }
-    categories = CategoryList(**docs["categories"]) if "categories" in docs else read_seed()[0]
-    rules = Rules(**docs["rules"]) if "rules" in docs else read_seed()[1]
-    return categories, rules
+async def get_config(*, db: Db) -> tuple[CategoryList, Rules]:
+    """Categories and rules (every submission checks both; read each time, since the
+    stores' cached copies are per process and an admin may have changed them elsewhere)."""
+    return await CATEGORIES.get(db), await RULES.get(db)
 
 
 def category_names(categories: CategoryList) -> set[str]:

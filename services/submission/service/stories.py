@@ -9,7 +9,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -26,12 +25,12 @@ from services.submission.models import (
 from services.submission.service.counts import count_change
 from services.submission.service.rules import category_names, get_config
 from shared.auth import Principal
+from shared.clock import BUREAU_ZONE, local, utcnow
 from shared.mongo import in_transaction
 from shared.refusals import Refusal
 from shared.runtime import ServiceRuntime
 
 SERVICE = "submission"
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 STORIES = "stories"
 MEDIA = "media"
 
@@ -65,11 +64,11 @@ class CheckedContent:
 
 
 def today_in_shanghai(now: datetime | None = None) -> date:
-    return (now or datetime.now(UTC)).astimezone(SHANGHAI).date()
+    return local(now or utcnow()).date()
 
 
 def shanghai_day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, SHANGHAI).astimezone(UTC)
+    return datetime.combine(day, time.min, BUREAU_ZONE).astimezone(UTC)
 
 
 def content_hash(content: StoryContent) -> str:
@@ -199,7 +198,7 @@ async def create_draft(
     checked = await check_content(runtime=runtime, content=request.content(), unit=unit)
     story = new_story(
         runtime=runtime, unit=unit, author=principal.sub, author_name=principal.name,
-        content=checked.content, now=datetime.now(UTC),
+        content=checked.content, now=utcnow(),
     )  # fmt: skip
 
     async def write(session: AsyncClientSession) -> None:
@@ -255,7 +254,7 @@ async def update_draft(
             "$set": {
                 "draft": checked.content.model_dump(mode="json"),
                 search.FIELD: search.story_grams(checked.content.title, checked.content.body),
-                "updated_at": datetime.now(UTC),
+                "updated_at": utcnow(),
             }
         },
         return_document=True,

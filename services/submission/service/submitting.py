@@ -4,7 +4,7 @@ with the outbox row in one transaction."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from prometheus_client import Counter
@@ -26,7 +26,6 @@ from services.submission.models import (
 from services.submission.service.counts import count_change
 from services.submission.service.stories import (
     SERVICE,
-    SHANGHAI,
     STORIES,
     CheckedContent,
     StoryConflict,
@@ -39,6 +38,7 @@ from services.submission.service.stories import (
 from shared import events as ev
 from shared import topics as tp
 from shared.auth import Principal
+from shared.clock import local, utcnow
 from shared.mongo import in_transaction
 from shared.orgtree import OrgTree
 from shared.runtime import ServiceRuntime
@@ -85,7 +85,7 @@ async def submit_version(
     """Freeze one version with its flags, and announce it through the outbox in the same
     transaction."""
     db, content = runtime.db, checked.content
-    now = datetime.now(UTC)
+    now = utcnow()
     version = story["version"] + 1
     text = TextPrint.of(content.body, copies.normaliser_for(runtime.org))
     flags, match = await assess(runtime=runtime, story=story, checked=checked, text=text, now=now)
@@ -279,7 +279,7 @@ def count_flags(
 
 
 def _shanghai_day(moment: datetime) -> str:
-    day = moment.astimezone(SHANGHAI)
+    day = local(moment)
     return f"{day.year}年{day.month}月{day.day}日"
 
 
