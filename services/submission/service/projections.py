@@ -4,6 +4,7 @@ decisions and publications, each applied once and kept in the story's history.""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -28,23 +29,24 @@ NEXT_LEVEL = {
 SETTLED = (StoryStatus.PUBLISHED, StoryStatus.WITHDRAWN)
 
 
+def media_fields(media: ev.MediaStored) -> dict[str, Any]:
+    """What submission keeps of a stored photo or video: enough to attach and count it."""
+    return {
+        "unit": media.unit_path.unit,
+        "county": media.unit_path.county,
+        "kind": media.kind.value,
+        "content_type": media.content_type,
+        "size": media.size,
+        "campaign": media.campaign,
+        "stored_at": media.stored_at,
+    }
+
+
 async def record_media(*, runtime: ServiceRuntime, event: ev.MediaStoredEvent) -> None:
     """Keep what the media service stored (upsert by media id: replays change nothing)."""
     media = event.payload
     await runtime.db[MEDIA].update_one(
-        {"_id": media.media_id},
-        {
-            "$set": {
-                "unit": media.unit_path.unit,
-                "county": media.unit_path.county,
-                "kind": media.kind.value,
-                "content_type": media.content_type,
-                "size": media.size,
-                "campaign": media.campaign,
-                "stored_at": media.stored_at,
-            }
-        },
-        upsert=True,
+        {"_id": media.media_id}, {"$set": media_fields(media)}, upsert=True
     )
 
 
@@ -97,9 +99,27 @@ async def _apply_to_story(
     )
 
 
-async def record_review(*, runtime: ServiceRuntime, event: ev.StoryReviewedEvent) -> None:
-    """Show the correspondent a review decision: where the story waits, or why it came back."""
-    review = event.payload
+@dataclass(frozen=True)
+class StoryEffect:
+    """What one event does to a story: a history entry, and a status change applied when
+    the event is about the latest version and the story is not in one of ``unless``."""
+
+    entry: dict[str, Any]
+    status: dict[str, Any] | None = None
+    unless: tuple[StoryStatus, ...] = ()
+
+    def apply_to(self, story: dict[str, Any], version: int) -> None:
+        """The same effect on a story held in memory (the bulk import)."""
+        story["history"].append(self.entry)
+        story["updated_at"] = max(story["updated_at"], self.entry["at"])
+        unless = {s.value for s in self.unless}
+        if self.status is not None and story["version"] == version:
+            if story["status"] not in unless:
+                story.update(self.status)
+
+
+def review_effect(review: ev.StoryReviewed) -> StoryEffect:
+    """A review decision: where the story waits, or why it came back."""
     if review.decision == ev.Decision.APPROVED and review.final:
         state, level, comment = StoryStatus.APPROVED, None, None
     elif review.decision == ev.Decision.APPROVED:
@@ -118,16 +138,11 @@ async def record_review(*, runtime: ServiceRuntime, event: ev.StoryReviewedEvent
         "actor": review.reviewer, "level": review.level.value, "decision": review.decision.value,
         "comment": review.comment,
     }  # fmt: skip
-    await _apply_to_story(
-        runtime=runtime, consumer=f"{SERVICE}:story.reviewed", event=event,
-        story_id=review.story_id, version=review.version, entry=entry, status_change=status,
-        unless=SETTLED,
-    )  # fmt: skip
+    return StoryEffect(entry=entry, status=status, unless=SETTLED)
 
 
-async def record_publication(*, runtime: ServiceRuntime, event: ev.StoryPublishedEvent) -> None:
-    """Show the correspondent where the story was published, adopted or withdrawn."""
-    published = event.payload
+def publication_effect(published: ev.StoryPublished) -> StoryEffect:
+    """A publication on a channel, an outside adoption or a withdrawal."""
     action = {
         ev.PublicationKind.CHANNEL: "published",
         ev.PublicationKind.ADOPTION: "adopted",
@@ -147,6 +162,24 @@ async def record_publication(*, runtime: ServiceRuntime, event: ev.StoryPublishe
         "outlet_level": published.outlet_level.value, "link": published.link,
         "comment": published.reason,
     }  # fmt: skip
+    return StoryEffect(entry=entry, status=status, unless=unless)
+
+
+async def record_review(*, runtime: ServiceRuntime, event: ev.StoryReviewedEvent) -> None:
+    """Show the correspondent a review decision: where the story waits, or why it came back."""
+    review = event.payload
+    effect = review_effect(review)
+    await _apply_to_story(
+        runtime=runtime, consumer=f"{SERVICE}:story.reviewed", event=event,
+        story_id=review.story_id, version=review.version, entry=effect.entry,
+        status_change=effect.status, unless=effect.unless,
+    )  # fmt: skip
+
+
+async def record_publication(*, runtime: ServiceRuntime, event: ev.StoryPublishedEvent) -> None:
+    """Show the correspondent where the story was published, adopted or withdrawn."""
+    published = event.payload
+    effect = publication_effect(published)
 
     async def keep_as_copy_source(session: AsyncClientSession) -> None:
         await copies.mark_published(
@@ -156,7 +189,7 @@ async def record_publication(*, runtime: ServiceRuntime, event: ev.StoryPublishe
 
     await _apply_to_story(
         runtime=runtime, consumer=f"{SERVICE}:story.published", event=event,
-        story_id=published.story_id, version=published.version, entry=entry,
-        status_change=status, unless=unless,
+        story_id=published.story_id, version=published.version, entry=effect.entry,
+        status_change=effect.status, unless=effect.unless,
         also=keep_as_copy_source if published.kind == ev.PublicationKind.CHANNEL else None,
     )  # fmt: skip
