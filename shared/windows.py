@@ -41,12 +41,14 @@ async def windowed_page(
     projection: dict[str, Any] | None = None,
     floor: datetime = FLOOR,
     before: datetime | None = None,
+    first_window: timedelta = FIRST_WINDOW,
     session: AsyncClientSession | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of the documents matching the equality filter ``equal``, newest ``field``
     first (ties by ``_id``), and the cursor of the next page (``None`` on the last).
     ``equal`` must hold equalities only; ``(*equal, field, _id)`` should be an index.
-    ``floor`` and ``before`` bound the time field (inclusive, exclusive)."""
+    ``floor`` and ``before`` bound the time field (inclusive, exclusive); a query no index
+    can narrow by time is better asked once: a ``first_window`` reaching the floor."""
     sort = newest_first(field)
     start: datetime | None = None
     start_id: Any = None
@@ -69,7 +71,7 @@ async def windowed_page(
             {**equal, field: start, "_id": {"$gt": start_id}}, projection=projection,
             sort=[("_id", 1)], limit=wanted, session=session,
         ).to_list()  # fmt: skip
-    upper, span = start or before, FIRST_WINDOW
+    upper, span = start or before, first_window
     while len(found) < wanted:
         lower = max((upper or datetime.now(UTC)) - span, floor)
         bounds: dict[str, Any] = {"$gte": lower}

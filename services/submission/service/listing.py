@@ -17,9 +17,10 @@ from services.submission.service.stories import STORIES, shanghai_day_start
 from shared.auth import Principal
 from shared.paging import PageQuery
 from shared.runtime import ServiceRuntime
-from shared.windows import FLOOR, windowed_page
+from shared.windows import FIRST_WINDOW, FLOOR, windowed_page
 
 Flag = Literal["late", "possible_copy"]
+WHOLE_HISTORY = timedelta(days=365 * 50)
 SUMMARY_PROJECTION = {"history": 0, "content_hashes": 0, search.FIELD: 0}
 
 # one equality field beside the scope: each is the prefix of an index ending in the sort
@@ -105,9 +106,11 @@ async def list_stories(
     before = None
     if story_filter.submitted_to is not None:
         before = shanghai_day_start(story_filter.submitted_to + timedelta(days=1))
+    # a phrase's bigrams are no equality an index can pair with the time: one query a page
+    first_window = WHOLE_HISTORY if story_filter.text else FIRST_WINDOW
     docs, next_cursor = await windowed_page(
         runtime.db[STORIES], story_filter.equalities(), field=field, query=page,
-        projection=SUMMARY_PROJECTION, floor=floor, before=before,
+        projection=SUMMARY_PROJECTION, floor=floor, before=before, first_window=first_window,
     )  # fmt: skip
     counted = None
     if story_filter.counted():
