@@ -25,6 +25,7 @@ with its parameters filled from the seeded city is asked ``REPEATS`` times.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -553,7 +554,7 @@ def table(results: list[dict[str, Any]]) -> str:
 
 def run_scales(scales: list[float], out: Path) -> list[dict[str, Any]]:
     """Each size on a fresh local stack; the JSON to ``out``, the table to stdout."""
-    results = [on_temporary_stack(lambda env, s=s: run(env, s)) for s in scales]
+    results = [on_temporary_stack(functools.partial(run, scale=scale)) for scale in scales]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, ensure_ascii=False, indent=2, default=str) + "\n")
     print(json.dumps([{"scale": r["scale"], **r["seeded"]} for r in results], indent=2))
