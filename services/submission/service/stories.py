@@ -213,8 +213,10 @@ async def get_story(
     *, runtime: ServiceRuntime, principal: Principal, story_id: str
 ) -> dict[str, Any]:
     """One story the caller may see (its unit is in the caller's scope)."""
-    story = await runtime.db[STORIES].find_one({"_id": story_id, "ancestors": principal.unit})
-    if story is None:
+    # by key alone, then the scope: the embedded server plans ``_id`` with another field
+    # as a collection scan
+    story = await runtime.db[STORIES].find_one({"_id": story_id})
+    if story is None or principal.unit not in story["ancestors"]:
         raise StoryNotFound(f"no story {story_id!r} in your units")
     return story
 
