@@ -329,6 +329,7 @@ async def seed(
                 runtime=submission, stories=month.stories, rules=rules, recount=False
             )
             seconds["submission"] += time.perf_counter() - started
+            print(f"submission {counts} {seconds}", file=sys.stderr, flush=True)
             started = time.perf_counter()
             for chunk in range(0, len(month.scored), 5_000):
                 await apply_events(
@@ -340,6 +341,7 @@ async def seed(
                 )
             counts["scored_events"] += len(month.scored)
             seconds["scoring"] += time.perf_counter() - started
+            print(f"scoring {counts} {seconds}", file=sys.stderr, flush=True)
             started = time.perf_counter()
             for chunk in range(0, len(month.opinions), 500):
                 await record_opinions(
@@ -347,6 +349,7 @@ async def seed(
                 )
             counts["opinions"] += len(month.opinions)
             seconds["sentiment"] += time.perf_counter() - started
+            print(f"sentiment {counts} {seconds}", file=sys.stderr, flush=True)
             started = time.perf_counter()
             for submitted in month.waiting:
                 counts["open_cases"] += int(await open_case(runtime=review, event=submitted))
