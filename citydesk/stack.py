@@ -359,10 +359,6 @@ class Stack:
                 _executable("secantusd-py"), "--host", self.config.host,
                 "--port", str(self.config.mongo_port), "--storage-path", str(data),
                 "--cache-size", "256M", "--log-level", "WARNING",
-                # past its default cap of 100,000 entries the server prunes the oplog on
-                # every insert by walking the deleted entries again: a bulk load of a
-                # few thousand stories slows to a crawl
-                "--oplog-max-entries", "20000000",
             ],
         )  # fmt: skip
         return self._wait("mongo", self._mongo_ready)
