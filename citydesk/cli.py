@@ -206,7 +206,7 @@ def chart_topics() -> str:
 
 
 def _seed_intake_rules() -> IntakeRules:
-    from services.submission import config
+    from services.submission.service import rules as config
 
     return config.intake_rules(*config.read_seed())
 
@@ -313,8 +313,20 @@ def bench(
     out: Annotated[Path, typer.Option(help="Also write the JSON here")] = Path(
         ".bench/results.json"
     ),
+    decade_scale: Annotated[
+        list[float] | None,
+        typer.Option(
+            help="Instead: the decade city at these shares of ten years (0.01, 0.1, 1), "
+            "every read route timed at each"
+        ),
+    ] = None,
 ) -> None:
     """Raw broker, MongoDB and S3 rates, and each service's rate as a ratio to them."""
+    if decade_scale:
+        from citydesk.bench.decade import run_scales
+
+        run_scales(decade_scale, out.with_name("decade.json"))
+        return
     from citydesk.bench.suite import SERVICE_BENCHES, main
 
     main(tuple(service) if service else SERVICE_BENCHES, out)

@@ -263,11 +263,12 @@ class DemoCity:
 
     async def count_copy_flags(self) -> None:
         """How many of the city's submitted stories the copy detector flagged."""
-        page = 1
+        cursor: str | None = None
         while True:
+            params: dict[str, Any] = {"limit": 200, **({"cursor": cursor} if cursor else {})}
             found = await self.call(
                 "GET", "submission", "/stories", unit=self.org.city.code,
-                role=Role.REVIEWER_CITY, params={"page": page, "page_size": 200},
+                role=Role.REVIEWER_CITY, params=params,
             )  # fmt: skip
             if found.status_code != 200:
                 self.tally.errors.append(f"stories: {found.status_code}")
@@ -279,9 +280,9 @@ class DemoCity:
                 self.tally.stories_checked += 1
                 if (item.get("flags") or {}).get("possible_copy"):
                     self.tally.flagged_copies += 1
-            if page * 200 >= found.json()["total"]:
+            cursor = found.json()["next_cursor"]
+            if cursor is None:
                 return
-            page += 1
 
     # ---- 2. a county system publishes through intake ----------------------------------
     async def county_system_publishes(self) -> None:

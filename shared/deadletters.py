@@ -132,7 +132,10 @@ class DeadLetters:
 
     async def ensure_indexes(self) -> None:
         rows = self.db[DEAD_LETTERS]
-        await rows.create_index([("county", ASCENDING), ("topic", ASCENDING), ("at", DESCENDING)])
+        # the sort ends in _id: a page resumes inside one moment through the same index
+        await rows.create_index(
+            [("county", ASCENDING), ("topic", ASCENDING), ("at", DESCENDING), ("_id", ASCENDING)]
+        )
         await rows.create_index([("county", ASCENDING), ("external_ref", ASCENDING)])
 
     async def write(

@@ -10,14 +10,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
 from shared import topics as tp
 from shared.auth import CurrentPrincipal, Principal
 from shared.deadletters import DEAD_LETTERS, REASON_ZH
 from shared.orgtree import OrgTree
+from shared.paging import Page, PageQuery, page_query
 from shared.refusals import Refusal
+from shared.windows import windowed_page
 
 
 class Rejection(BaseModel):
@@ -32,11 +34,6 @@ class Rejection(BaseModel):
     reason: str
     message: str
     at: datetime
-
-
-class RejectionPage(BaseModel):
-    items: list[Rejection]
-    next_before: datetime | None = None
 
 
 def rejection(row: dict[str, Any]) -> Rejection:
@@ -76,26 +73,23 @@ async def latest_rejection(
 
 def rejections_router(topic: tp.Topic) -> APIRouter:
     """``GET /intake/{county}/rejections``: a county's refused records on ``topic``,
-    newest first, paged by time."""
+    newest first, a page at a time (``limit``, ``cursor``)."""
     router = APIRouter(tags=["intake"])
 
-    @router.get("/intake/{county}/rejections", response_model=RejectionPage)
+    @router.get("/intake/{county}/rejections", response_model=Page[Rejection])
     async def county_rejections(
         request: Request,
         principal: CurrentPrincipal,
         county: str,
-        limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        before: datetime | None = None,
-    ) -> RejectionPage:
+        page: Annotated[PageQuery, Depends(page_query)],
+    ) -> Page[Rejection]:
         """Records of this county that the consumer refused, with the reason."""
         runtime = request.app.state.runtime
         require_county_scope(principal, runtime.org, county)
-        query: dict[str, Any] = {"county": county, "topic": topic.name}
-        if before is not None:
-            query["at"] = {"$lt": before}
-        rows = await runtime.db[DEAD_LETTERS].find(query).sort("at", -1).limit(limit + 1).to_list()
-        items = [rejection(row) for row in rows[:limit]]
-        more = len(rows) > limit
-        return RejectionPage(items=items, next_before=items[-1].at if more and items else None)
+        rows, next_cursor = await windowed_page(
+            runtime.db[DEAD_LETTERS], {"county": county, "topic": topic.name}, field="at",
+            query=page,
+        )  # fmt: skip
+        return Page[Rejection](items=[rejection(row) for row in rows], next_cursor=next_cursor)
 
     return router

@@ -8,9 +8,9 @@ import random
 import statistics
 
 from citydesk.demo_content import compose_story
-from services.submission.config import read_seed
 from services.submission.copies import MIN_MATCHED_CHARS, normaliser_for
 from services.submission.copytext import TextPrint, compare
+from services.submission.service.rules import read_seed
 from shared.orgtree import example_city
 
 NORMALISER = normaliser_for(example_city())

@@ -30,7 +30,6 @@ from services.console.pages import (
     download,
     forbidden,
     org_of,
-    page_count,
     render,
     see_other,
 )
@@ -42,17 +41,17 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/office")
 async def office(
-    request: Request, me: SignedIn, up: Ups, ap: int = 1, pp: int = 1, qp: int = 1
+    request: Request, me: SignedIn, up: Ups, ap: str = "", pp: str = "", qp: int = 1
 ) -> HTMLResponse:
     """Approved stories to publish or schedule, published ones to record adoptions on or
     withdraw, and the publish queue by title; each list pages on its own."""
     if not is_city_office(me.principal, org_of(request)):
         return forbidden(request, me, "发布与采用登记由市局审核员办理。")
     approved, published, queue, adoptions = await asyncio.gather(
-        service.unit_stories(upstreams=up, token=me.token, status="approved", page=max(1, ap)),
-        service.unit_stories(upstreams=up, token=me.token, status="published", page=max(1, pp)),
+        service.unit_stories(upstreams=up, token=me.token, status="approved", cursor=ap or None),
+        service.unit_stories(upstreams=up, token=me.token, status="published", cursor=pp or None),
         service.publications(upstreams=up, token=me.token),
-        service.recent_adoptions(upstreams=up, token=me.token, limit=500),
+        service.recent_adoptions(upstreams=up, token=me.token, limit=200),
     )
     adopted: dict[str, list[str]] = {}
     for adoption in reversed(adoptions):
@@ -70,9 +69,8 @@ async def office(
         request, me, "office.html", approved=approved, published=published,
         publications=shown, titles=names, scheduled=scheduled, today=today_in_shanghai(),
         adopted=adopted,
-        pages={"ap": max(1, ap), "pp": max(1, pp), "qp": qp},
+        pages={"ap": ap, "pp": pp, "qp": qp},
         queue_pages=max(1, -(-len(queue) // PAGE_SIZE)), queue_total=len(queue),
-        page_count=page_count,
     )  # fmt: skip
 
 

@@ -125,10 +125,6 @@ def forbidden(request: Request, me: Me, detail: str) -> HTMLResponse:
     return render(request, me, "error.html", 403, status=403, detail=detail)
 
 
-def page_count(found: dict[str, Any]) -> int:
-    return max(1, -(-found["total"] // found["page_size"]))
-
-
 async def campaigns_or_none(up: Upstreams, token: str) -> list[dict[str, Any]]:
     try:
         return await service.campaigns(upstreams=up, token=token)

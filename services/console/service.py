@@ -18,12 +18,15 @@ async def unit_stories(
     upstreams: Upstreams,
     token: str,
     status: str | None,
-    page: int,
+    cursor: str | None = None,
     filters: dict[str, str] | None = None,
+    limit: int = 30,
 ) -> dict[str, Any]:
-    """The stories of my unit and the units below it, newest change first; ``filters``
-    narrows them (q: a phrase, unit, category, campaign, submitted_from/_to)."""
-    params = {"status": status, "page": page, "page_size": 30, **(filters or {})}
+    """A page of the stories of my unit and the units below it, newest change first
+    (``items``, ``next_cursor``, ``total`` when the submission service keeps it);
+    ``filters`` narrows them (q: a phrase, unit, category, campaign, submitted_from/_to)."""
+    params = {"status": status, "limit": limit, "cursor": cursor, **(filters or {})}
+    params = {key: value for key, value in params.items() if value}
     return await upstreams.json("submission", "GET", "/stories", token=token, params=params)
 
 
@@ -255,9 +258,9 @@ async def create_campaign(*, upstreams: Upstreams, token: str, campaign: dict[st
 
 async def count_of_stories(*, upstreams: Upstreams, token: str, status: str) -> int:
     """How many stories of my units are in ``status``."""
-    params = {"status": status, "page": 1, "page_size": 1}
+    params = {"status": status, "limit": 1}
     found = await upstreams.json("submission", "GET", "/stories", token=token, params=params)
-    return int(found["total"])
+    return int(found.get("total") or 0)
 
 
 async def ranking(

@@ -20,7 +20,6 @@ from services.console.pages import (
     campaigns_or_none,
     forbidden,
     org_of,
-    page_count,
     render,
     see_other,
 )
@@ -37,7 +36,7 @@ async def my_stories(
     me: SignedIn,
     up: Ups,
     status: str = "",
-    page: int = 1,
+    cursor: str = "",
     q: str = "",
     unit: str = "",
     category: str = "",
@@ -60,17 +59,16 @@ async def my_stories(
     }  # fmt: skip
     found, categories, campaigns = await asyncio.gather(
         service.unit_stories(
-            upstreams=up, token=me.token, status=status or None, page=max(1, page),
+            upstreams=up, token=me.token, status=status or None, cursor=cursor or None,
             filters={k: v for k, v in filters.items() if v},
         ),
         service.categories(upstreams=up, token=me.token),
         campaigns_or_none(up, me.token),
     )  # fmt: skip
-    pages = page_count(found)
     units = [u for u in org.below(me.principal.unit) if u.code != me.principal.unit]
     query = urlencode({k: v for k, v in {**filters, "status": status}.items() if v})
     return render(
-        request, me, "stories.html", page=found, status=status, pages=pages,
+        request, me, "stories.html", page=found, status=status, first_page=not cursor,
         filters=filters, categories=categories, campaigns=campaigns, units=units[:400],
         query=query,
     )  # fmt: skip

@@ -3,12 +3,12 @@ admins (categories and rules)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 
-from services.submission import config, copies, service
+from services.submission import copies
 from services.submission.models import (
     CategoryList,
     DraftCreate,
@@ -24,10 +24,14 @@ from services.submission.models import (
     StorySummary,
     VersionRead,
 )
+from services.submission.service import listing, rules, stories, submitting
+from services.submission.service.listing import StoryFilter
 from shared import topics as tp
 from shared.auth import CityAdmin, CurrentPrincipal, Role, require_role, require_scope
+from shared.clock import utcnow
 from shared.events import ReviewLevel
 from shared.observability import correlation_id
+from shared.paging import PageQuery, page_query
 from shared.refusals import Refusal
 from shared.rejections import latest_rejection, require_county_scope
 from shared.runtime import ServiceRuntime
@@ -63,7 +67,7 @@ def _story(doc: dict[str, Any], versions: list[dict[str, Any]]) -> StoryRead:
 
 
 async def _full_story(runtime: ServiceRuntime, doc: dict[str, Any]) -> StoryRead:
-    return _story(doc, await service.get_versions(runtime, story_id=doc["_id"]))
+    return _story(doc, await stories.get_versions(runtime=runtime, story_id=doc["_id"]))
 
 
 @router.post("/stories", status_code=status.HTTP_201_CREATED, response_model=StoryRead,
@@ -75,7 +79,7 @@ async def create_draft(
     require_role(principal, Role.CORRESPONDENT)
     runtime = _runtime(request)
     require_scope(principal, runtime.org, body.unit or principal.unit)
-    doc = await service.create_draft(runtime, principal=principal, request=body)
+    doc = await stories.create_draft(runtime=runtime, principal=principal, request=body)
     return _story(doc, [])
 
 
@@ -83,14 +87,13 @@ async def create_draft(
 async def list_stories(
     request: Request,
     principal: CurrentPrincipal,
+    page: Annotated[PageQuery, Depends(page_query)],
     unit: Annotated[str | None, Query(description="this unit and those below it")] = None,
     status_: Annotated[StoryStatus | None, Query(alias="status")] = None,
-    category: str | None = None,
-    campaign: str | None = None,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    campaign: Annotated[str | None, Query(max_length=64)] = None,
     submitted_from: Annotated[date | None, Query(description="Asia/Shanghai day")] = None,
     submitted_to: Annotated[date | None, Query(description="Asia/Shanghai day, inclusive")] = None,
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-    page_size: Annotated[int, Query(ge=1, le=200)] = 20,
     q: Annotated[
         str | None, Query(max_length=100, description="a phrase in the title or body")
     ] = None,
@@ -99,25 +102,30 @@ async def list_stories(
         Literal["late", "possible_copy"] | None, Query(description="flagged stories only")
     ] = None,
 ) -> StoryPage:
-    """The stories of the caller's unit and the units below it, newest change first;
-    ``q`` keeps those whose title or body holds every character pair of the phrase."""
+    """The stories of the caller's unit and the units below it, newest change first (with
+    a submission period: newest submission first); ``q`` keeps those whose title or body
+    holds every character pair of the phrase. A page at a time: ``limit`` (1–200) and the
+    previous page's ``next_cursor``."""
     runtime = _runtime(request)
     if unit is not None:
         require_scope(principal, runtime.org, unit)
-    docs, total = await service.list_stories(
-        runtime, principal=principal, unit=unit, status=status_, category=category,
-        campaign=campaign, submitted_from=submitted_from, submitted_to=submitted_to,
-        page=page, page_size=page_size, text=q, level=level.value if level else None, flag=flag,
+    story_filter = StoryFilter(
+        unit=unit or principal.unit, status=status_, category=category, campaign=campaign,
+        level=level.value if level else None, flag=flag, submitted_from=submitted_from,
+        submitted_to=submitted_to, text=q,
     )  # fmt: skip
+    docs, next_cursor, total = await listing.list_stories(
+        runtime=runtime, principal=principal, story_filter=story_filter, page=page
+    )
     items = [StorySummary(**_summary(doc)) for doc in docs]
-    return StoryPage(items=items, total=total, page=page, page_size=page_size)
+    return StoryPage(items=items, next_cursor=next_cursor, total=total, limit=page.limit)
 
 
 @router.get("/stories/{story_id}", response_model=StoryRead, tags=["stories"])
 async def get_story(request: Request, principal: CurrentPrincipal, story_id: str) -> StoryRead:
-    """One story with every submitted version and its review and publication history."""
+    """One story with its submitted versions and its review and publication history."""
     runtime = _runtime(request)
-    doc = await service.get_story(runtime, principal=principal, story_id=story_id)
+    doc = await stories.get_story(runtime=runtime, principal=principal, story_id=story_id)
     return await _full_story(runtime, doc)
 
 
@@ -127,12 +135,10 @@ async def get_version(
     request: Request, principal: CurrentPrincipal, story_id: str, version: int
 ) -> VersionRead:
     """One submitted version, as it was sent."""
-    runtime = _runtime(request)
-    await service.get_story(runtime, principal=principal, story_id=story_id)
-    for found in await service.get_versions(runtime, story_id=story_id):
-        if found["version"] == version:
-            return VersionRead(**found)
-    raise service.StoryNotFound(f"story {story_id} has no version {version}")
+    found = await stories.get_version(
+        runtime=_runtime(request), principal=principal, story_id=story_id, version=version
+    )
+    return VersionRead(**found)
 
 
 @router.patch("/stories/{story_id}", response_model=StoryRead, tags=["stories"])
@@ -142,7 +148,9 @@ async def update_draft(
     """Change a draft, or revise a story returned for revision."""
     require_role(principal, Role.CORRESPONDENT)
     runtime = _runtime(request)
-    doc = await service.update_draft(runtime, principal=principal, story_id=story_id, changes=body)
+    doc = await stories.update_draft(
+        runtime=runtime, principal=principal, story_id=story_id, changes=body
+    )
     return await _full_story(runtime, doc)
 
 
@@ -151,8 +159,8 @@ async def submit_story(request: Request, principal: CurrentPrincipal, story_id: 
     """Submit the working copy as the next version (the first, or a revision)."""
     require_role(principal, Role.CORRESPONDENT)
     runtime = _runtime(request)
-    doc = await service.submit_story(
-        runtime, principal=principal, story_id=story_id, correlation_id=correlation_id.get()
+    doc = await submitting.submit_story(
+        runtime=runtime, principal=principal, story_id=story_id, correlation_id=correlation_id.get()
     )
     return await _full_story(runtime, doc)
 
@@ -160,7 +168,7 @@ async def submit_story(request: Request, principal: CurrentPrincipal, story_id: 
 @router.get("/config/categories", response_model=CategoryList, tags=["config"])
 async def get_categories(request: Request, principal: CurrentPrincipal) -> CategoryList:
     """The categories a story may be filed under."""
-    return await config.get_categories(db=_runtime(request).db)
+    return await rules.get_categories(db=_runtime(request).db)
 
 
 @router.put("/config/categories", response_model=CategoryList, tags=["config"])
@@ -168,19 +176,21 @@ async def replace_categories(
     request: Request, principal: CityAdmin, body: CategoryList
 ) -> CategoryList:
     """Replace the category list (a city administrator)."""
-    return await config.replace_categories(db=_runtime(request).db, categories=body)
+    return await rules.replace_categories(
+        db=_runtime(request).db, categories=body, by=principal.sub
+    )
 
 
 @router.get("/config/rules", response_model=Rules, tags=["config"])
 async def get_rules(request: Request, principal: CurrentPrincipal) -> Rules:
     """Length bounds, the late threshold and the copy-detection settings."""
-    return await config.get_rules(db=_runtime(request).db)
+    return await rules.get_rules(db=_runtime(request).db)
 
 
 @router.put("/config/rules", response_model=Rules, tags=["config"])
 async def replace_rules(request: Request, principal: CityAdmin, body: Rules) -> Rules:
     """Replace the submission rules (a city administrator)."""
-    return await config.replace_rules(db=_runtime(request).db, rules=body)
+    return await rules.replace_rules(db=_runtime(request).db, rules=body, by=principal.sub)
 
 
 @router.get("/intake/{county}/stories/{external_id}", response_model=IntakeStatus,
@@ -192,7 +202,7 @@ async def county_story_status(
     latest version) or refused (with the reason). Only that county and the city may ask."""
     runtime = _runtime(request)
     require_county_scope(principal, runtime.org, county)
-    story = await runtime.db[service.STORIES].find_one(
+    story = await runtime.db[stories.STORIES].find_one(
         {"intake_key": f"{county}:{external_id}"},
         projection={"status": 1, "version": 1},
     )
@@ -235,7 +245,7 @@ async def register_standard_text(
     _require_city_office(principal, runtime)
     doc = await copies.register_standard_text(
         runtime.db, title=body.title.strip(), body=body.body.strip(), campaign=body.campaign,
-        registered_by=principal.sub, registered_at=datetime.now(UTC),
+        registered_by=principal.sub, registered_at=utcnow(),
         normaliser=copies.normaliser_for(runtime.org),
     )  # fmt: skip
     return _standard_text(doc)

@@ -3,7 +3,8 @@ publications that the correspondents' views are built from."""
 
 from __future__ import annotations
 
-from services.submission import service
+from services.submission.service import intake, projections
+from services.submission.service.stories import InvalidStory, StoryConflict, StoryNotFound
 from shared import events as ev
 from shared import topics as tp
 from shared.kafka import PermanentError, consumer
@@ -18,29 +19,29 @@ def register_handlers(runtime: ServiceRuntime) -> None:
     async def take_in_county_story(event: ev.IntakeStoryEvent) -> None:
         """A county system's story becomes a submitted version; a resend changes nothing."""
         try:
-            await service.take_in_county_story(runtime, event=event)
-        except (service.InvalidStory, service.StoryConflict) as exc:
+            await intake.take_in_county_story(runtime=runtime, event=event)
+        except (InvalidStory, StoryConflict) as exc:
             raise PermanentError(
-                f"county {event.county} story {event.payload.external_id!r}: {exc}"
+                f"county {event.county} story {event.payload.external_id!r}: {exc.detail}"
             ) from exc
 
     @consumer(bus, tp.MEDIA_STORED, group=group)
     async def record_media(event: ev.MediaStoredEvent) -> None:
         """Remember stored media, so that stories can attach them."""
-        await service.record_media(runtime, event=event)
+        await projections.record_media(runtime=runtime, event=event)
 
     @consumer(bus, tp.STORY_REVIEWED, group=group)
     async def record_review(event: ev.StoryReviewedEvent) -> None:
         """Show the correspondent each review decision."""
         try:
-            await service.record_review(runtime, event=event)
-        except service.StoryNotFound as exc:
+            await projections.record_review(runtime=runtime, event=event)
+        except StoryNotFound as exc:
             raise PermanentError(str(exc)) from exc
 
     @consumer(bus, tp.STORY_PUBLISHED, group=group)
     async def record_publication(event: ev.StoryPublishedEvent) -> None:
         """Show the correspondent where the story was published, adopted or withdrawn."""
         try:
-            await service.record_publication(runtime, event=event)
-        except service.StoryNotFound as exc:
+            await projections.record_publication(runtime=runtime, event=event)
+        except StoryNotFound as exc:
             raise PermanentError(str(exc)) from exc

@@ -179,10 +179,16 @@ class StoryRead(StorySummary):
 
 
 class StoryPage(BaseModel):
+    """One page of the story list; ask again with ``cursor=next_cursor`` for the next."""
+
     items: list[StorySummary]
-    total: int
-    page: int
-    page_size: int
+    next_cursor: str | None = None
+    total: int | None = Field(
+        None,
+        description="how many stories the list holds, from maintained counters: given for "
+        "the scope alone or with a status, not for other filters",
+    )
+    limit: int
 
 
 class StandardTextCreate(Input):

@@ -207,7 +207,7 @@ def test_a_county_story_valid_by_the_schema_is_not_refused_for_a_schema_rule() -
     import jsonschema
 
     from citydesk.cli import event_schemas
-    from services.submission.config import read_seed
+    from services.submission.service.rules import read_seed
 
     schema = event_schemas()["intake.story.v1"]
     event = json.loads(
