@@ -203,10 +203,16 @@ class Wired:
 
 # what each handler calls: (service, topic) -> (module, function)
 TARGETS: dict[tuple[str, str], tuple[str, str]] = {
-    ("submission", "intake.stories"): ("services.submission.service", "take_in_county_story"),
-    ("submission", "media.stored"): ("services.submission.service", "record_media"),
-    ("submission", "story.reviewed"): ("services.submission.service", "record_review"),
-    ("submission", "story.published"): ("services.submission.service", "record_publication"),
+    ("submission", "intake.stories"): (
+        "services.submission.service.intake",
+        "take_in_county_story",
+    ),
+    ("submission", "media.stored"): ("services.submission.service.projections", "record_media"),
+    ("submission", "story.reviewed"): ("services.submission.service.projections", "record_review"),
+    ("submission", "story.published"): (
+        "services.submission.service.projections",
+        "record_publication",
+    ),
     ("review", "story.submitted"): ("services.review.cases", "open_case"),
     ("review", "opinion.flagged"): ("services.review.cases", "record_screening"),
     ("sentiment", "story.submitted"): ("services.sentiment.screening", "screen_story"),
@@ -367,7 +373,9 @@ async def test_an_unsigned_record_is_dead_lettered_unread(wire: Callable[..., Wi
 async def test_a_business_refusal_is_dead_lettered_at_once_as_rejected(
     wire: Callable[..., Wired], service: str, topic: tp.Topic, function: str, error: str
 ) -> None:
-    exception = getattr(import_module(f"services.{service}.service"), error)("不能受理")
+    refusal = getattr(import_module(f"services.{service}.service.stories"), error)
+    # each refusal names the story's problem in its detail, which the dead letter keeps
+    exception = refusal("不能受理") if error == "StoryNotFound" else refusal("不能受理", "不能受理")
     wired = wire(service, failures={function: [exception]})
     await wired.send(topic, BUILDERS[topic.name]())
     assert len(wired.calls) == 1  # no retry: it could never be applied

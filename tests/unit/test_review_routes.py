@@ -17,7 +17,7 @@ import yaml
 from services.review import access, cases, decisions
 from services.review.audit import Actor
 from services.review.models import ReviewConfig
-from services.submission import service as submission
+from services.submission.service import projections as submission
 from shared import events as ev
 from shared.auth import Principal, Role
 from shared.kafka import PermanentError
@@ -131,12 +131,12 @@ async def shown_after_approval(
     )  # fmt: skip
     stored: dict[str, Any] = {}
 
-    async def capture(runtime: Any, **write: Any) -> None:
+    async def capture(**write: Any) -> None:
         stored.update(write["status_change"])
 
     monkeypatch.setattr(submission, "_apply_to_story", capture)
     # the runtime only reaches the captured write, so an empty one does
-    await submission.record_review(SimpleNamespace(), event=event)  # type: ignore[arg-type]
+    await submission.record_review(runtime=SimpleNamespace(), event=event)  # type: ignore[arg-type]
     return stored
 
 
