@@ -7,20 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
-from pymongo import AsyncMongoClient
-from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.asynchronous.database import AsyncDatabase
 
 from services.review.models import ReviewConfig
 from services.review.settings import ReviewSettings
-from shared import topics as tp
 from shared.configstore import ConfigStore
-from shared.events import Envelope
-from shared.orgtree import OrgTree
-from shared.runtime import ServiceRuntime
+from shared.runtime import OnRuntime, ServiceRuntime
 
 
 class PublishSignal:
@@ -39,7 +32,7 @@ class PublishSignal:
 
 
 @dataclass
-class Review:
+class Review(OnRuntime):
     """The review service as its handlers, routes and jobs see it."""
 
     base: ServiceRuntime
@@ -53,23 +46,3 @@ class Review:
     def config(self) -> ReviewConfig:
         """The configuration in force in this process (kept fresh by the store's job)."""
         return self.store.current
-
-    @property
-    def org(self) -> OrgTree:
-        return self.base.org
-
-    @property
-    def db(self) -> AsyncDatabase[dict[str, Any]]:
-        return self.base.db
-
-    @property
-    def mongo(self) -> AsyncMongoClient[dict[str, Any]]:
-        return self.base.mongo
-
-    async def emit(
-        self, topic: tp.Topic, event: Envelope, session: AsyncClientSession | None = None
-    ) -> None:
-        await self.base.emit(topic, event, session=session)
-
-    def outbox_written(self) -> None:
-        self.base.outbox_written()
