@@ -171,19 +171,27 @@ async def deliver_due(*, runtime: Sentiment, client: httpx.AsyncClient | None = 
         await expand(runtime=runtime, intent=intent)
     queue = delivery_queue(runtime)
     delivered = 0
+    claimed = await _claim(runtime=runtime, queue=queue)
+    if not claimed:
+        return 0  # the usual case: no HTTP client (and no TLS context) is made for nothing
     opened = httpx.AsyncClient(timeout=10.0) if client is None else None
     async with opened or contextlib.nullcontext(client) as http:
         assert http is not None  # one of the two is given
-        while True:
-            claimed = []
-            for _ in range(BATCH):
-                delivery = await queue.claim(WORKER, now=runtime.clock())
-                if delivery is None:
-                    break
-                claimed.append(delivery)
-            if not claimed:
-                return delivered
+        while claimed:
             results = await asyncio.gather(
                 *(_attempt(runtime=runtime, queue=queue, client=http, delivery=d) for d in claimed)
             )
             delivered += sum(results)
+            claimed = await _claim(runtime=runtime, queue=queue)
+    return delivered
+
+
+async def _claim(*, runtime: Sentiment, queue: DeliveryQueue) -> list[dict[str, Any]]:
+    """Up to a batch of due deliveries, leased to this replica."""
+    claimed = []
+    for _ in range(BATCH):
+        delivery = await queue.claim(WORKER, now=runtime.clock())
+        if delivery is None:
+            break
+        claimed.append(delivery)
+    return claimed
