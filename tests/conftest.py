@@ -58,9 +58,11 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
     os.environ.update(saved)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def durable_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A separate local stack with Kafka on durable (S3) storage, for restart tests."""
+    """A separate local stack with Kafka on durable (S3) storage, for restart tests. Per
+    module: once Tansu has written to it, its SeaweedFS store keeps about a fifth of a core
+    busy, which the rest of the suite should not pay for."""
     stack = _local_stack(tmp_path_factory.mktemp("durable"), kafka_storage="s3")
     try:
         yield stack
