@@ -120,18 +120,28 @@ async def read_topic(
         enable_auto_commit=False,
     )
     await consumer.start()
-    records: list[ConsumerRecord[bytes, bytes]] = []
     try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=300)
-            for part in batch.values():
-                records.extend(part)
-            if until(records):
-                return records
-        raise AssertionError(f"timed out reading {topic}: {len(records)} records seen")
+        return await collect(consumer, topic, until=until, timeout=timeout)
     finally:
         await consumer.stop()
+
+
+async def collect(
+    consumer: AIOKafkaConsumer,
+    topic: str,
+    *,
+    until: Callable[[list[ConsumerRecord[bytes, bytes]]], bool],
+    timeout: float,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """What ``consumer`` reads of ``topic`` until ``until(records)``, or fail after ``timeout``."""
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for batch in (await consumer.getmany(timeout_ms=300)).values():
+            records.extend(batch)
+        if until(records):
+            return records
+    raise AssertionError(f"timed out reading {topic}: {len(records)} records seen")
 
 
 async def one_key_per_partition(
