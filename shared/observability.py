@@ -19,9 +19,9 @@ import json
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -53,90 +53,68 @@ DLQ_REASONS = ("invalid", "unauthorised", "rejected", "handler_error")
 HANDLED_OUTCOMES = ("applied", "dead_lettered")
 UNKNOWN_COUNTY = "unknown"
 
-M = TypeVar("M", Counter, Gauge, Histogram)
-# seconds: from a millisecond to ten
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-
-
-def service_metric(
-    kind: type[M], name: str, documentation: str, labels: Sequence[str] = (), **options: Any
-) -> M:
-    """A ``citydesk_<name>`` series whose first label is the service that exports it."""
-    return kind(name, documentation, ["service", *labels], namespace="citydesk", **options)
-
-
-EVENTS_HANDLED = service_metric(
-    Counter,
-    "events_handled_total",
+EVENTS_HANDLED = Counter(
+    "citydesk_events_handled_total",
     "Events a handler applied (or recognised as already applied).",
-    ["topic", "handler", "outcome"],
+    ["service", "topic", "handler", "outcome"],
 )
-EVENTS_FAILED = service_metric(
-    Counter,
-    "events_failed_total",
+EVENTS_FAILED = Counter(
+    "citydesk_events_failed_total",
     "Handler attempts that raised (each retry counts).",
-    ["topic", "handler"],
+    ["service", "topic", "handler"],
 )
-DLQ_MESSAGES = service_metric(
-    Counter,
-    "dlq_messages_total",
+DLQ_MESSAGES = Counter(
+    "citydesk_dlq_messages_total",
     "Messages sent to a dead-letter topic, by reason.",
-    ["topic", "reason", "county"],
+    ["service", "topic", "reason", "county"],
 )
-HANDLER_SECONDS = service_metric(
-    Histogram,
-    "handler_duration_seconds",
+HANDLER_SECONDS = Histogram(
+    "citydesk_handler_duration_seconds",
     "Time a handler took to apply one event.",
-    ["topic", "handler"],
-    buckets=LATENCY_BUCKETS,
+    ["service", "topic", "handler"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-EVENTS_PUBLISHED = service_metric(
-    Counter,
-    "events_published_total",
+EVENTS_PUBLISHED = Counter(
+    "citydesk_events_published_total",
     "Events published to the bus, by topic.",
-    ["topic"],
+    ["service", "topic"],
 )
-OUTBOX_PENDING = service_metric(
-    Gauge,
-    "outbox_pending",
+OUTBOX_PENDING = Gauge(
+    "citydesk_outbox_pending",
     "Outbox events written but not yet published.",
+    ["service"],
 )
-CONSUMER_LAG = service_metric(
-    Gauge,
-    "consumer_lag",
+CONSUMER_LAG = Gauge(
+    "citydesk_consumer_lag",
     "Messages behind the partition's high watermark, per consumer group and topic.",
-    ["group", "topic"],
+    ["service", "group", "topic"],
 )
-HTTP_REQUESTS = service_metric(
-    Counter,
-    "http_requests_total",
+HTTP_REQUESTS = Counter(
+    "citydesk_http_requests_total",
     "HTTP requests answered, by route and status.",
-    ["method", "route", "status"],
+    ["service", "method", "route", "status"],
 )
-HTTP_SECONDS = service_metric(
-    Histogram,
-    "http_request_duration_seconds",
+HTTP_SECONDS = Histogram(
+    "citydesk_http_request_duration_seconds",
     "HTTP request latency, by route.",
-    ["method", "route"],
-    # measured: most API answers take 1-5 ms, uploads and exports seconds (up to 30)
-    buckets=(*LATENCY_BUCKETS, 30),
+    ["service", "method", "route"],
+    # measured: most API answers take 1-5 ms, uploads and exports seconds
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
-READY = service_metric(
-    Gauge,
-    "ready",
+READY = Gauge(
+    "citydesk_ready",
     "1 when every dependency of the service answered the last background check.",
+    ["service"],
 )
-REDELIVERIES = service_metric(
-    Counter,
-    "event_redeliveries",
+REDELIVERIES = Counter(
+    "citydesk_event_redeliveries",
     "Records read again at an offset already delivered (a stalled or looping consumer)",
-    ["topic"],
+    ["service", "topic"],
 )
-TOPIC_RETENTION_FINITE = service_metric(
-    Gauge,
-    "topic_retention_finite",
+TOPIC_RETENTION_FINITE = Gauge(
+    "citydesk_topic_retention_finite",
     "1 when a topic the scoring rebuild reads from the start deletes old records.",
-    ["topic"],
+    ["service", "topic"],
 )
 
 
