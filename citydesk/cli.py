@@ -134,10 +134,21 @@ def revoke_tokens(
     """Revoke one token or every token of a user issued until now; every service refuses
     them within CITYDESK_JWT_REVOCATION_REFRESH_SECONDS."""
     from shared.mongo import make_client
-    from shared.revocation import ensure_revocation_indexes, revocation_collection, revoke
+    from shared.revocation import (
+        Subject,
+        TokenId,
+        ensure_revocation_indexes,
+        revocation_collection,
+        revoke,
+    )
     from shared.settings import load_settings
 
-    if (jti is None) == (sub is None):
+    target: TokenId | Subject
+    if jti is not None and sub is None:
+        target = TokenId(jti)
+    elif sub is not None and jti is None:
+        target = Subject(sub)
+    else:
         typer.secho("give --jti or --sub, one of the two", fg="red", err=True)
         raise typer.Exit(2)
     settings = load_settings("cli")
@@ -147,7 +158,7 @@ def revoke_tokens(
         try:
             collection = revocation_collection(client, settings)
             await ensure_revocation_indexes(collection)
-            entry = await revoke(collection, settings, by=by, reason=reason, jti=jti, sub=sub)
+            entry = await revoke(collection, settings, target, by=by, reason=reason)
             return entry["_id"]
         finally:
             await client.close()

@@ -59,21 +59,25 @@ class StackConfig:
     secret_key: str = "citydesk-local-secret"
     host: str = "127.0.0.1"
 
+    def address(self, port: int) -> str:
+        """``host:port`` of one of the stack's servers."""
+        return f"{self.host}:{port}"
+
     @property
     def kafka_bootstrap(self) -> str:
-        return f"{self.host}:{self.kafka_port}"
+        return self.address(self.kafka_port)
 
     @property
     def mongo_uri(self) -> str:
-        return f"mongodb://{self.host}:{self.mongo_port}/?replicaSet=secantus"
+        return f"mongodb://{self.address(self.mongo_port)}/?replicaSet=secantus"
 
     @property
     def s3_endpoint(self) -> str:
-        return f"{self.host}:{self.s3_port}"
+        return self.address(self.s3_port)
 
     @property
     def kafka_store_endpoint(self) -> str:
-        return f"{self.host}:{self.kafka_store_ports[0]}"
+        return self.address(self.kafka_store_ports[0])
 
     def env(self) -> dict[str, str]:
         """Settings for the services that point them at this stack."""
@@ -232,7 +236,7 @@ class Stack:
         port = self._port(name)
         if port_open(self.config.host, port):
             raise StackError(
-                f"{name}: port {self.config.host}:{port} is already taken by another process; "
+                f"{name}: port {self.config.address(port)} is already taken by another process; "
                 f"stop it or choose another port (see `citydesk stack up --help`)"
             )
         log = (self.logs / f"{name}.log").open("ab")
@@ -295,7 +299,7 @@ class Stack:
                 "--keep-etag", "--object-tag", "--object-meta", "--no-usage-report",
                 "--no-banner", "--no-agent", "--cache-dir", str(data / "cache"),
                 "--backup-meta", "0",
-                "--metrics", f"{self.config.host}:{self.config.s3_metrics_port}",
+                "--metrics", self.config.address(self.config.s3_metrics_port),
             ],
             env={
                 "MINIO_ROOT_USER": self.config.access_key,

@@ -76,24 +76,25 @@ def event_headers_schema() -> dict[str, Any]:
 
 def dlq_headers_schema() -> dict[str, Any]:
     reason_kinds = ["unauthorised", "invalid", "rejected", "handler_error"]
+    # every header is a string: Kafka headers are bytes, the desk writes them as UTF-8 text
+    headers: dict[str, dict[str, Any]] = {
+        "dlq-reason": {"description": "why, in English"},
+        "dlq-reason-kind": {"enum": reason_kinds},
+        "dlq-source-topic": {},
+        "dlq-source-partition": {},
+        "dlq-source-offset": {},
+        "dlq-service": {"description": "the service that refused it"},
+        "dlq-at": {"format": "date-time"},
+        "dlq-bounded": {
+            "const": "true",
+            "description": "the record was too large to copy: the value is JSON with its "
+            "coordinates, size, sha256 and first KB (head_base64)",
+        },
+    }
     return {
         "type": "object",
         "description": "the original record's headers, plus:",
-        "properties": {
-            "dlq-reason": {"type": "string", "description": "why, in English"},
-            "dlq-reason-kind": {"type": "string", "enum": reason_kinds},
-            "dlq-source-topic": {"type": "string"},
-            "dlq-source-partition": {"type": "string"},
-            "dlq-source-offset": {"type": "string"},
-            "dlq-service": {"type": "string", "description": "the service that refused it"},
-            "dlq-at": {"type": "string", "format": "date-time"},
-            "dlq-bounded": {
-                "type": "string",
-                "const": "true",
-                "description": "the record was too large to copy: the value is JSON with its "
-                "coordinates, size, sha256 and first KB (head_base64)",
-            },
-        },
+        "properties": {name: {"type": "string", **schema} for name, schema in headers.items()},
     }
 
 

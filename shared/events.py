@@ -105,9 +105,14 @@ class PossibleCopy(Contract):
     reason: str | None = None
 
 
-class StorySubmitted(Contract):
+class StoryVersion(Contract):
+    """What every event about a story names first: which story, which version."""
+
     story_id: str
     version: int = Field(ge=1)
+
+
+class StorySubmitted(StoryVersion):
     unit_path: UnitPath
     title: str
     body: str
@@ -127,9 +132,7 @@ class StorySubmitted(Contract):
     possible_copy: PossibleCopy | None = None
 
 
-class StoryReviewed(Contract):
-    story_id: str
-    version: int = Field(ge=1)
+class StoryReviewed(StoryVersion):
     case_id: str
     unit_path: UnitPath
     level: ReviewLevel
@@ -150,9 +153,7 @@ class StoryReviewed(Contract):
     campaign: str | None = None
 
 
-class StoryPublished(Contract):
-    story_id: str
-    version: int = Field(ge=1)
+class StoryPublished(StoryVersion):
     unit_path: UnitPath
     kind: PublicationKind
     channel: str | None = None

@@ -43,6 +43,12 @@ class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = None
 
+    @classmethod
+    def of(cls, found: tuple[list[T], str | None]) -> Page[T]:
+        """The page of what a keyset read found: its items and the next cursor."""
+        items, next_cursor = found
+        return cls(items=items, next_cursor=next_cursor)
+
 
 def page_query(
     limit: Annotated[

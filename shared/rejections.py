@@ -19,6 +19,7 @@ from shared.deadletters import DEAD_LETTERS, REASON_ZH
 from shared.orgtree import OrgTree
 from shared.paging import Page, PageQuery, page_query
 from shared.refusals import Refusal
+from shared.runtime import runtime_of
 from shared.windows import windowed_page
 
 
@@ -84,7 +85,7 @@ def rejections_router(topic: tp.Topic) -> APIRouter:
         page: Annotated[PageQuery, Depends(page_query)],
     ) -> Page[Rejection]:
         """Records of this county that the consumer refused, with the reason."""
-        runtime = request.app.state.runtime
+        runtime = runtime_of(request)
         require_county_scope(principal, runtime.org, county)
         rows, next_cursor = await windowed_page(
             runtime.db[DEAD_LETTERS], {"county": county, "topic": topic.name}, field="at",

@@ -95,33 +95,46 @@ class RevocationList:
         return Snapshot(frozenset(token_ids), subjects, time.monotonic())
 
 
+@dataclass(frozen=True)
+class TokenId:
+    """One token, by its id (``jti``)."""
+
+    jti: str
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Every token of a person (``sub``) issued before a moment: now, when not given."""
+
+    sub: str
+    issued_before: datetime | None = None
+
+
 async def revoke(
     collection: AsyncCollection[dict[str, Any]],
     settings: Settings,
+    target: TokenId | Subject,
     *,
     by: str,
     reason: str,
-    jti: str | None = None,
-    sub: str | None = None,
-    issued_before: datetime | None = None,
 ) -> Revocation:
-    """Revoke one token (``jti``) or every token of ``sub`` issued before a moment (now by
-    default). Revoking again is harmless: the entry is replaced."""
-    if (jti is None) == (sub is None):
-        raise ValueError("revoke a token id or a subject, one of the two")
+    """Revoke one token or a person's tokens. Revoking again is harmless: the entry is
+    replaced."""
     now = utcnow()
-    cutoff = (issued_before or now).timestamp()
+    jti, sub, cutoff = None, None, None
+    if isinstance(target, TokenId):
+        jti = target.jti
+    else:
+        sub, cutoff = target.sub, (target.issued_before or now).timestamp()
     # the newest token this entry can name expires at most one maximum lifetime later
-    expires = datetime.fromtimestamp(
-        (cutoff if sub else now.timestamp()) + settings.jwt_max_lifetime_seconds, UTC
-    )
+    newest = now.timestamp() if cutoff is None else cutoff
     entry: Revocation = {
         "_id": f"token:{jti}" if jti else f"subject:{sub}",
         "kind": "token" if jti else "subject",
         "jti": jti,
         "sub": sub,
-        "issued_before": cutoff if sub else None,
-        "expires_at": expires,
+        "issued_before": cutoff,
+        "expires_at": datetime.fromtimestamp(newest + settings.jwt_max_lifetime_seconds, UTC),
         "by": by,
         "reason": reason,
         "at": now,

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from minio import Minio
@@ -77,6 +77,12 @@ class ServiceRuntime:
     def outbox_written(self) -> None:
         """Call after the transaction commits: the relay publishes at once."""
         self.relay.notify()
+
+
+def runtime_of(request: Request) -> ServiceRuntime:
+    """The runtime :func:`build_service` put on the app, for a route to reach."""
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
 
 
 class OnRuntime:

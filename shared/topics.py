@@ -26,8 +26,12 @@ class Topic:
     writers: tuple[str, ...]
     # the services that consume it (their broker users get Read on it)
     readers: tuple[str, ...]
-    # the scoring rebuild reads these from the first offset: they must keep everything
-    rebuild_reads: bool = False
+
+    @property
+    def rebuild_reads(self) -> bool:
+        """The scoring rebuild reads what scoring reads from the first offset: such a
+        topic must keep everything."""
+        return "scoring" in self.readers
 
     @property
     def dlq(self) -> str:
@@ -41,35 +45,46 @@ def _story_key(event: ev.Envelope) -> str:
     return str(event.payload.story_id)
 
 
+def _of_stories(
+    name: str,
+    model: type[ev.Envelope],
+    description: str,
+    writer: str,
+    readers: tuple[str, ...],
+) -> Topic:
+    """A topic of story events, keyed by story id so that one story's are read in order."""
+    return Topic(name, model, _story_key, description, (writer,), readers)
+
+
 def _opinion_key(event: ev.Envelope) -> str:
     payload: ev.OpinionFlagged = event.payload
     return payload.incident_id or payload.story_id or str(event.event_id)
 
 
-STORY_SUBMITTED = Topic(
-    "story.submitted", ev.StorySubmittedEvent, _story_key,
+STORY_SUBMITTED = _of_stories(
+    "story.submitted", ev.StorySubmittedEvent,
     "Every submitted version of a story, with its quality flags.",
-    ("submission",), ("review", "sentiment", "scoring"), rebuild_reads=True,
+    "submission", ("review", "sentiment", "scoring"),
 )  # fmt: skip
-STORY_REVIEWED = Topic(
-    "story.reviewed", ev.StoryReviewedEvent, _story_key,
+STORY_REVIEWED = _of_stories(
+    "story.reviewed", ev.StoryReviewedEvent,
     "Every review decision at every level.",
-    ("review",), ("submission", "scoring"), rebuild_reads=True,
+    "review", ("submission", "scoring"),
 )  # fmt: skip
-STORY_PUBLISHED = Topic(
-    "story.published", ev.StoryPublishedEvent, _story_key,
+STORY_PUBLISHED = _of_stories(
+    "story.published", ev.StoryPublishedEvent,
     "Publication on a bureau channel, adoption by an outside outlet, or withdrawal.",
-    ("review",), ("submission", "scoring"), rebuild_reads=True,
+    "review", ("submission", "scoring"),
 )  # fmt: skip
 OPINION_FLAGGED = Topic(
     "opinion.flagged", ev.OpinionFlaggedEvent, _opinion_key,
     "Story screening results, opinion alerts and their escalations.",
-    ("sentiment",), ("review", "scoring"), rebuild_reads=True,
+    ("sentiment",), ("review", "scoring"),
 )  # fmt: skip
 MEDIA_STORED = Topic(
     "media.stored", ev.MediaStoredEvent, lambda e: str(e.payload.media_id),
     "A photo or video whose object and metadata are both stored.",
-    ("media",), ("submission", "scoring"), rebuild_reads=True,
+    ("media",), ("submission", "scoring"),
 )  # fmt: skip
 INTAKE_STORIES = Topic(
     "intake.stories", ev.IntakeStoryEvent, lambda e: str(e.county),

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import import_module
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -20,6 +22,7 @@ from aiokafka.structs import ConsumerRecord
 from fastapi import FastAPI
 
 from citydesk.producer import AUTO, SignedProducer
+from citydesk.stack import free_port
 from shared.auth import Role, mint_token
 from shared.kafka import client_security
 from shared.runtime import ServiceRuntime
@@ -60,6 +63,39 @@ async def run_service(service: str, **overrides: Any) -> AsyncIterator[RunningSe
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=f"http://{service}") as client:
             yield RunningService(app=app, runtime=app.state.runtime, client=client)
+
+
+def serve_locally(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """``handler`` answering on a free loopback port from a daemon thread (the test calls
+    ``shutdown()`` when done)."""
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that keeps each request out of the test's output."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+class LocalEndpoint:
+    """A receiver a test's service sends to: :meth:`serve` starts it at ``url``, and it
+    shuts down when its ``with`` block ends."""
+
+    server: ThreadingHTTPServer
+    url: str
+
+    def serve(self, handler: type[BaseHTTPRequestHandler], path: str = "") -> None:
+        self.server = serve_locally(handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}{path}"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.shutdown()
 
 
 async def eventually(
@@ -120,18 +156,28 @@ async def read_topic(
         enable_auto_commit=False,
     )
     await consumer.start()
-    records: list[ConsumerRecord[bytes, bytes]] = []
     try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=300)
-            for part in batch.values():
-                records.extend(part)
-            if until(records):
-                return records
-        raise AssertionError(f"timed out reading {topic}: {len(records)} records seen")
+        return await collect(consumer, topic, until=until, timeout=timeout)
     finally:
         await consumer.stop()
+
+
+async def collect(
+    consumer: AIOKafkaConsumer,
+    topic: str,
+    *,
+    until: Callable[[list[ConsumerRecord[bytes, bytes]]], bool],
+    timeout: float,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """What ``consumer`` reads of ``topic`` until ``until(records)``, or fail after ``timeout``."""
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for batch in (await consumer.getmany(timeout_ms=300)).values():
+            records.extend(batch)
+        if until(records):
+            return records
+    raise AssertionError(f"timed out reading {topic}: {len(records)} records seen")
 
 
 async def one_key_per_partition(

@@ -26,7 +26,7 @@ from services.console.settings import ConsoleSettings
 from shared.auth import Role
 from shared.http import EdgePolicy, install_edge
 from shared.mongo import make_client
-from shared.revocation import revocation_collection, revoke
+from shared.revocation import Subject, TokenId, revocation_collection, revoke
 from tests.support import RunningService, auth, eventually, run_service, settings_for, token_for
 
 pytestmark = pytest.mark.usefixtures("stack_env")
@@ -181,14 +181,14 @@ async def test_a_revoked_token_is_refused_by_id_and_by_subject(
     assert (await submission.client.get("/stories", headers=bearer)).status_code == 200
 
     claims = json.loads(_payload(token))
-    await revoke(collection, settings, by="admin-jc", reason="test", jti=claims["jti"])
+    await revoke(collection, settings, TokenId(claims["jti"]), by="admin-jc", reason="test")
     refused = await submission.client.get("/stories", headers=bearer)
     assert refused.status_code == 401 and refused.json()["code"] == "token_revoked"
     assert "已被撤销" in refused.json()["message"]
     # another token of the same person still works until the person is revoked
     other_bearer = {"Authorization": f"Bearer {other}"}
     assert (await submission.client.get("/stories", headers=other_bearer)).status_code == 200
-    await revoke(collection, settings, by="admin-jc", reason="left", sub=sub)
+    await revoke(collection, settings, Subject(sub), by="admin-jc", reason="left")
     assert (await submission.client.get("/stories", headers=other_bearer)).status_code == 401
 
 
@@ -336,7 +336,7 @@ async def test_the_console_forgets_a_revoked_token_and_says_why(
     jti = json.loads(_payload(token))["jti"]
     await revoke(
         revocation_collection(submission.runtime.mongo, settings),
-        settings, by="admin-jc", reason="test", jti=jti,
+        settings, TokenId(jti), by="admin-jc", reason="test",
     )  # fmt: skip
     app = console_app(ConsoleSettings(environment="test", console_submission_url="http://sub"))
     async with app.router.lifespan_context(app):

@@ -140,13 +140,13 @@ async def test_an_invalid_event_lands_in_the_dlq_with_its_reason_and_is_counted(
     async def record_media(event: ev.MediaStoredEvent) -> None:
         seen.append(event.payload.media_id)
 
-    before = metric(
-        "citydesk_dlq_messages_total",
-        service="bustest",
-        topic="media.stored",
-        reason="invalid",
-        county="unknown",  # a service wrote it: only a county system's signature names a county
-    )
+    invalid = {
+        "service": "bustest",
+        "topic": "media.stored",
+        "reason": "invalid",
+        "county": "unknown",  # a service wrote it: only a county system's signature names a county
+    }
+    before = metric("citydesk_dlq_messages_total", **invalid)
     marker = uuid.uuid4().hex
     bad = json.dumps({"type": "media.stored", "county": "xs", "marker": marker}).encode()
     await bus.start()
@@ -165,13 +165,7 @@ async def test_an_invalid_event_lands_in_the_dlq_with_its_reason_and_is_counted(
     assert "payload: Field required" in (header(dead, "dlq-reason") or "")
     assert header(dead, "dlq-source-topic") == "media.stored"
     assert header(dead, "dlq-reason-kind") == "invalid"
-    after = metric(
-        "citydesk_dlq_messages_total",
-        service="bustest",
-        topic="media.stored",
-        reason="invalid",
-        county="unknown",  # a service wrote it: only a county system's signature names a county
-    )
+    after = metric("citydesk_dlq_messages_total", **invalid)
     assert after >= before + 1
 
 

@@ -38,6 +38,7 @@ from citydesk.bench.suite import run_alone
 from services.submission import copies, copyindex
 from services.submission.copyindex import worth_comparing
 from services.submission.copytext import Normaliser, TextPrint, compare, standard_share
+from shared.evaluation import binary_scores
 from shared.mongo import insert_new
 from shared.orgtree import example_city
 from shared.settings import Settings
@@ -145,18 +146,14 @@ def flagged(item: Scored, resemblance: float, containment: float) -> bool:
 def figures(items: list[Scored], resemblance: float, containment: float) -> dict[str, Any]:
     truth = [item.pair.copy for item in items]
     said = [flagged(item, resemblance, containment) for item in items]
-    tp = sum(t and s for t, s in zip(truth, said, strict=True))
-    fp = sum(s and not t for t, s in zip(truth, said, strict=True))
-    fn = sum(t and not s for t, s in zip(truth, said, strict=True))
-    precision = tp / (tp + fp) if tp + fp else 1.0
-    recall = tp / (tp + fn) if tp + fn else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    # nothing flagged among no copies is a perfect score, not a zero
+    scores = binary_scores(said, truth, undefined=1.0)
     return {
         "pairs": len(items),
         "copies": sum(truth),
-        "precision": round(precision, 3),
-        "recall": round(recall, 3),
-        "f1": round(f1, 3),
+        "precision": round(scores.precision, 3),
+        "recall": round(scores.recall, 3),
+        "f1": round(scores.f1, 3),
         "missed": [i.pair.name for i, t, s in zip(items, truth, said, strict=True) if t and not s],
         "false_flags": [
             i.pair.name for i, t, s in zip(items, truth, said, strict=True) if s and not t

@@ -137,12 +137,8 @@ def _past_story(
             story_id=story_id,
             version=1,
             unit_path=path,
-            title=content.title,
-            body=content.body,
-            category=content.category,
-            campaign=content.campaign,
-            major=content.major,
-            event_date=content.event_date,
+            # the content as written, with the media this story was given
+            **content.model_dump(exclude={"media_ids"}),
             submitted_at=when,
             media_ids=[m.media_id for m in media],
             photo_count=len(media),
@@ -194,11 +190,11 @@ def _past_story(
         )
     if outcome >= 0.05 and outcome < 0.75:
         published_at = decided + timedelta(hours=rng.randint(1, 30))
+        of_this_story = functools.partial(
+            ev.StoryPublished, story_id=story_id, version=1, unit_path=path
+        )
         publications.append(
-            ev.StoryPublished(
-                story_id=story_id,
-                version=1,
-                unit_path=path,
+            of_this_story(
                 kind=ev.PublicationKind.CHANNEL,
                 channel="website",
                 outlet_level=ev.OutletLevel.BUREAU,
@@ -209,10 +205,7 @@ def _past_story(
         )
         if rng.random() < 0.15:
             publications.append(
-                ev.StoryPublished(
-                    story_id=story_id,
-                    version=1,
-                    unit_path=path,
+                of_this_story(
                     kind=ev.PublicationKind.ADOPTION,
                     outlet=f"媒体{rng.randint(1, 40)}",
                     outlet_level=rng.choice(list(ev.OutletLevel)[1:]),

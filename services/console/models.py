@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from pydantic import BaseModel
+
 from shared.auth import Principal, Role
 from shared.clock import BUREAU_ZONE, local_now
 from shared.orgtree import OrgTree
@@ -287,3 +289,45 @@ def current_period(kind: str, today: date) -> str:
 
 def today_in_shanghai() -> date:
     return local_now().date()
+
+
+class AdoptionForm(BaseModel):
+    """The city office's record of an outside outlet running a story."""
+
+    outlet: str
+    level: str
+    placement: str
+    date: str
+    link: str
+    leader_instruction: str | None = None  # a checkbox: sent only when ticked
+
+
+class CampaignForm(BaseModel):
+    """A campaign with its one task, as an administrator defines it."""
+
+    code: str
+    name: str
+    period: str
+    owner_type: str
+    what: str
+    count: int
+    deadline: str
+
+
+class RankingQuery(BaseModel):
+    """Which ranking a page asks for: a period of a kind, of the schools (of one county
+    when ``county`` is set) or of the counties."""
+
+    kind: str = "month"
+    period: str = ""
+    scope: str = "schools"
+    county: str = ""
+
+    def understood(self, today: date) -> RankingQuery:
+        """What is not known falls back to the schools, monthly; no period means the
+        current one; a county narrows only a ranking of schools."""
+        kind = self.kind if self.kind in LABELS["period_kind"] else "month"
+        scope = self.scope if self.scope in ("schools", "counties") else "schools"
+        period = self.period.strip() or current_period(kind, today)
+        county = self.county if scope == "schools" else ""
+        return RankingQuery(kind=kind, period=period, scope=scope, county=county)

@@ -14,9 +14,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from services.console import service
 from services.console.charts import bar_chart
 from services.console.models import (
-    LABELS,
     SHANGHAI,
-    current_period,
+    AdoptionForm,
+    CampaignForm,
+    RankingQuery,
     is_city_office,
     period_label,
     recent_periods,
@@ -100,17 +101,13 @@ async def record_adoption(
     me: SignedIn,
     up: Ups,
     story_id: str,
-    outlet: Annotated[str, Form()],
-    level: Annotated[str, Form()],
-    placement: Annotated[str, Form()],
-    date: Annotated[str, Form()],
-    link: Annotated[str, Form()],
-    leader_instruction: Annotated[str | None, Form()] = None,
+    form: Annotated[AdoptionForm, Form()],
 ) -> RedirectResponse:
     """Record that an outside outlet ran the story."""
     adoption = {
-        "outlet": outlet.strip(), "level": level, "placement": placement, "date": date,
-        "link": link.strip(), "leader_instruction": leader_instruction is not None,
+        "outlet": form.outlet.strip(), "level": form.level, "placement": form.placement,
+        "date": form.date, "link": form.link.strip(),
+        "leader_instruction": form.leader_instruction is not None,
     }  # fmt: skip
     await service.record_adoption(
         upstreams=up, token=me.token, story_id=story_id, adoption=adoption
@@ -118,25 +115,14 @@ async def record_adoption(
     return see_other("/office?notice=adopted")
 
 
-def _ranking_query(kind: str, period: str, scope: str) -> tuple[str, str, str]:
-    kind = kind if kind in LABELS["period_kind"] else "month"
-    scope = scope if scope in ("schools", "counties") else "schools"
-    return kind, period.strip() or current_period(kind, today_in_shanghai()), scope
-
-
 @router.get("/rankings")
 async def rankings(
-    request: Request,
-    me: SignedIn,
-    up: Ups,
-    kind: str = "month",
-    period: str = "",
-    scope: str = "schools",
-    county: str = "",
+    request: Request, me: SignedIn, up: Ups, asked: Annotated[RankingQuery, Query()]
 ) -> HTMLResponse:
     """The ranking with its bar chart, the zero-submission and veto lists."""
-    kind, period, scope = _ranking_query(kind, period, scope)
-    chosen_county = county if scope == "schools" and county else None
+    shown = asked.understood(today_in_shanghai())
+    kind, period, scope = shown.kind, shown.period, shown.scope
+    chosen_county = shown.county or None
     found = await service.ranking(
         upstreams=up, token=me.token, period=period, scope=scope, county=chosen_county
     )
@@ -199,24 +185,16 @@ async def create_campaign(
     request: Request,
     me: SignedIn,
     up: Ups,
-    code: Annotated[str, Form()],
-    name: Annotated[str, Form()],
-    period: Annotated[str, Form()],
-    owner_type: Annotated[str, Form()],
-    what: Annotated[str, Form()],
-    count: Annotated[int, Form()],
-    deadline: Annotated[str, Form()],
+    asked: Annotated[CampaignForm, Form()],
 ) -> Response:
     """Define a campaign with one task (administrators)."""
-    form = {
-        "code": code.strip(), "name": name.strip(), "period": period,
-        "owner_type": owner_type, "what": what, "count": count, "deadline": deadline,
-    }  # fmt: skip
-    task_deadline = datetime.fromisoformat(deadline).replace(tzinfo=SHANGHAI)
+    form = asked.model_dump() | {"code": asked.code.strip(), "name": asked.name.strip()}
+    task_deadline = datetime.fromisoformat(asked.deadline).replace(tzinfo=SHANGHAI)
     campaign = {
-        "code": form["code"], "name": form["name"], "period": period,
-        "tasks": [{"code": f"{form['code']}-1", "owner_type": owner_type, "what": what,
-                   "count": count, "deadline": task_deadline.isoformat()}],
+        "code": form["code"], "name": form["name"], "period": asked.period,
+        "tasks": [{"code": f"{form['code']}-1", "owner_type": asked.owner_type,
+                   "what": asked.what, "count": asked.count,
+                   "deadline": task_deadline.isoformat()}],
     }  # fmt: skip
     try:
         await service.create_campaign(upstreams=up, token=me.token, campaign=campaign)
@@ -227,4 +205,4 @@ async def create_campaign(
         return render(request, me, "campaigns.html", exc.status, campaigns=found,
                       progress=None, error=exc.text, form=form,
                       **_campaign_form_context(me))  # fmt: skip
-    return see_other(f"/campaigns?code={quote(code.strip())}&notice=campaign")
+    return see_other(f"/campaigns?code={quote(form['code'])}&notice=campaign")

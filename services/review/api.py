@@ -4,7 +4,8 @@ is a page (``limit`` up to 200, ``cursor`` from the page before)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Awaitable
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
 
@@ -46,15 +47,23 @@ def _review(request: Request) -> Review:
 
 
 Runtime = Annotated[Review, Depends(_review)]
+R = TypeVar("R")
 Paging = Annotated[PageQuery, Depends(page_query)]
+
+
+async def _then_publish(runtime: Review, change: Awaitable[R]) -> R:
+    """Make a change that puts deliveries due, then wake the publisher instead of
+    leaving them to its next poll."""
+    result = await change
+    runtime.publish_due.wake()
+    return result
 
 
 # ---- reviewers ----------------------------------------------------------------------
 @router.get("/queue", tags=["review"])
 async def my_queue(principal: CurrentPrincipal, runtime: Runtime, page: Paging) -> Page[CaseView]:
     """Cases waiting at my levels inside my scope, oldest first."""
-    items, cursor = await cases.review_queue(runtime=runtime, principal=principal, page=page)
-    return Page(items=items, next_cursor=cursor)
+    return Page.of(await cases.review_queue(runtime=runtime, principal=principal, page=page))
 
 
 @router.get("/cases/overdue", tags=["review"])
@@ -62,8 +71,7 @@ async def overdue_cases(
     principal: CurrentPrincipal, runtime: Runtime, page: Paging
 ) -> Page[CaseView]:
     """Open cases past their level's deadline inside my scope, oldest first."""
-    items, cursor = await cases.overdue_cases(runtime=runtime, principal=principal, page=page)
-    return Page(items=items, next_cursor=cursor)
+    return Page.of(await cases.overdue_cases(runtime=runtime, principal=principal, page=page))
 
 
 @router.get("/cases/{case_id}", tags=["review"])
@@ -100,10 +108,9 @@ async def audit_trail(
     story_id: str, principal: CurrentPrincipal, runtime: Runtime, page: Paging
 ) -> Page[AuditEntry]:
     """Every step of a story, oldest first."""
-    items, cursor = await audit.audit_trail(
-        runtime=runtime, principal=principal, story_id=story_id, page=page
+    return Page.of(
+        await audit.audit_trail(runtime=runtime, principal=principal, story_id=story_id, page=page)
     )
-    return Page(items=items, next_cursor=cursor)
 
 
 # ---- the city office --------------------------------------------------------------
@@ -112,11 +119,12 @@ async def schedule(
     story_id: str, body: ScheduleRequest, principal: CurrentPrincipal, runtime: Runtime
 ) -> dict[str, Any]:
     """Publish at a set time (embargo), or at once when the time has passed."""
-    result = await office.schedule_story(
-        runtime=runtime, principal=principal, story_id=story_id, publish_at=body.publish_at
+    return await _then_publish(
+        runtime,
+        office.schedule_story(
+            runtime=runtime, principal=principal, story_id=story_id, publish_at=body.publish_at
+        ),
     )
-    runtime.publish_due.wake()
-    return result
 
 
 @router.post("/stories/{story_id}/adoptions", tags=["publication"], status_code=201)
@@ -135,8 +143,7 @@ async def adoptions(
 ) -> Page[AdoptionView]:
     """The outlets that ran the story, in the order recorded."""
     await audit.require_story_in_scope(runtime=runtime, principal=principal, story_id=story_id)
-    items, cursor = await office.adoptions_of(runtime=runtime, story_id=story_id, page=page)
-    return Page(items=items, next_cursor=cursor)
+    return Page.of(await office.adoptions_of(runtime=runtime, story_id=story_id, page=page))
 
 
 @router.get("/adoptions", tags=["publication"])
@@ -145,8 +152,7 @@ async def recent_adoptions(
 ) -> Page[AdoptionView]:
     """The latest adoptions recorded across stories, newest first (the city office)."""
     require_city_office(principal, runtime.org)
-    items, cursor = await office.adoptions_of(runtime=runtime, story_id=None, page=page)
-    return Page(items=items, next_cursor=cursor)
+    return Page.of(await office.adoptions_of(runtime=runtime, story_id=None, page=page))
 
 
 @router.post("/stories/{story_id}/withdraw", tags=["publication"])
@@ -154,11 +160,12 @@ async def withdraw(
     story_id: str, body: WithdrawRequest, principal: CurrentPrincipal, runtime: Runtime
 ) -> dict[str, Any]:
     """Withdraw (撤稿) a published story on every channel; the feed keeps it as withdrawn."""
-    result = await office.withdraw_story(
-        runtime=runtime, principal=principal, story_id=story_id, reason=body.reason
+    return await _then_publish(
+        runtime,
+        office.withdraw_story(
+            runtime=runtime, principal=principal, story_id=story_id, reason=body.reason
+        ),
     )
-    runtime.publish_due.wake()
-    return result
 
 
 @router.get("/publications", tags=["publication"])
@@ -171,21 +178,23 @@ async def list_publications(
 ) -> Page[PublicationView]:
     """The publish queue per channel, newest first, e.g. ``?state=failed``: each
     delivery's state and the receiver's status, never its answer."""
-    items, cursor = await publications.list_publications(
-        runtime=runtime, principal=principal, state=state, story_id=story_id, page=page
+    return Page.of(
+        await publications.list_publications(
+            runtime=runtime, principal=principal, state=state, story_id=story_id, page=page
+        )
     )
-    return Page(items=items, next_cursor=cursor)
 
 
 @router.post("/publications/{publication_id}/resend", tags=["publication"])
 async def resend(
     publication_id: str, principal: CurrentPrincipal, runtime: Runtime
 ) -> PublicationView:
-    result = await publications.resend_publication(
-        runtime=runtime, principal=principal, publication_id=publication_id
+    return await _then_publish(
+        runtime,
+        publications.resend_publication(
+            runtime=runtime, principal=principal, publication_id=publication_id
+        ),
     )
-    runtime.publish_due.wake()
-    return result
 
 
 @router.post("/publications/{publication_id}/cancel", tags=["publication"])

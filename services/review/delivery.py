@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -187,18 +188,15 @@ async def publish_to_feed(
         "state": "published", "updated_at": now,
     }  # fmt: skip
 
-    async def write(session: AsyncClientSession) -> None:
+    async def put_in_feed(session: AsyncClientSession) -> None:
         await runtime.db[FEED].update_one(
             {"_id": case["story_id"]},
             {"$set": entry, "$setOnInsert": {"published_at": now}},
             upsert=True,
             session=session,
         )
-        await _mark_delivered(runtime, queue, row, case, status=None, session=session)
 
-    await commit_change(runtime, write)
-    runtime.outbox_written()
-    PUBLICATIONS_TOTAL.labels(FEED_CHANNEL, "success").inc()
+    await record_delivery(runtime, queue, row, case, status=None, with_it=put_in_feed)
 
 
 async def record_delivery(
@@ -207,31 +205,30 @@ async def record_delivery(
     row: dict[str, Any],
     case: dict[str, Any],
     *,
-    status: int,
+    status: int | None,
+    with_it: Callable[[AsyncClientSession], Awaitable[None]] | None = None,
 ) -> None:
+    """The delivery made (``status``: the receiver's answer, none for the feed), in one
+    transaction with ``with_it``, the delivery's own write where it has one: marked done
+    under this worker's lease, and a publication (not a withdrawal notice) written to the
+    audit trail and announced."""
+
     async def write(session: AsyncClientSession) -> None:
-        await _mark_delivered(runtime, queue, row, case, status=status, session=session)
+        if with_it is not None:
+            await with_it(session)
+        if not await queue.delivered(row, status=status, session=session):
+            raise TakenOver(f"publication {row['_id']} was taken over by another worker")
+        if row["action"] == PublicationAction.PUBLISH:
+            await _announce_publication(runtime, row, case, session)
 
     await commit_change(runtime, write)
     runtime.outbox_written()
     PUBLICATIONS_TOTAL.labels(row["channel"], "success").inc()
 
 
-async def _mark_delivered(
-    runtime: Review,
-    queue: DeliveryQueue,
-    row: dict[str, Any],
-    case: dict[str, Any],
-    *,
-    status: int | None,
-    session: AsyncClientSession,
+async def _announce_publication(
+    runtime: Review, row: dict[str, Any], case: dict[str, Any], session: AsyncClientSession
 ) -> None:
-    """Mark the delivery done under this worker's lease; a publication (not a withdrawal
-    notice) is written to the audit trail and announced."""
-    if not await queue.delivered(row, status=status, session=session):
-        raise TakenOver(f"publication {row['_id']} was taken over by another worker")
-    if row["action"] != PublicationAction.PUBLISH:
-        return
     now = utcnow()
     await write_audit(
         runtime.db, session=session, story_id=case["story_id"], case_id=case["_id"],

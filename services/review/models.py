@@ -33,9 +33,6 @@ class PublicationAction(StrEnum):
     WITHDRAW = "withdraw"
 
 
-FEED_CHANNEL = "feed"
-
-
 class AuditAction(StrEnum):
     """What an audit step records. The four review decisions keep the values of
     :class:`shared.events.Decision`; the others are what happened to the story around them."""
@@ -98,6 +95,10 @@ class WebhookChannel(Strict):
         min_length=16,
         description="HMAC key; omitted in a replacement keeps the stored secret of that name",
     )
+
+
+# the channel name of the bureau's own feed: deliveries to it are queued like a webhook's
+FEED_CHANNEL = "feed"
 
 
 class FeedConfig(Strict):

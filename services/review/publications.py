@@ -97,7 +97,9 @@ async def resend_publication(
         "last_error": None, "last_status": None, "failed_at": None,
     }  # fmt: skip
     allowed = {"state": {"$in": ["failed", "cancelled"]}}
-    return await _move(runtime, publication_id, allowed, again, "failed, cancelled")
+    return await _move(
+        runtime, publication_id, allowed=allowed, change=again, wanted="failed, cancelled"
+    )
 
 
 async def cancel_publication(
@@ -105,17 +107,22 @@ async def cancel_publication(
 ) -> PublicationView:
     """Stop a delivery that has not been made yet (and is not being made right now)."""
     require_city_office(principal, runtime.org)
-    cancelled = {"state": "cancelled"}
-    return await _move(runtime, publication_id, waiting(utcnow()), cancelled, "pending, retrying")
+    return await _move(
+        runtime, publication_id, allowed=waiting(utcnow()), change={"state": "cancelled"},
+        wanted="pending, retrying",
+    )  # fmt: skip
 
 
 async def _move(
     runtime: Review,
     publication_id: str,
+    *,
     allowed: dict[str, Any],
     change: dict[str, Any],
     wanted: str,
 ) -> PublicationView:
+    """Apply ``change`` to the publication if it is in an ``allowed`` state; otherwise a
+    409 that says the state it is in and the ones (``wanted``) this needs."""
     row = await runtime.db[PUBLICATIONS].find_one_and_update(
         {"_id": publication_id, **allowed},
         {"$set": change},

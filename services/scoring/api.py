@@ -16,7 +16,7 @@ from services.scoring.settings import ScoringSettings, scoring_settings
 from shared.auth import CityAdmin, CurrentPrincipal, Principal, require_scope
 from shared.orgtree import OrgTree, Unit
 from shared.refusals import Refusal
-from shared.runtime import ServiceRuntime
+from shared.runtime import ServiceRuntime, runtime_of
 
 router = APIRouter()
 
@@ -25,11 +25,6 @@ PeriodQuery = Annotated[
 ]
 ScopeQuery = Annotated[str, Query(description="schools or counties")]
 CountyQuery = Annotated[str | None, Query(description="a county code: only its schools")]
-
-
-def _runtime(request: Request) -> ServiceRuntime:
-    runtime: ServiceRuntime = request.app.state.runtime
-    return runtime
 
 
 def _settings(runtime: ServiceRuntime) -> ScoringSettings:
@@ -95,7 +90,7 @@ def _may_read_ranking(
 @router.get("/rules", response_model=list[RuleVersion], tags=["rules"])
 async def get_rules(request: Request, principal: CurrentPrincipal) -> list[RuleVersion]:
     """Every rule version, newest first."""
-    return await service.list_rule_versions(db=_runtime(request).db)
+    return await service.list_rule_versions(db=runtime_of(request).db)
 
 
 @router.put("/rules", response_model=RuleVersion, status_code=201, tags=["rules"])
@@ -111,7 +106,7 @@ async def put_rules(request: Request, body: RulesUpdate, principal: CityAdmin) -
         )
     try:
         return await service.add_rule_version(
-            db=_runtime(request).db,
+            db=runtime_of(request).db,
             rules=body.rules,
             effective_from=body.effective_from,
             created_by=principal.sub,
@@ -127,7 +122,7 @@ async def _unit_view(
     view: UnitView, request: Request, unit: str, period: str, principal: Principal
 ) -> dict[str, Any]:
     """One unit's view for a period, once the caller is known to see that unit."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     found = _unit(runtime.org, unit)
     require_scope(principal, runtime.org, unit)
     calendar = await _calendar(runtime)
@@ -169,7 +164,7 @@ def _selection(
     scope: ScopeQuery = "schools",
     county: CountyQuery = None,
 ) -> Selection:
-    return Selection(_runtime(request), principal, scope, county)
+    return Selection(runtime_of(request), principal, scope, county)
 
 
 # the ranking and its three bulletin files take the same scope, county and caller
@@ -205,7 +200,7 @@ async def get_veto_candidates(
 ) -> list[dict[str, Any]]:
     """Incidents whose alert reached the serious severity: candidates the city bureau may
     determine (认定) in the sentiment service; a candidate alone vetoes nothing."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     visibility.require_city_office(principal, runtime.org)
     calendar = await _calendar(runtime)
     units = [code for code in runtime.org.units]
@@ -275,7 +270,7 @@ async def create_campaign(
 ) -> dict[str, Any]:
     """Define a campaign (a city administrator: its tasks fall on units across the city);
     tasks already complete are awarded at once."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     try:
         await service.create_campaign(db=runtime.db, campaign=body, created_by=principal.sub)
     except ValueError as exc:
@@ -290,7 +285,7 @@ async def create_campaign(
 async def list_campaigns(request: Request, principal: CurrentPrincipal) -> list[dict[str, Any]]:
     """Every campaign, newest first."""
     documents = (
-        await _runtime(request).db[service.CAMPAIGNS].find().sort("created_at", -1).to_list()
+        await runtime_of(request).db[service.CAMPAIGNS].find().sort("created_at", -1).to_list()
     )
     return [{k: v for k, v in d.items() if k != "_id"} for d in documents]
 
@@ -300,7 +295,7 @@ async def campaign_progress(
     request: Request, code: str, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     """Progress per task and owner unit; shortfalls once a deadline has passed."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     campaign = await service.get_campaign(db=runtime.db, code=code)
     if campaign is None:
         raise Refusal(404, "unknown_campaign", f"没有专题活动 {code!r}", f"no campaign {code!r}")

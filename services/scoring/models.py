@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.scoring.totals import Measure
 from shared.events import Code, OutletLevel, Placement, Severity
 
 UnitType = Literal["county", "school", "direct"]
@@ -14,20 +15,6 @@ Area = Literal["urban", "rural"]
 QuotaPeriod = Literal["month", "quarter", "half", "year"]
 AdoptionMode = Literal["highest_only", "add_up"]
 CampaignWhat = Literal["stories", "photos", "videos", "highlight"]
-
-# What a quota or a ranking can count, per unit and period (see ledger.COUNTERS).
-Measure = Literal[
-    "submitted",
-    "approved",
-    "published",
-    "adopted",
-    "adopted_national",
-    "adopted_provincial",
-    "adopted_city",
-    "adopted_county",
-    "adopted_city_or_higher",
-    "adopted_county_or_higher",
-]
 
 
 BOTH_AREAS: tuple[Area, ...] = ("urban", "rural")

@@ -34,10 +34,9 @@ from typing import Any, TypedDict, get_args
 from bson import Binary
 from pymongo.errors import DuplicateKeyError
 
-from services.scoring.models import Measure
 from services.scoring.periods import Period, parse_period
 from services.scoring.service import SUMMARIES, UNIT_MONTHS, Db
-from services.scoring.totals import FIGURES
+from services.scoring.totals import FIGURES, Measure
 from shared.orgtree import OrgTree, Unit
 
 # every measure a quota can count, kept month by month inside longer periods

@@ -3,11 +3,13 @@ document of one unit and month."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from services.scoring.documents import EntryFigures
 from shared import events as ev
 from shared.orgtree import OrgTree
+
+if TYPE_CHECKING:  # the ledger's documents name the models, which import Measure from here
+    from services.scoring.documents import EntryFigures
 
 OUTSIDE_LEVELS = (
     ev.OutletLevel.NATIONAL,
@@ -31,7 +33,20 @@ COUNTERS = (
     "serious_incidents",
     "campaign_tasks_completed",
 )
-# entry kinds whose history decides a story's next points
+# What a quota or a ranking can count per unit and period: the counters above but for
+# the review outcomes, the incidents and the campaign tasks.
+Measure = Literal[
+    "submitted",
+    "approved",
+    "published",
+    "adopted",
+    "adopted_national",
+    "adopted_provincial",
+    "adopted_city",
+    "adopted_county",
+    "adopted_city_or_higher",
+    "adopted_county_or_higher",
+]
 # the numbers of a unit-month, in the order a period summary stores them (points first)
 FIGURES = ("points", "entries", *COUNTERS)
 

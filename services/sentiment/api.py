@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from services.sentiment import (
     alerts,
@@ -28,7 +28,7 @@ from services.sentiment.models import (
     Verdict,
 )
 from services.sentiment.runtime import Sentiment
-from shared.auth import CityAdmin, CurrentPrincipal, Role, require_role
+from shared.auth import CityAdmin, CurrentPrincipal, Principal, Role, require_role
 from shared.events import Severity
 from shared.refusals import Refusal
 
@@ -42,29 +42,34 @@ def _sentiment(request: Request) -> Sentiment:
     return request.app.state.sentiment
 
 
+def _opinion_officer(principal: CurrentPrincipal) -> Principal:
+    require_role(principal, Role.OPINION_OFFICER)
+    return principal
+
+
+Runtime = Annotated[Sentiment, Depends(_sentiment)]
+Officer = Annotated[Principal, Depends(_opinion_officer)]
+
+
 @router.get("/incidents", response_model=list[IncidentOut])
 async def list_incidents(
-    request: Request,
-    principal: CurrentPrincipal,
+    principal: Officer,
+    runtime: Runtime,
     severity: Severity | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[IncidentOut]:
     """Incidents about my unit and the units below it, most recent first."""
-    require_role(principal, Role.OPINION_OFFICER)
     docs = await queries.list_incidents(
-        runtime=_sentiment(request), principal=principal, severity=severity, limit=limit
+        runtime=runtime, principal=principal, severity=severity, limit=limit
     )
     return [IncidentOut.of(doc) for doc in docs]
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentOut)
-async def get_incident(
-    request: Request, principal: CurrentPrincipal, incident_id: str
-) -> IncidentOut:
+async def get_incident(principal: Officer, runtime: Runtime, incident_id: str) -> IncidentOut:
     """One incident with its items."""
-    require_role(principal, Role.OPINION_OFFICER)
     found = await queries.get_incident(
-        runtime=_sentiment(request), principal=principal, incident_id=incident_id
+        runtime=runtime, principal=principal, incident_id=incident_id
     )
     if found is None:
         raise Refusal(404, "unknown_incident", "您的管辖范围内没有这个舆情事件")
@@ -73,14 +78,14 @@ async def get_incident(
 
 
 async def _determine(
-    request: Request,
-    principal: CurrentPrincipal,
+    principal: Principal,
+    runtime: Sentiment,
     incident_id: str,
     body: DeterminationRequest,
     determined: bool,
 ) -> IncidentOut:
     incident = await determination.determine_incident(
-        runtime=_sentiment(request),
+        runtime=runtime,
         incident_id=incident_id,
         principal=principal,
         reason=body.reason,
@@ -91,33 +96,32 @@ async def _determine(
 
 @router.post("/incidents/{incident_id}/determination", response_model=IncidentOut)
 async def determine_incident(
-    request: Request, principal: CurrentPrincipal, incident_id: str, body: DeterminationRequest
+    principal: CurrentPrincipal, runtime: Runtime, incident_id: str, body: DeterminationRequest
 ) -> IncidentOut:
     """Determine (认定) the incident a serious negative incident, with the reason: the
     unit's awards for the year are vetoed (一票否决)."""
-    return await _determine(request, principal, incident_id, body, determined=True)
+    return await _determine(principal, runtime, incident_id, body, determined=True)
 
 
 @router.delete("/incidents/{incident_id}/determination", response_model=IncidentOut)
 async def lift_determination(
-    request: Request, principal: CurrentPrincipal, incident_id: str, body: DeterminationRequest
+    principal: CurrentPrincipal, runtime: Runtime, incident_id: str, body: DeterminationRequest
 ) -> IncidentOut:
     """Lift the determination, with the reason: the veto no longer applies."""
-    return await _determine(request, principal, incident_id, body, determined=False)
+    return await _determine(principal, runtime, incident_id, body, determined=False)
 
 
 @router.get("/alerts", response_model=list[AlertOut])
 async def list_alerts(
-    request: Request,
-    principal: CurrentPrincipal,
+    principal: Officer,
+    runtime: Runtime,
     state: AlertState | None = None,
     severity: Severity | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[AlertOut]:
     """Alerts about my unit and the units below it, most recently changed first."""
-    require_role(principal, Role.OPINION_OFFICER)
     docs = await queries.list_alerts(
-        runtime=_sentiment(request),
+        runtime=runtime,
         principal=principal,
         state=state,
         severity=severity,
@@ -127,11 +131,8 @@ async def list_alerts(
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertOut)
-async def get_alert(request: Request, principal: CurrentPrincipal, alert_id: str) -> AlertOut:
-    require_role(principal, Role.OPINION_OFFICER)
-    alert = await queries.get_alert(
-        runtime=_sentiment(request), principal=principal, alert_id=alert_id
-    )
+async def get_alert(principal: Officer, runtime: Runtime, alert_id: str) -> AlertOut:
+    alert = await queries.get_alert(runtime=runtime, principal=principal, alert_id=alert_id)
     if alert is None:
         raise Refusal(404, "unknown_alert", "您的管辖范围内没有这条预警")
     return AlertOut.of(alert)
@@ -139,16 +140,15 @@ async def get_alert(request: Request, principal: CurrentPrincipal, alert_id: str
 
 @router.post("/alerts/{alert_id}/{action}", response_model=AlertOut)
 async def act_on_alert(
-    request: Request,
-    principal: CurrentPrincipal,
+    principal: Officer,
+    runtime: Runtime,
     alert_id: str,
     action: str,
     body: AlertAction | None = None,
 ) -> AlertOut:
     """acknowledge, respond, close (with a comment) or comment."""
-    require_role(principal, Role.OPINION_OFFICER)
     alert = await alerts.act_on_alert(
-        runtime=_sentiment(request),
+        runtime=runtime,
         alert_id=alert_id,
         action=action,
         principal=principal,
@@ -158,10 +158,9 @@ async def act_on_alert(
 
 
 @router.post("/classify", response_model=Verdict)
-async def classify(request: Request, principal: CurrentPrincipal, body: ClassifyRequest) -> Verdict:
+async def classify(principal: Officer, runtime: Runtime, body: ClassifyRequest) -> Verdict:
     """Analyse a text: negative or not, score, severity, topic and the terms that drove it."""
-    require_role(principal, Role.OPINION_OFFICER)
-    return await rules.classify(runtime=_sentiment(request), text=body.text, source=body.source)
+    return await rules.classify(runtime=runtime, text=body.text, source=body.source)
 
 
 @router.get("/screenings/{story_id}")
@@ -186,10 +185,9 @@ async def get_screening(
 
 
 @router.get("/config", response_model=SentimentConfig)
-async def get_config(request: Request, principal: CurrentPrincipal) -> SentimentConfig:
+async def get_config(principal: Officer, runtime: Runtime) -> SentimentConfig:
     """The rules in force."""
-    require_role(principal, Role.OPINION_OFFICER)
-    return await rules.reload_config(runtime=_sentiment(request))
+    return await rules.reload_config(runtime=runtime)
 
 
 @router.put("/config", response_model=SentimentConfig)

@@ -9,27 +9,23 @@ from typing import Any
 
 from services.sentiment import dataset
 from services.sentiment.classifier import SentimentModel, normalise
+from shared.evaluation import binary_scores
 
 TARGETS = {"precision": 0.92, "recall": 0.95, "parent_praise_fpr": 0.05}
 
 
 def negative_class_report(predicted: list[bool], truth: list[bool]) -> dict[str, float]:
-    tp = sum(p and t for p, t in zip(predicted, truth, strict=True))
-    fp = sum(p and not t for p, t in zip(predicted, truth, strict=True))
-    fn = sum(t and not p for p, t in zip(predicted, truth, strict=True))
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    scores = binary_scores(predicted, truth)
     correct = sum(p == t for p, t in zip(predicted, truth, strict=True))
     return {
-        "precision": round(precision, 3),
-        "recall": round(recall, 3),
-        "f1": round(f1, 3),
+        "precision": round(scores.precision, 3),
+        "recall": round(scores.recall, 3),
+        "f1": round(scores.f1, 3),
         "accuracy": round(correct / len(truth), 3) if truth else 0.0,
         "n": len(truth),
         "negatives": sum(truth),
-        "false_positives": fp,
-        "missed": fn,
+        "false_positives": scores.false_positives,
+        "missed": scores.false_negatives,
     }
 
 

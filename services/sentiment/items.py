@@ -41,11 +41,11 @@ class Correction(BaseModel):
     note: str | None = Field(default=None, max_length=500)
 
 
-class CorrectionOut(BaseModel):
-    negative: bool
+class CorrectionOut(Correction):
+    """The mark as kept on the item: the officer's and when."""
+
     by: str
     at: datetime
-    note: str | None = None
 
 
 class SourceRef(BaseModel):

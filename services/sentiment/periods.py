@@ -85,20 +85,13 @@ class Period:
         return cls(kind=kind, first_day=day)
 
     @property
-    def next_first_day(self) -> date:
-        if self.kind == "daily":
-            return self.first_day + timedelta(days=1)
-        if self.kind == "weekly":
-            return self.first_day + timedelta(days=7)
-        return _next_month(self.first_day)
-
-    @property
     def start(self) -> datetime:
         return _midnight(self.first_day)
 
     @property
     def end(self) -> datetime:
-        return _midnight(self.next_first_day)
+        """Where the next period starts: the bounds of one period never overlap."""
+        return self.following().start
 
     @property
     def code(self) -> str:
@@ -129,6 +122,13 @@ class Period:
         before = self.first_day - timedelta(days=1)
         return Period(self.kind, before.replace(day=1))
 
+    def following(self) -> Period:
+        if self.kind == "daily":
+            return Period(self.kind, self.first_day + timedelta(days=1))
+        if self.kind == "weekly":
+            return Period(self.kind, self.first_day + timedelta(days=7))
+        return Period(self.kind, _next_month(self.first_day))
+
     def buckets(self) -> list[tuple[str, datetime, datetime]]:
         """The trend's steps: hours of a day, days of a week or a month (label, start, end)."""
         if self.kind == "daily":
@@ -138,8 +138,8 @@ class Period:
                 for hour in range(24)
             ]
         steps = []
-        day = self.first_day
-        while day < self.next_first_day:
+        day, end = self.first_day, self.following().first_day
+        while day < end:
             after = day + timedelta(days=1)
             steps.append((f"{day.month}月{day.day}日", _midnight(day), _midnight(after)))
             day = after

@@ -34,14 +34,9 @@ from shared.observability import correlation_id
 from shared.paging import PageQuery, page_query
 from shared.refusals import Refusal
 from shared.rejections import latest_rejection, require_county_scope
-from shared.runtime import ServiceRuntime
+from shared.runtime import ServiceRuntime, runtime_of
 
 router = APIRouter()
-
-
-def _runtime(request: Request) -> ServiceRuntime:
-    runtime: ServiceRuntime = request.app.state.runtime
-    return runtime
 
 
 def _summary(doc: dict[str, Any]) -> dict[str, Any]:
@@ -77,7 +72,7 @@ async def create_draft(
 ) -> StoryRead:
     """Save a draft for the caller's unit (or a unit below it)."""
     require_role(principal, Role.CORRESPONDENT)
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     require_scope(principal, runtime.org, body.unit or principal.unit)
     doc = await stories.create_draft(runtime=runtime, principal=principal, request=body)
     return _story(doc, [])
@@ -106,7 +101,7 @@ async def list_stories(
     a submission period: newest submission first); ``q`` keeps those whose title or body
     holds every character pair of the phrase. A page at a time: ``limit`` (1–200) and the
     previous page's ``next_cursor``."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     if unit is not None:
         require_scope(principal, runtime.org, unit)
     story_filter = StoryFilter(
@@ -124,7 +119,7 @@ async def list_stories(
 @router.get("/stories/{story_id}", response_model=StoryRead, tags=["stories"])
 async def get_story(request: Request, principal: CurrentPrincipal, story_id: str) -> StoryRead:
     """One story with its submitted versions and its review and publication history."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     doc = await stories.get_story(runtime=runtime, principal=principal, story_id=story_id)
     return await _full_story(runtime, doc)
 
@@ -136,7 +131,7 @@ async def get_version(
 ) -> VersionRead:
     """One submitted version, as it was sent."""
     found = await stories.get_version(
-        runtime=_runtime(request), principal=principal, story_id=story_id, version=version
+        runtime=runtime_of(request), principal=principal, story_id=story_id, version=version
     )
     return VersionRead(**found)
 
@@ -147,7 +142,7 @@ async def update_draft(
 ) -> StoryRead:
     """Change a draft, or revise a story returned for revision."""
     require_role(principal, Role.CORRESPONDENT)
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     doc = await stories.update_draft(
         runtime=runtime, principal=principal, story_id=story_id, changes=body
     )
@@ -158,7 +153,7 @@ async def update_draft(
 async def submit_story(request: Request, principal: CurrentPrincipal, story_id: str) -> StoryRead:
     """Submit the working copy as the next version (the first, or a revision)."""
     require_role(principal, Role.CORRESPONDENT)
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     doc = await submitting.submit_story(
         runtime=runtime, principal=principal, story_id=story_id, correlation_id=correlation_id.get()
     )
@@ -168,7 +163,7 @@ async def submit_story(request: Request, principal: CurrentPrincipal, story_id: 
 @router.get("/config/categories", response_model=CategoryList, tags=["config"])
 async def get_categories(request: Request, principal: CurrentPrincipal) -> CategoryList:
     """The categories a story may be filed under."""
-    return await rules.get_categories(db=_runtime(request).db)
+    return await rules.get_categories(db=runtime_of(request).db)
 
 
 @router.put("/config/categories", response_model=CategoryList, tags=["config"])
@@ -177,20 +172,20 @@ async def replace_categories(
 ) -> CategoryList:
     """Replace the category list (a city administrator)."""
     return await rules.replace_categories(
-        db=_runtime(request).db, categories=body, by=principal.sub
+        db=runtime_of(request).db, categories=body, by=principal.sub
     )
 
 
 @router.get("/config/rules", response_model=Rules, tags=["config"])
 async def get_rules(request: Request, principal: CurrentPrincipal) -> Rules:
     """Length bounds, the late threshold and the copy-detection settings."""
-    return await rules.get_rules(db=_runtime(request).db)
+    return await rules.get_rules(db=runtime_of(request).db)
 
 
 @router.put("/config/rules", response_model=Rules, tags=["config"])
 async def replace_rules(request: Request, principal: CityAdmin, body: Rules) -> Rules:
     """Replace the submission rules (a city administrator)."""
-    return await rules.replace_rules(db=_runtime(request).db, rules=body, by=principal.sub)
+    return await rules.replace_rules(db=runtime_of(request).db, rules=body, by=principal.sub)
 
 
 @router.get("/intake/{county}/stories/{external_id}", response_model=IntakeStatus,
@@ -200,7 +195,7 @@ async def county_story_status(
 ) -> IntakeStatus:
     """What became of a story a county system sent: accepted (with the story and its
     latest version) or refused (with the reason). Only that county and the city may ask."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     require_county_scope(principal, runtime.org, county)
     story = await runtime.db[stories.STORIES].find_one(
         {"intake_key": f"{county}:{external_id}"},
@@ -241,7 +236,7 @@ async def register_standard_text(
 ) -> StandardTextRead:
     """Register a text every school is asked to republish (a bureau notice, a campaign's
     standard text): a story made mostly of it is marked 转载规定文本, not a copy."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     _require_city_office(principal, runtime)
     doc = await copies.register_standard_text(
         runtime.db, title=body.title.strip(), body=body.body.strip(), campaign=body.campaign,
@@ -256,14 +251,14 @@ async def list_standard_texts(
     request: Request, principal: CurrentPrincipal
 ) -> list[StandardTextRead]:
     """The standard texts in force, newest first."""
-    return [_standard_text(doc) for doc in await copies.list_standard_texts(_runtime(request).db)]
+    return [_standard_text(doc) for doc in await copies.list_standard_texts(runtime_of(request).db)]
 
 
 @router.delete("/standard-texts/{text_id}", status_code=status.HTTP_204_NO_CONTENT,
                tags=["copies"])  # fmt: skip
 async def retire_standard_text(request: Request, principal: CurrentPrincipal, text_id: str) -> None:
     """Stop treating a standard text as one to republish (later submissions only)."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     _require_city_office(principal, runtime)
     if not await copies.retire_standard_text(runtime.db, text_id=text_id):
         raise Refusal(404, "standard_text_not_found", "没有这篇规定文本，或已停用")

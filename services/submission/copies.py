@@ -269,21 +269,10 @@ async def find_possible_copy(
 
 
 async def record_fingerprint(
-    db: AsyncDatabase[dict[str, Any]],
-    *,
-    text: TextPrint,
-    story_id: str,
-    version: int,
-    unit: str,
-    submitted_at: datetime,
-    first_submitted_at: datetime,
-    session: AsyncClientSession,
+    db: AsyncDatabase[dict[str, Any]], doc: dict[str, Any], *, session: AsyncClientSession
 ) -> None:
-    """Keep a submitted version's keys and normalised passages for later lookups."""
-    doc = fingerprint_doc(
-        text=text, story_id=story_id, version=version, unit=unit,
-        submitted_at=submitted_at, first_submitted_at=first_submitted_at,
-    )  # fmt: skip
+    """Keep a submitted version's keys and normalised passages (its :func:`fingerprint_doc`)
+    for later lookups."""
     await db[FINGERPRINTS].insert_one(doc, session=session)
     # applied before the transaction commits: should it abort, the entry names a
     # fingerprint MongoDB does not have, which a lookup reads, does not find and skips

@@ -3,12 +3,24 @@ publications that the correspondents' views are built from."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from services.submission.service import intake, projections
 from services.submission.service.stories import InvalidStory, StoryConflict, StoryNotFound
 from shared import events as ev
 from shared import topics as tp
 from shared.kafka import PermanentError, consumer
 from shared.runtime import ServiceRuntime
+
+
+@contextmanager
+def _unknown_story_is_permanent() -> Iterator[None]:
+    """News of a story this service never took in can never be applied: no retry."""
+    try:
+        yield
+    except StoryNotFound as exc:
+        raise PermanentError(str(exc)) from exc
 
 
 def register_handlers(runtime: ServiceRuntime) -> None:
@@ -33,15 +45,11 @@ def register_handlers(runtime: ServiceRuntime) -> None:
     @consumer(bus, tp.STORY_REVIEWED, group=group)
     async def record_review(event: ev.StoryReviewedEvent) -> None:
         """Show the correspondent each review decision."""
-        try:
+        with _unknown_story_is_permanent():
             await projections.record_review(runtime=runtime, event=event)
-        except StoryNotFound as exc:
-            raise PermanentError(str(exc)) from exc
 
     @consumer(bus, tp.STORY_PUBLISHED, group=group)
     async def record_publication(event: ev.StoryPublishedEvent) -> None:
         """Show the correspondent where the story was published, adopted or withdrawn."""
-        try:
+        with _unknown_story_is_permanent():
             await projections.record_publication(runtime=runtime, event=event)
-        except StoryNotFound as exc:
-            raise PermanentError(str(exc)) from exc

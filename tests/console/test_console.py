@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.server
 import io
 import re
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -29,11 +27,10 @@ import pytest_asyncio
 from PIL import Image
 from playwright.async_api import Browser, Page, expect
 
-from citydesk.stack import free_port
 from services.console.models import LABELS
 from shared import events as ev
 from tests.console.conftest import Console, SignIn
-from tests.support import eventually, produce
+from tests.support import QuietHandler, eventually, produce, serve_locally
 
 pytestmark = pytest.mark.usefixtures("stack_env")
 
@@ -643,7 +640,7 @@ def attacker_site(page_html: str) -> Iterator[str]:
     """A page served from another port of the same host: the same site to a browser,
     which sends the console's SameSite=Lax cookie along with its form."""
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             body = page_html.encode()
             self.send_response(200)
@@ -652,12 +649,7 @@ def attacker_site(page_html: str) -> Iterator[str]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = serve_locally(Handler)
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/"
     finally:

@@ -31,6 +31,7 @@ from shared.auth import Role
 from tests.deploy.conftest import chart_path, rendered_rules
 from tests.deploy.tools import DeployTools, ToolUnavailable, fetch_prometheus
 from tests.e2e import flows
+from tests.e2e.conftest import start_city
 from tests.support import auth, produce
 
 pytestmark = pytest.mark.slow
@@ -69,26 +70,6 @@ def _wait_for(check: Any, what: str, timeout: float) -> Any:
             return last
         time.sleep(0.5)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-def _start_city(root: Path, env: dict[str, str]) -> ServiceProcesses:
-    ports = {name: free_port() for name in SERVICES}
-    city = ServiceProcesses(
-        root,
-        env={
-            "CITYDESK_MONGO_DATABASE_PREFIX": f"prom{free_port()}",
-            **env,
-            "CITYDESK_ENVIRONMENT": "test",
-            "CITYDESK_MEDIA_PUBLIC_URL": f"http://127.0.0.1:{ports['media']}",
-            "CITYDESK_REVIEW_PUBLIC_URL": f"http://127.0.0.1:{ports['review']}",
-            "CITYDESK_SENTIMENT_ESCALATION_POLL_SECONDS": "1",
-            "CITYDESK_SENTIMENT_GAUGE_REFRESH_SECONDS": "1",
-            "CITYDESK_OVERDUE_CHECK_SECONDS": "2",
-        },
-        ports=ports,
-    )
-    city.start_all(timeout=120)
-    return city
 
 
 def _prometheus_config(city: ServiceProcesses, rule_file: Path) -> dict[str, Any]:
@@ -130,7 +111,16 @@ def watched(
     rules = rendered_rules(tools, *overrides)
     rule_file = root / "citydesk.rules.yaml"
     rule_file.write_text(yaml.safe_dump(rules, allow_unicode=True))
-    city = _start_city(root / "city", stack_env)
+    city = start_city(
+        root / "city",
+        stack_env,
+        database_prefix="prom",
+        settings={
+            "CITYDESK_SENTIMENT_GAUGE_REFRESH_SECONDS": "1",
+            "CITYDESK_OVERDUE_CHECK_SECONDS": "2",
+        },
+        timeout=120,
+    )
     port = free_port()
     config = root / "prometheus.yml"
     config.write_text(yaml.safe_dump(_prometheus_config(city, rule_file)))

@@ -13,21 +13,31 @@ from citydesk.processes import SERVICES, ServiceProcesses
 from citydesk.stack import free_port
 
 
-def start_city(root: Path, env: dict[str, str]) -> ServiceProcesses:
+def start_city(
+    root: Path,
+    env: dict[str, str],
+    *,
+    database_prefix: str = "city",
+    settings: dict[str, str] | None = None,
+    timeout: float = 90.0,
+) -> ServiceProcesses:
+    """The five services as processes on free ports, each with its own databases
+    (``database_prefix`` and a free number); ``settings`` are added to their environment."""
     ports = {name: free_port() for name in SERVICES}
     processes = ServiceProcesses(
         root,
         env={
-            "CITYDESK_MONGO_DATABASE_PREFIX": f"city{free_port()}",
+            "CITYDESK_MONGO_DATABASE_PREFIX": f"{database_prefix}{free_port()}",
             **env,
             "CITYDESK_ENVIRONMENT": "test",
             "CITYDESK_MEDIA_PUBLIC_URL": f"http://127.0.0.1:{ports['media']}",
             "CITYDESK_REVIEW_PUBLIC_URL": f"http://127.0.0.1:{ports['review']}",
             "CITYDESK_SENTIMENT_ESCALATION_POLL_SECONDS": "1",
+            **(settings or {}),
         },
         ports=ports,
     )
-    processes.start_all()
+    processes.start_all(timeout=timeout)
     return processes
 
 

@@ -106,6 +106,12 @@ async def waiting_case(
     return await eventually(find, what=f"story {story_id} v{version} in the queue")
 
 
+async def school_case(client: httpx.AsyncClient) -> tuple[str, dict[str, Any]]:
+    """A school's story submitted, and its case once it waits in the school's queue."""
+    story_id = await submit(story_event("dh-syxx"))
+    return story_id, await waiting_case(client, SCHOOL, story_id)
+
+
 async def every_page(
     client: httpx.AsyncClient,
     path: str,
@@ -172,8 +178,7 @@ async def test_a_schools_story_goes_through_school_county_and_city_and_is_publis
     review: RunningService,
 ) -> None:
     client = review.client
-    story_id = await submit(story_event("dh-syxx"))
-    case = await waiting_case(client, SCHOOL, story_id)
+    story_id, case = await school_case(client)
     assert case["route"] == ["school", "county", "city"]
     assert case["late"] is True and case["late_days"] == 20
     assert case["media"][0]["thumbnail"].endswith("/media/m-photo-1/thumbnail?size=small")
@@ -235,8 +240,7 @@ async def test_a_returned_story_is_resubmitted_as_a_new_version_and_approved(
     review: RunningService,
 ) -> None:
     client = review.client
-    story_id = await submit(story_event("dh-syxx"))
-    case = await waiting_case(client, SCHOOL, story_id)
+    story_id, case = await school_case(client)
     missing = await decide(client, SCHOOL, case, "return")
     assert missing.status_code == 422 and "comment is required" in missing.json()["detail"]
     returned = await decide(client, SCHOOL, case, "return", comment="请补充活动时间和人数")
@@ -255,8 +259,7 @@ async def test_a_returned_story_is_resubmitted_as_a_new_version_and_approved(
 
 async def test_a_rejection_needs_a_reason_and_ends_the_review(review: RunningService) -> None:
     client = review.client
-    story_id = await submit(story_event("dh-syxx"))
-    case = await waiting_case(client, SCHOOL, story_id)
+    story_id, case = await school_case(client)
     assert (await decide(client, SCHOOL, case, "reject")).status_code == 422
     rejected = await decide(client, SCHOOL, case, "reject", reason="内容与事实不符")
     assert rejected.status_code == 200 and rejected.json()["state"] == "rejected"
@@ -283,16 +286,14 @@ async def test_a_major_story_needs_the_leaders_sign_off(review: RunningService) 
 
 async def test_a_decision_on_a_stale_version_is_refused(review: RunningService) -> None:
     client = review.client
-    story_id = await submit(story_event("dh-syxx"))
-    case = await waiting_case(client, SCHOOL, story_id)
+    _, case = await school_case(client)
     stale = await decide(client, SCHOOL, {**case, "version": 2})
     assert stale.status_code == 409 and "stale version" in stale.json()["detail"]
 
 
 async def test_two_reviewers_deciding_at_once_only_one_wins(review: RunningService) -> None:
     client = review.client
-    story_id = await submit(story_event("dh-syxx"))
-    case = await waiting_case(client, SCHOOL, story_id)
+    story_id, case = await school_case(client)
     other = auth("dh-syxx", "reviewer_school", sub="deputy-dh-syxx")
     answers = await asyncio.gather(
         decide(client, SCHOOL, case), decide(client, other, case, "return", comment="重写")
@@ -306,8 +307,8 @@ async def test_a_county_reviewer_cannot_see_or_decide_another_countys_case(
     review: RunningService,
 ) -> None:
     client = review.client
-    story_id = await submit(story_event("dh-syxx"))
-    await approve(client, SCHOOL, await waiting_case(client, SCHOOL, story_id))
+    story_id, at_school = await school_case(client)
+    await approve(client, SCHOOL, at_school)
     case = await waiting_case(client, COUNTY, story_id)
     queue = await every_page(client, "/queue", OTHER_COUNTY)
     assert all(c["story_id"] != story_id for c in queue)
@@ -765,8 +766,7 @@ async def test_a_reviewer_pages_through_a_long_queue_without_a_duplicate_or_a_ga
 
 async def test_audit_steps_stored_before_actions_existed_are_read(review: RunningService) -> None:
     client = review.client
-    story_id = await submit(story_event("dh-syxx"))
-    case = await waiting_case(client, SCHOOL, story_id)
+    story_id, case = await school_case(client)
     await review.runtime.db.audit.insert_one(
         {
             "story_id": story_id, "case_id": case["case_id"], "version": 1,

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -754,36 +755,21 @@ async def test_a_rebuild_from_the_topics_equals_the_live_rankings(bus: Bus) -> N
             ],
         )
     now = datetime.now(UTC)
-    checks = [
+    checks: list[tuple[str, rankings.Scope, str | None]] = [
         ("month:2025-01", "schools", "dh"), ("month:2023-07", "schools", "dh"),
         ("year:2024", "schools", "qh"), ("quarter:2025-Q2", "schools", None),
         ("half:2025-H1", "counties", None), ("month:2025-04", "schools", "lj"),
         ("year:2025", "counties", None), ("month:2025-07", "schools", "qs"),
     ]  # fmt: skip
     for label, scope, county in checks:
-        period = parse_period(label)
-        expected = await rankings.ranking(
-            db=live,
-            org=ORG,
-            period=period,
-            scope=scope,
-            county=county,
-            now=now,  # type: ignore[arg-type]
-        )
-        actual = await rankings.ranking(
-            db=rebuilt,
-            org=ORG,
-            period=period,
-            scope=scope,
-            county=county,
-            now=now,  # type: ignore[arg-type]
-        )
-        assert actual == expected, label
-        from_months = await rankings.ranking(
-            db=live, org=ORG, period=period, scope=scope, county=county, now=now,  # type: ignore[arg-type]
-            use_summaries=False,
+        ranked = partial(
+            rankings.ranking, org=ORG, period=parse_period(label), scope=scope, county=county,
+            now=now,
         )  # fmt: skip
-        assert from_months == expected, label  # the summaries hold what the months hold
+        expected = await ranked(db=live)
+        assert await ranked(db=rebuilt) == expected, label
+        # the summaries hold what the months hold
+        assert await ranked(db=live, use_summaries=False) == expected, label
 
 
 def joined_later(code: str, day: date) -> OrgTree:

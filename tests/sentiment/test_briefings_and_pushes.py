@@ -9,13 +9,11 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from email import message_from_bytes
 from email.header import decode_header, make_header
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -30,8 +28,15 @@ from services.sentiment.runtime import Sentiment
 from shared import events as ev
 from shared.auth import Role
 from shared.clock import BUREAU_ZONE, utcnow
-from tests.sentiment.test_sentiment import opinion, send
-from tests.support import RunningService, auth, eventually, run_service
+from tests.sentiment.support import opinion, run_sentiment, send
+from tests.support import (
+    LocalEndpoint,
+    QuietHandler,
+    RunningService,
+    auth,
+    eventually,
+    run_service,
+)
 
 pytestmark = pytest.mark.usefixtures("stack_env")
 
@@ -54,7 +59,7 @@ class Mailbox:
         return [str(make_header(decode_header(m["Subject"]))) for _, m in self.messages]
 
 
-class Robot:
+class Robot(LocalEndpoint):
     """A group-robot endpoint: records the JSON bodies; answers errcode 0, or HTTP 500
     when ``broken``."""
 
@@ -62,7 +67,7 @@ class Robot:
         self.bodies: list[tuple[str, dict[str, Any]]] = []
         robot = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
                 robot.bodies.append((self.path, json.loads(body)))
@@ -71,12 +76,7 @@ class Robot:
                 self.end_headers()
                 self.wfile.write(b'{"errcode": 0, "errmsg": "ok"}')
 
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.serve(Handler)
 
 
 @pytest.fixture(scope="module")
@@ -90,21 +90,15 @@ def mailbox() -> Iterator[Mailbox]:
 
 @pytest.fixture(scope="module")
 def robots() -> Iterator[tuple[Robot, Robot]]:
-    wecom, dingtalk = Robot(), Robot(broken=True)
-    yield wecom, dingtalk
-    wecom.server.shutdown()
-    dingtalk.server.shutdown()
+    with Robot() as wecom, Robot(broken=True) as dingtalk:
+        yield wecom, dingtalk
 
 
 @pytest_asyncio.fixture(scope="module")
 async def service(mailbox: Mailbox) -> AsyncIterator[RunningService]:
-    async with run_service(
-        "sentiment",
-        mongo_database=f"sentiment_brief_{uuid.uuid4().hex[:8]}",
-        sentiment_webhook_poll_seconds=0.2,
-        sentiment_push_backoff_seconds=0,
+    async with run_sentiment(
+        "brief",
         sentiment_webhook_max_attempts=3,
-        sentiment_push_allow=["127.0.0.1"],
         sentiment_smtp_host="127.0.0.1",
         sentiment_smtp_port=mailbox.port,
         sentiment_console_url="https://desk.example.cn",

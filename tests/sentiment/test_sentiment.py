@@ -4,11 +4,9 @@ escalation, scope, story screening, dead letters and signed webhooks (Standard W
 from __future__ import annotations
 
 import json
-import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import date, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -16,13 +14,21 @@ import pytest_asyncio
 from pydantic import SecretStr
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from citydesk.producer import AUTO, SignedProducer
-from citydesk.stack import free_port
+from citydesk.producer import SignedProducer
 from shared import events as ev
 from shared.auth import Role
 from shared.outbound import verify_standard
 from shared.settings import load_settings
-from tests.support import RunningService, auth, eventually, header, read_topic, run_service
+from tests.sentiment.support import opinion, run_sentiment, send
+from tests.support import (
+    LocalEndpoint,
+    QuietHandler,
+    RunningService,
+    auth,
+    eventually,
+    header,
+    read_topic,
+)
 
 pytestmark = pytest.mark.usefixtures("stack_env")
 
@@ -31,7 +37,7 @@ CITY_OFFICER = auth("jc", OFFICER)
 WEBHOOK_SECRET = "test-webhook-secret"
 
 
-class WebhookReceiver:
+class WebhookReceiver(LocalEndpoint):
     """A local endpoint that refuses the first delivery, then records what it gets."""
 
     def __init__(self) -> None:
@@ -39,7 +45,7 @@ class WebhookReceiver:
         self.refused = 0
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
                 if receiver.refused == 0:
@@ -52,71 +58,25 @@ class WebhookReceiver:
                     self.send_response(200)
                 self.end_headers()
 
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.serve(Handler, "/hook")
 
 
 @pytest.fixture(scope="module")
-def webhook() -> Any:
-    receiver = WebhookReceiver()
-    yield receiver
-    receiver.server.shutdown()
+def webhook() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as receiver:
+        yield receiver
 
 
 @pytest_asyncio.fixture(scope="module")
 async def sentiment(webhook: WebhookReceiver) -> AsyncIterator[RunningService]:
-    async with run_service(
-        "sentiment",
-        mongo_database=f"sentiment_test_{uuid.uuid4().hex[:8]}",
+    async with run_sentiment(
+        "test",
         sentiment_escalation_poll_seconds=0.3,
         sentiment_gauge_refresh_seconds=0.5,
         sentiment_webhook_url=webhook.url,
         sentiment_webhook_secret=SecretStr(WEBHOOK_SECRET),
-        sentiment_webhook_poll_seconds=0.2,
-        sentiment_push_backoff_seconds=0,
-        sentiment_push_allow=["127.0.0.1"],
     ) as running:
         yield running
-
-
-def opinion(
-    county: str,
-    school: str | None,
-    text: str,
-    *,
-    source: str = "weibo",
-    item_id: str | None = None,
-    link: str | None = None,
-) -> ev.IntakeOpinionEvent:
-    return ev.IntakeOpinionEvent.build(
-        ev.IntakeOpinion(
-            item_id=item_id or uuid.uuid4().hex,
-            source=source,
-            school=school,
-            text=text,
-            link=link,
-            published_at=ev.utcnow(),
-        ),
-        producer=f"county-{county}",
-        county=county,
-    )
-
-
-async def send(topic: str, *events: ev.Envelope, principal: str | None = AUTO) -> None:
-    """Publish as each event's county system (or as ``principal``; None: unsigned)."""
-    producer = SignedProducer(load_settings("tests"), principal)
-    await producer.start()
-    try:
-        for event in events:
-            await producer.send_and_wait(
-                topic, event.model_dump_json().encode(), key=(event.county or "x").encode()
-            )
-    finally:
-        await producer.stop()
 
 
 def _bootstrap() -> str:

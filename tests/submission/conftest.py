@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import date, datetime, timedelta
@@ -20,7 +19,7 @@ from prometheus_client import REGISTRY
 from shared import events as ev
 from shared import topics as tp
 from shared.settings import load_settings
-from tests.support import RunningService, produce, run_service
+from tests.support import RunningService, collect, produce, run_service
 
 # common characters: random texts from them share almost no 3-grams, so tests never
 # flag each other's stories as copies
@@ -107,14 +106,7 @@ async def read_all(
         partitions = reader.partitions_for_topic(topic) or set()
         reader.assign([TopicPartition(topic, partition) for partition in partitions])
         await reader.seek_to_beginning()
-        records: list[ConsumerRecord[bytes, bytes]] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for batch in (await reader.getmany(timeout_ms=200)).values():
-                records.extend(batch)
-            if until(records):
-                return records
-        raise AssertionError(f"timed out reading {topic}: {len(records)} records seen")
+        return await collect(reader, topic, until=until, timeout=timeout)
     finally:
         await reader.stop()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -13,130 +12,13 @@ from pydantic import ValidationError
 
 from shared import events as ev
 from shared import topics as tp
+from tests.unit.samples import event_of
 
 CONTRACTS = Path(__file__).parents[2] / "docs" / "contracts"
-PATH = ev.UnitPath(city="jc", county="dh", unit="dh-syxx")
 
 
 def sample_events() -> list[ev.Envelope]:
-    now = ev.utcnow()
-    return [
-        ev.StorySubmittedEvent.build(
-            ev.StorySubmitted(
-                story_id="s-1",
-                version=2,
-                unit_path=PATH,
-                title="开学第一课",
-                body="正文",
-                category="工作动态",
-                event_date=date(2026, 9, 1),
-                submitted_at=now,
-                media_ids=["m-1"],
-                photo_count=1,
-                author="u1",
-                late=True,
-                late_days=12,
-                possible_copy=ev.PossibleCopy(story_id="s-0", unit="xs-syxx", similarity=0.93),
-            ),
-            producer="submission",
-            county="dh",
-            unit="dh-syxx",
-        ),
-        ev.StoryReviewedEvent.build(
-            ev.StoryReviewed(
-                story_id="s-1",
-                version=2,
-                case_id="c-1",
-                unit_path=PATH,
-                level=ev.ReviewLevel.COUNTY,
-                decision=ev.Decision.RETURNED,
-                final=False,
-                reviewer="r1",
-                reviewer_unit="dh",
-                comment="请补充时间地点",
-                decided_at=now,
-            ),
-            producer="review",
-            county="dh",
-            unit="dh-syxx",
-        ),
-        ev.StoryPublishedEvent.build(
-            ev.StoryPublished(
-                story_id="s-1",
-                version=2,
-                unit_path=PATH,
-                kind=ev.PublicationKind.ADOPTION,
-                outlet="中国教育报",
-                outlet_level=ev.OutletLevel.NATIONAL,
-                placement=ev.Placement.HEADLINE,
-                published_at=now,
-            ),
-            producer="review",
-            county="dh",
-            unit="dh-syxx",
-        ),
-        ev.OpinionFlaggedEvent.build(
-            ev.OpinionFlagged(
-                kind=ev.FlagKind.ALERT,
-                incident_id="i-1",
-                alert_id="a-1",
-                county="dh",
-                school="dh-syxx",
-                owner_level="school",
-                severity=ev.Severity.YELLOW,
-                score=0.91,
-                topic="food",
-                explanation=["食物中毒"],
-                item_count=12,
-                flagged_at=now,
-            ),
-            producer="sentiment",
-            county="dh",
-            unit="dh-syxx",
-        ),
-        ev.MediaStoredEvent.build(
-            ev.MediaStored(
-                media_id="m-1",
-                unit_path=PATH,
-                kind=ev.MediaKind.PHOTO,
-                content_type="image/jpeg",
-                size=1024,
-                sha256="ab" * 32,
-                uploader="u1",
-                stored_at=now,
-                width=640,
-                height=480,
-            ),
-            producer="media",
-            county="dh",
-            unit="dh-syxx",
-        ),
-        ev.IntakeStoryEvent.build(
-            ev.IntakeStory(
-                external_id="dh-portal-17",
-                unit="dh-syxx",
-                title="校园足球联赛开幕",
-                body="正文",
-                category="工作动态",
-                event_date=date(2026, 11, 20),
-                author="dh-sys",
-            ),
-            producer="dh-portal",
-            county="dh",
-            unit="dh-syxx",
-        ),
-        ev.IntakeOpinionEvent.build(
-            ev.IntakeOpinion(
-                item_id="post-1",
-                source="百姓呼声",
-                school="dh-syxx",
-                text="食堂饭菜有异味",
-                published_at=now,
-            ),
-            producer="dh-monitor",
-            county="dh",
-        ),
-    ]
+    return [event_of(topic) for topic in tp.ALL]
 
 
 @pytest.mark.parametrize("event", sample_events(), ids=lambda e: e.type)
@@ -152,8 +34,9 @@ def test_every_topic_carries_one_contract_and_names_its_key() -> None:
     for topic in tp.ALL:
         assert topic.model in samples, topic.name
         assert topic.key(samples[topic.model]), topic.name
-    assert tp.STORY_SUBMITTED.key(samples[ev.StorySubmittedEvent]) == b"s-1"
-    assert tp.OPINION_FLAGGED.key(samples[ev.OpinionFlaggedEvent]) == b"i-1"
+    story = samples[ev.StorySubmittedEvent]
+    assert tp.STORY_SUBMITTED.key(story) == story.payload.story_id.encode()
+    assert tp.OPINION_FLAGGED.key(samples[ev.OpinionFlaggedEvent]) == b"i-1"  # the incident
     assert tp.INTAKE_STORIES.key(samples[ev.IntakeStoryEvent]) == b"dh"
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
 from importlib import import_module
 from pathlib import Path
 from typing import Any, cast
@@ -30,94 +29,8 @@ from shared.bus_auth import county_principal, local_signer
 from shared.deadletters import Delivery
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
+from tests.unit.samples import event_of
 
-NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
-SCHOOL = ev.UnitPath(city="jc", county="dh", unit="dh-dyxx")
-
-
-# ---- events of every topic -------------------------------------------------------------------
-def submitted() -> ev.StorySubmittedEvent:
-    return ev.StorySubmittedEvent.build(
-        ev.StorySubmitted(
-            story_id=f"s-{uuid.uuid4().hex[:6]}", version=1, unit_path=SCHOOL, title="科技节",
-            body="正文" * 60, category="校园动态", event_date=date(2026, 11, 18),
-            submitted_at=NOW, author="li",
-        ),
-        producer="submission", county="dh", unit="dh-dyxx",
-    )  # fmt: skip
-
-
-def reviewed() -> ev.StoryReviewedEvent:
-    return ev.StoryReviewedEvent.build(
-        ev.StoryReviewed(
-            story_id="s-1", version=1, case_id="c-1", unit_path=SCHOOL, level=ev.ReviewLevel.SCHOOL,
-            decision=ev.Decision.APPROVED, final=False, reviewer="wang", reviewer_unit="dh-dyxx",
-            decided_at=NOW,
-        ),
-        producer="review", county="dh", unit="dh-dyxx",
-    )  # fmt: skip
-
-
-def published() -> ev.StoryPublishedEvent:
-    return ev.StoryPublishedEvent.build(
-        ev.StoryPublished(
-            story_id="s-1", version=1, unit_path=SCHOOL, kind=ev.PublicationKind.CHANNEL,
-            channel="website", outlet_level=ev.OutletLevel.BUREAU, published_at=NOW,
-        ),
-        producer="review", county="dh", unit="dh-dyxx",
-    )  # fmt: skip
-
-
-def flagged() -> ev.OpinionFlaggedEvent:
-    return ev.OpinionFlaggedEvent.build(
-        ev.OpinionFlagged(
-            kind=ev.FlagKind.STORY_SCREENING, story_id="s-1", story_version=1, county="dh",
-            school="dh-dyxx", severity=ev.Severity.YELLOW, score=0.8, topic="food",
-            flagged_at=NOW,
-        ),
-        producer="sentiment", county="dh", unit="dh-dyxx",
-    )  # fmt: skip
-
-
-def media() -> ev.MediaStoredEvent:
-    return ev.MediaStoredEvent.build(
-        ev.MediaStored(
-            media_id="m-1", unit_path=SCHOOL, kind=ev.MediaKind.PHOTO, content_type="image/jpeg",
-            size=1000, sha256="0" * 64, uploader="li", stored_at=NOW,
-        ),
-        producer="media", county="dh", unit="dh-dyxx",
-    )  # fmt: skip
-
-
-def intake_story(county: str = "dh", unit: str = "dh-dyxx") -> ev.IntakeStoryEvent:
-    return ev.IntakeStoryEvent.build(
-        ev.IntakeStory(
-            external_id=f"e-{uuid.uuid4().hex[:6]}", unit=unit, title="县区报送的稿件",
-            body="正文" * 40, category="校园动态", event_date=date(2026, 11, 18), author="portal",
-        ),
-        producer="portal", county=county,
-    )  # fmt: skip
-
-
-def intake_opinion(county: str = "dh") -> ev.IntakeOpinionEvent:
-    return ev.IntakeOpinionEvent.build(
-        ev.IntakeOpinion(
-            item_id=f"i-{uuid.uuid4().hex[:6]}", source="forum", school="dh-dyxx",
-            text="食堂饭菜变质", published_at=NOW,
-        ),
-        producer="feed", county=county,
-    )  # fmt: skip
-
-
-BUILDERS: dict[str, Callable[[], ev.Envelope]] = {
-    tp.STORY_SUBMITTED.name: submitted,
-    tp.STORY_REVIEWED.name: reviewed,
-    tp.STORY_PUBLISHED.name: published,
-    tp.OPINION_FLAGGED.name: flagged,
-    tp.MEDIA_STORED.name: media,
-    tp.INTAKE_STORIES.name: intake_story,
-    tp.INTAKE_OPINIONS.name: intake_opinion,
-}
 TOPICS = {topic.name: topic for topic in tp.ALL}
 
 
@@ -163,7 +76,7 @@ class Wired:
         rightful writer)."""
         if isinstance(event, bytes):
             value, key = event, b"k"
-            signer = signer or rightful_writer(topic, intake_story())
+            signer = signer or rightful_writer(topic, event_of(tp.INTAKE_STORIES))
         else:
             value, key = event.model_dump_json().encode(), topic.key(event)
             signer = signer or rightful_writer(topic, event)
@@ -284,7 +197,7 @@ async def test_each_topic_reaches_its_handler_as_the_parsed_event(
     wire: Callable[..., Wired], service: str, topic: str
 ) -> None:
     wired = wire(service)
-    event = BUILDERS[topic]()
+    event = event_of(TOPICS[topic])
     await wired.send(TOPICS[topic], event)
     [(name, received)] = wired.calls
     assert name == TARGETS[(service, topic)][1]
@@ -315,7 +228,7 @@ async def test_a_record_from_a_writer_who_may_not_write_it_is_dead_lettered_unre
     wire: Callable[..., Wired], service: str, topic: tp.Topic, signer: str
 ) -> None:
     wired = wire(service)
-    await wired.send(topic, BUILDERS[topic.name](), signer=signer)
+    await wired.send(topic, event_of(topic), signer=signer)
     assert wired.calls == []
     assert wired.dead_letters.kinds == ["unauthorised"]
     assert f"{signer!r} may not write {topic.name}" in wired.dead_letters.written[0]["reason"]
@@ -328,7 +241,7 @@ async def test_a_county_writes_only_its_own_countys_intake(
     wire: Callable[..., Wired], service: str, topic: tp.Topic
 ) -> None:
     wired = wire(service)
-    other_county = BUILDERS[topic.name]().model_copy(update={"county": "xs"})
+    other_county = event_of(topic).model_copy(update={"county": "xs"})
     await wired.send(topic, other_county, signer="county-dh")
     assert wired.calls == []
     [letter] = wired.dead_letters.written
@@ -352,7 +265,7 @@ async def test_bytes_that_are_not_the_topics_event_are_dead_lettered_as_invalid(
 
 async def test_an_unsigned_record_is_dead_lettered_unread(wire: Callable[..., Wired]) -> None:
     wired = wire("scoring")
-    event = reviewed()
+    event = event_of(tp.STORY_REVIEWED)
     value = event.model_dump_json().encode()
     async with TestKafkaBroker(wired.runtime.bus.broker) as broker:
         await broker.publish(value, tp.STORY_REVIEWED.name, key=b"s-1")
@@ -377,7 +290,7 @@ async def test_a_business_refusal_is_dead_lettered_at_once_as_rejected(
     # each refusal names the story's problem in its detail, which the dead letter keeps
     exception = refusal("不能受理") if error == "StoryNotFound" else refusal("不能受理", "不能受理")
     wired = wire(service, failures={function: [exception]})
-    await wired.send(topic, BUILDERS[topic.name]())
+    await wired.send(topic, event_of(topic))
     assert len(wired.calls) == 1  # no retry: it could never be applied
     [letter] = wired.dead_letters.written
     assert (letter["kind"], letter["county"]) == ("rejected", "dh")
@@ -390,7 +303,7 @@ async def test_a_permanent_error_of_a_handler_is_dead_lettered_at_once(
     from shared.kafka import PermanentError
 
     wired = wire("review", failures={"open_case": [PermanentError("unknown unit 'x'")]})
-    await wired.send(tp.STORY_SUBMITTED, submitted())
+    await wired.send(tp.STORY_SUBMITTED, event_of(tp.STORY_SUBMITTED))
     assert len(wired.calls) == 1
     assert wired.dead_letters.kinds == ["rejected"]
 
@@ -400,7 +313,7 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_after_its_retries(
 ) -> None:
     failures = [RuntimeError(f"bug {n}") for n in range(5)]
     wired = wire("sentiment", failures={"screen_story": failures})
-    await wired.send(tp.STORY_SUBMITTED, submitted())
+    await wired.send(tp.STORY_SUBMITTED, event_of(tp.STORY_SUBMITTED))
     assert len(wired.calls) == 3  # the first try and kafka_handler_retries=2
     [letter] = wired.dead_letters.written
     assert letter["kind"] == "handler_error"
@@ -426,7 +339,7 @@ async def test_a_failure_that_passes_is_applied_without_a_dead_letter(
     retries: int,
 ) -> None:
     wired = wire(service, failures={function: [failure]}, retries=retries)
-    await wired.send(topic, BUILDERS[topic.name]())
+    await wired.send(topic, event_of(topic))
     assert len(wired.calls) == 2 and wired.dead_letters.written == []
 
 
@@ -435,7 +348,7 @@ async def test_a_batch_is_handed_over_whole_and_its_refused_records_left_out(
     wire: Callable[..., Wired],
 ) -> None:
     wired = wire("scoring")
-    events = [submitted(), submitted(), submitted()]
+    events = [event_of(tp.STORY_SUBMITTED) for _ in range(3)]
     await wired.send_batch(tp.STORY_SUBMITTED, events, signers=[None, "review", None])
     [(_, handed)] = wired.calls
     assert [e.event_id for e in handed] == [events[0].event_id, events[2].event_id]
@@ -446,7 +359,7 @@ async def test_a_failing_batch_is_applied_one_at_a_time_so_only_the_culprit_is_d
     wire: Callable[..., Wired], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     wired = wire("scoring")
-    events = [submitted(), submitted(), submitted()]
+    events = [event_of(tp.STORY_SUBMITTED) for _ in range(3)]
     culprit = events[1].event_id
     seen: list[list[uuid.UUID]] = []
 

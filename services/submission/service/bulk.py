@@ -27,9 +27,8 @@ from services.submission.service.projections import (
 from services.submission.service.stories import MEDIA, STORIES, CheckedContent, new_story
 from services.submission.service.submitting import (
     Source,
+    Submission,
     quality_flags,
-    submission_change,
-    version_document,
 )
 from shared import events as ev
 from shared.mongo import insert_new
@@ -77,16 +76,9 @@ def story_documents(
     flags = quality_flags(
         content=past.content, rules=rules, now=filed, copy_flag=None, republication=None
     )
-    version = version_document(
-        story=story, version=1, checked=checked, flags=flags, actor=past.author, now=filed
-    )
-    _apply_change(
-        story,
-        submission_change(
-            story=story, version=1, content=past.content, flags=flags, actor=past.author,
-            now=filed,
-        ),
-    )  # fmt: skip
+    submission = Submission(story, 1, checked, flags, past.author, filed)
+    version = submission.version_document()
+    _apply_change(story, submission.story_change())
     effects = [review_effect(review) for review in past.reviews]
     effects += [publication_effect(published) for published in past.publications]
     for effect in sorted(effects, key=lambda each: each.entry["at"]):

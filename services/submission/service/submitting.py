@@ -4,6 +4,7 @@ with the outbox row in one transaction."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -89,16 +90,13 @@ async def submit_version(
     version = story["version"] + 1
     text = TextPrint.of(content.body, copies.normaliser_for(runtime.org))
     flags, match = await assess(runtime=runtime, story=story, checked=checked, text=text, now=now)
-    version_doc = version_document(
-        story=story, version=version, checked=checked, flags=flags, actor=actor, now=now
-    )
+    submission = Submission(story, version, checked, flags, actor, now)
+    version_doc = submission.version_document()
     event = submitted_event(
         story=story, version_doc=version_doc, content=content, flags=flags, source=source,
         correlation_id=correlation_id,
     )  # fmt: skip
-    change = submission_change(
-        story=story, version=version, content=content, flags=flags, actor=actor, now=now
-    )
+    change = submission.story_change()
     old_status = story["status"]
 
     async def write(session: AsyncClientSession) -> dict[str, Any]:
@@ -118,11 +116,11 @@ async def submit_version(
             )
         await count_change(db, story, old_status, StoryStatus.SUBMITTED.value, session=session)
         await db[copies.VERSIONS].insert_one(version_doc, session=session)
-        await copies.record_fingerprint(
-            db, text=text, story_id=story["_id"], version=version, unit=story["unit"],
+        fingerprint = copies.fingerprint_doc(
+            text=text, story_id=story["_id"], version=version, unit=story["unit"],
             submitted_at=now, first_submitted_at=change["$set"]["first_submitted_at"],
-            session=session,
         )  # fmt: skip
+        await copies.record_fingerprint(db, fingerprint, session=session)
         await runtime.emit(tp.STORY_SUBMITTED, event, session=session)
         return stored
 
@@ -178,28 +176,55 @@ def quality_flags(
     )  # fmt: skip
 
 
-def version_document(
-    *,
-    story: dict[str, Any],
-    version: int,
-    checked: CheckedContent,
-    flags: QualityFlags,
-    actor: str,
-    now: datetime,
-) -> dict[str, Any]:
-    """One submitted version as stored: frozen, never changed."""
-    kinds = [m["kind"] for m in checked.media]
-    return {
-        "_id": f"{story['_id']}:{version}",
-        "story_id": story["_id"],
-        "version": version,
-        **checked.content.model_dump(mode="json"),
-        "submitted_at": now,
-        "submitted_by": actor,
-        "photo_count": kinds.count(ev.MediaKind.PHOTO.value),
-        "video_count": kinds.count(ev.MediaKind.VIDEO.value),
-        "flags": flags.model_dump(),
-    }
+@dataclass(frozen=True)
+class Submission:
+    """One version being submitted: its story, number, checked content and flags, who
+    submitted it and when; what is stored for it follows from these."""
+
+    story: dict[str, Any]
+    version: int
+    checked: CheckedContent
+    flags: QualityFlags
+    actor: str
+    now: datetime
+
+    def version_document(self) -> dict[str, Any]:
+        """The version as stored: frozen, never changed."""
+        story, version, now = self.story, self.version, self.now
+        kinds = [m["kind"] for m in self.checked.media]
+        return {
+            "_id": f"{story['_id']}:{version}",
+            "story_id": story["_id"],
+            "version": version,
+            **self.checked.content.model_dump(mode="json"),
+            "submitted_at": now,
+            "submitted_by": self.actor,
+            "photo_count": kinds.count(ev.MediaKind.PHOTO.value),
+            "video_count": kinds.count(ev.MediaKind.VIDEO.value),
+            "flags": self.flags.model_dump(),
+        }
+
+    def story_change(self) -> dict[str, Any]:
+        """The story's update: submitted, with the version's flags and a history entry."""
+        content, flags, version, now = self.checked.content, self.flags, self.version, self.now
+        entry = {"at": now, "action": "submitted", "version": version, "actor": self.actor}
+        return {
+            "$set": {
+                "status": StoryStatus.SUBMITTED.value,
+                "review_level": None,
+                "status_comment": None,
+                "version": version,
+                "draft": content.model_dump(mode="json"),
+                search.FIELD: search.story_grams(content.title, content.body),
+                "flags": flags.model_dump(),
+                # a scalar beside the flag, so the flagged stories are an index range
+                "copy_flagged": flags.possible_copy is not None,
+                "submitted_at": now,
+                "first_submitted_at": self.story.get("first_submitted_at") or now,
+                "updated_at": now,
+            },
+            "$push": {"history": entry, "content_hashes": content_hash(content)},
+        }
 
 
 def submitted_event(
@@ -232,38 +257,6 @@ def submitted_event(
         producer=SERVICE, county=unit_path.county, unit=unit_path.unit,
         correlation_id=correlation_id,
     )  # fmt: skip
-
-
-def submission_change(
-    *,
-    story: dict[str, Any],
-    version: int,
-    content: StoryContent,
-    flags: QualityFlags,
-    actor: str,
-    now: datetime,
-) -> dict[str, Any]:
-    """The story's update: submitted, with the version's flags and a history entry."""
-    return {
-        "$set": {
-            "status": StoryStatus.SUBMITTED.value,
-            "review_level": None,
-            "status_comment": None,
-            "version": version,
-            "draft": content.model_dump(mode="json"),
-            search.FIELD: search.story_grams(content.title, content.body),
-            "flags": flags.model_dump(),
-            # a scalar beside the flag, so the flagged stories are an index range
-            "copy_flagged": flags.possible_copy is not None,
-            "submitted_at": now,
-            "first_submitted_at": story.get("first_submitted_at") or now,
-            "updated_at": now,
-        },
-        "$push": {
-            "history": {"at": now, "action": "submitted", "version": version, "actor": actor},
-            "content_hashes": content_hash(content),
-        },
-    }
 
 
 def count_flags(
