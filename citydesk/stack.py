@@ -16,6 +16,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -141,19 +142,34 @@ def stop_group(pid: int, sig: int = signal.SIGTERM, timeout: float = 15.0) -> No
         os.killpg(pid, signal.SIGKILL)
 
 
-def free_port() -> int:
+# Ports are chosen below the kernel's ephemeral range (32768-60999 on Linux): a port the
+# kernel handed out for a moment (bind to 0) can be given to any outgoing connection before
+# the server binds it, which once left SeaweedFS unable to listen; one chosen below that
+# range is never handed out that way
+_CHOSEN_FROM = range(20_000, 32_768)
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    return free_ports(1)[0]
 
 
 def free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports (all held open until every one is chosen)."""
-    with contextlib.ExitStack() as held:
-        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
+    """Distinct loopback ports that are free now, from outside the ephemeral range."""
+    chosen: list[int] = []
+    while len(chosen) < count:
+        port = random.choice(_CHOSEN_FROM)
+        if port not in chosen and _bindable(port):
+            chosen.append(port)
+    return chosen
 
 
 def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
