@@ -147,6 +147,7 @@ def stop_group(pid: int, sig: int = signal.SIGTERM, timeout: float = 15.0) -> No
 # the server binds it, which once left SeaweedFS unable to listen; one chosen below that
 # range is never handed out that way
 _CHOSEN_FROM = range(20_000, 32_768)
+_PICK = random.SystemRandom()  # not the module's generator, which a test or bench may seed
 
 
 def _bindable(port: int) -> bool:
@@ -166,7 +167,7 @@ def free_ports(count: int) -> list[int]:
     """Distinct loopback ports that are free now, from outside the ephemeral range."""
     chosen: list[int] = []
     while len(chosen) < count:
-        port = random.choice(_CHOSEN_FROM)
+        port = _PICK.choice(_CHOSEN_FROM)
         if port not in chosen and _bindable(port):
             chosen.append(port)
     return chosen
