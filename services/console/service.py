@@ -266,8 +266,11 @@ async def count_of_stories(*, upstreams: Upstreams, token: str, status: str) -> 
 async def ranking(
     *, upstreams: Upstreams, token: str, period: str, scope: str, county: str | None
 ) -> dict[str, Any]:
-    """The ranking of schools or counties for a period, with zero-submission and veto flags."""
-    params = {"period": period, "scope": scope, "county": county}
+    """The ranking of schools or counties for a period, with zero-submission and veto flags,
+    and the quota lines short of their targets when it lists a county's schools or the
+    counties (city-wide, a year holds tens of thousands: the bulletin carries those)."""
+    lines = "true" if county or scope != "schools" else "false"
+    params = {"period": period, "scope": scope, "county": county, "shortfalls": lines}
     return await upstreams.json("scoring", "GET", "/rankings", token=token, params=params)
 
 

@@ -14,6 +14,7 @@ from services.scoring.models import CampaignCreate, RulesUpdate, RuleVersion
 from services.scoring.periods import Calendar, Period, PeriodError, parse_period
 from services.scoring.settings import ScoringSettings, scoring_settings
 from shared.auth import CityAdmin, CurrentPrincipal, Principal, require_scope
+from shared.http import JSONAnswer
 from shared.orgtree import OrgTree, Unit
 from shared.refusals import Refusal
 from shared.runtime import ServiceRuntime, runtime_of
@@ -172,7 +173,7 @@ Selected = Annotated[Selection, Depends(_selection)]
 
 
 async def _visible_ranking(
-    selected: Selection, period: str
+    selected: Selection, period: str, *, shortfall_lines: bool = True
 ) -> tuple[dict[str, Any], Period, Calendar]:
     runtime, principal, county = selected.runtime, selected.principal, selected.county
     chosen = _scope(runtime.org, selected.scope, county)
@@ -181,17 +182,25 @@ async def _visible_ranking(
     parsed = _period(period, calendar)
     ranking = await rankings.ranking(
         db=runtime.db, org=runtime.org, period=parsed, scope=chosen, county=county,
-        calendar=calendar,
+        calendar=calendar, shortfall_lines=shortfall_lines,
     )  # fmt: skip
     return visibility.redact_ranking(ranking, principal, runtime.org), parsed, calendar
 
 
-@router.get("/rankings", tags=["rankings"])
-async def get_ranking(period: PeriodQuery, selected: Selected) -> dict[str, Any]:
-    """The ranking of schools (city-wide or in one county) or of counties. A veto's cause
-    shows only for units in the caller's scope."""
-    ranking, _, _ = await _visible_ranking(selected, period)
-    return ranking
+@router.get("/rankings", tags=["rankings"], response_class=JSONAnswer)
+async def get_ranking(
+    period: PeriodQuery,
+    selected: Selected,
+    shortfalls: Annotated[
+        bool,
+        Query(description="also list every quota line short of its target (任务缺口)"),
+    ] = False,
+) -> JSONAnswer:
+    """The ranking of schools (city-wide or in one county) or of counties, each row with
+    its quota shortfall and deduction. A veto's cause shows only for units in the
+    caller's scope."""
+    ranking, _, _ = await _visible_ranking(selected, period, shortfall_lines=shortfalls)
+    return JSONAnswer(ranking)
 
 
 @router.get("/veto-candidates", tags=["rankings"])

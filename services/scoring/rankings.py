@@ -137,13 +137,13 @@ async def members_from_summaries(
 
 
 def row_of(
-    member: Member, lines: list[QuotaLine], veto: dict[str, Any] | None, active: bool
+    member: Member, short: tuple[int, float], veto: dict[str, Any] | None, active: bool
 ) -> dict[str, Any]:
-    """A unit's line of the ranking: its figures, deductions and flags."""
+    """A unit's line of the ranking: its figures, quota shortfall and deduction, flags."""
     unit = member.unit
     counters = dict(zip(COUNTERS, map(int, member.values[_COUNTERS_AT]), strict=True))
     submitted, adopted = counters["submitted"], counters["adopted"]
-    deductions = round(sum(line["deduction"] for line in lines), 2) if lines else 0.0
+    shortfall, deductions = short
     ledger_points = round(member.values[0], 2)
     zero = active and submitted == 0
     return {
@@ -156,12 +156,21 @@ def row_of(
         "quota_deductions": deductions,
         **counters,
         "adoption_rate": round(adopted / submitted, 4) if submitted else 0.0,
-        "quota_short": sum(line["shortfall"] for line in lines) if lines else 0,
+        "quota_short": shortfall,
         "active": active,
         "zero_submissions": zero,
         "veto": veto,
         "eligible": active and not zero and veto is None,
     }
+
+
+def short_of(lines: Sequence[QuotaLine]) -> tuple[int, float]:
+    """The shortfall and deduction of a unit's quota lines (as ``QuotaTable.totals``)."""
+    if not lines:
+        return 0, 0.0
+    return sum(line["shortfall"] for line in lines), round(
+        sum(line["deduction"] for line in lines), 2
+    )
 
 
 _ADOPTED_BY_LEVEL = tuple(f"adopted_{level}" for level in LEVEL_ORDER)
@@ -219,9 +228,12 @@ async def ranking(
     calendar: Calendar | None = None,
     now: datetime | None = None,
     use_summaries: bool = True,
+    shortfall_lines: bool = True,
 ) -> dict[str, Any]:
-    """The ranking of ``scope`` for ``period`` with flags, quota lines and award ranks
-    (from the period summaries unless ``use_summaries`` is off: then from the months)."""
+    """The ranking of ``scope`` for ``period`` with flags, quota shortfalls and award
+    ranks (from the period summaries unless ``use_summaries`` is off: then from the
+    months). With ``shortfall_lines`` it also lists every quota line short of its target
+    (``quota_shortfalls``: the 任务缺口 sheet; tens of thousands for a city's year)."""
     calendar = calendar or await calendar_for(db=db, now=now)
     units = scope_units(org, scope, county)
     months = period.months()
@@ -233,17 +245,15 @@ async def ranking(
         loading, rule_book(db=db), vetoes(db=db, units=[u.code for u in units], period=period)
     )
     quotas = QuotaTable(period=period, book=book, calendar=calendar)
-    rows, shortfalls = [], []
+    rows = []
     active_by_joined: dict[date | None, bool] = {}
-    for member in members:
-        lines = quotas.lines(member, shortfalls_only=True)
-        shortfalls += lines
+    for member, short in zip(members, quotas.totals(members), strict=True):
         joined = member.unit.joined
         if joined not in active_by_joined:
             active_by_joined[joined] = calendar.active(months, joined)
-        rows.append(row_of(member, lines, found.get(member.unit.code), active_by_joined[joined]))
+        rows.append(row_of(member, short, found.get(member.unit.code), active_by_joined[joined]))
     ranked = assign_ranks(rows)
-    return {
+    answer: dict[str, Any] = {
         "period": period.label,
         "scope": scope,
         "county": county,
@@ -253,8 +263,12 @@ async def ranking(
         "note": None if ranked else "本期各单位得分相同，不排名次。",
         "tie_rule": TIE_RULE,
         "rows": rows,
-        "quota_shortfalls": shortfalls,
     }
+    if shortfall_lines:
+        answer["quota_shortfalls"] = [
+            line for member in members for line in quotas.lines(member, shortfalls_only=True)
+        ]
+    return answer
 
 
 def parse_scope(scope: str) -> Scope:

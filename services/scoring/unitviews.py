@@ -8,7 +8,7 @@ from typing import Any
 
 from services.scoring.periods import Calendar, Period
 from services.scoring.quotas import QuotaTable
-from services.scoring.rankings import Member, load_members, row_of
+from services.scoring.rankings import Member, load_members, row_of, short_of
 from services.scoring.service import LEDGER, Db, calendar_for, rule_book
 from services.scoring.vetoes import local_text
 from shared.orgtree import Unit
@@ -53,7 +53,7 @@ async def summary(
     quotas = QuotaTable(period=period, book=await rule_book(db=db), calendar=calendar)
     lines = quotas.lines(member)
     active = calendar.active(period.months(), unit.joined)
-    row = row_of(member, lines, None, active)
+    row = row_of(member, short_of(lines), None, active)
     row.pop("veto")
     row.pop("eligible")
     months = []

@@ -393,7 +393,11 @@ async def test_a_school_without_submissions_is_flagged_and_its_quota_shortfall_d
     bus: Bus,
 ) -> None:
     await bus.send(*(submitted(s.code, "2025-03-15T09:00:00+08:00") for s in ORG.schools("nl")[:5]))
-    ranking = await bus.get("/rankings", period="month:2025-03", scope="schools", county="nl")
+    ranking = await bus.get(
+        "/rankings", period="month:2025-03", scope="schools", county="nl", shortfalls="true"
+    )
+    plain = await bus.get("/rankings", period="month:2025-03", scope="schools", county="nl")
+    assert "quota_shortfalls" not in plain and plain["rows"] == ranking["rows"]
     silent = row_of(ranking, "nl-zyzx")
     assert silent["zero_submissions"] is True
     assert silent["eligible"] is False and silent["award_rank"] is None
@@ -405,7 +409,7 @@ async def test_a_school_without_submissions_is_flagged_and_its_quota_shortfall_d
         "school-monthly-story", 1, 0, 1.0,
     )  # fmt: skip
 
-    counties = await bus.get("/rankings", period="year:2025", scope="counties")
+    counties = await bus.get("/rankings", period="year:2025", scope="counties", shortfalls="true")
     nl = row_of(counties, "nl")
     yearly = next(
         q for q in counties["quota_shortfalls"]

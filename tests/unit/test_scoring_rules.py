@@ -5,6 +5,7 @@ bureau's rules say."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
@@ -14,7 +15,7 @@ import pytest
 from services.scoring.models import RuleVersion
 from services.scoring.periods import Calendar, parse_period
 from services.scoring.quotas import QuotaTable
-from services.scoring.rankings import LEVEL_ORDER, Member, assign_ranks
+from services.scoring.rankings import LEVEL_ORDER, Member, assign_ranks, short_of
 from services.scoring.scorers import SCORERS, Scoring
 from services.scoring.service import RuleBook, load_default_rules
 from services.scoring.summaries import Layout
@@ -392,6 +393,31 @@ def test_a_missed_monthly_quota_deducts_its_points() -> None:
     assert [(line["quota"], line["shortfall"], line["deduction"]) for line in lines] == [
         ("school-monthly-story", 1, 1.0)
     ]
+
+
+@pytest.mark.parametrize("label", ["month:2026-10", "quarter:2026-Q3", "half:2026-H2", "year:2026"])
+@pytest.mark.parametrize("go_live", [date(2026, 1, 1), date(2026, 4, 15)])
+def test_the_rankings_quota_totals_are_the_sums_of_the_quota_lines(
+    label: str, go_live: date
+) -> None:
+    """A ranking adds up each unit's shortfall and deduction on all units at once; a
+    unit's own view lists its lines. Both must say the same for every kind of unit."""
+    rng = random.Random(label)
+    period = parse_period(label)
+    layout = Layout(period)
+    calendar = Calendar(go_live=go_live, now=LATE_NOVEMBER)
+    table = QuotaTable(period=period, book=book(), calendar=calendar)
+    units = [*ORG.schools(), *ORG.counties()]
+    members = [
+        Member(
+            u, [rng.choice((0.0, 0.0, 1.0, 2.0, 3.5, 40.0)) for _ in range(layout.width)], layout
+        )
+        for u in units
+    ]
+    totals = table.totals(members)
+    assert any(short for short, _ in totals)  # some quota was missed: the check bites
+    for member, total in zip(members, totals, strict=True):
+        assert total == short_of(table.lines(member)), member.unit.code
 
 
 def row(unit: str, points: float, *, eligible: bool = True, **adopted: int) -> dict[str, Any]:
