@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Request
@@ -150,20 +150,13 @@ async def _file(up: Ups, me: SignedIn, path: str, unit: str) -> Any:
     return await up.send("sentiment", "GET", path, token=me.token, params=params)
 
 
-@router.get("/opinion/briefings/{kind}/{period}.xlsx")
-async def briefing_workbook(
-    me: SignedIn, up: Ups, kind: str, period: str, unit: str = ""
+@router.get("/opinion/briefings/{kind}/{period}.{extension}")
+async def briefing_download(
+    me: SignedIn, up: Ups, kind: str, period: str, extension: Literal["xlsx", "pdf"], unit: str = ""
 ) -> Response:
-    found = await _file(up, me, f"/briefings/{kind}/{quote(period, safe='')}.xlsx", unit)
-    return download(found)
-
-
-@router.get("/opinion/briefings/{kind}/{period}.pdf")
-async def briefing_document(
-    me: SignedIn, up: Ups, kind: str, period: str, unit: str = ""
-) -> Response:
-    found = await _file(up, me, f"/briefings/{kind}/{quote(period, safe='')}.pdf", unit)
-    return download(found)
+    """The briefing's workbook or PDF, as the sentiment service makes it."""
+    path = f"/briefings/{kind}/{quote(period, safe='')}.{extension}"
+    return download(await _file(up, me, path, unit))
 
 
 @router.get("/opinion/briefings/{kind}/{period}/trend.png")
