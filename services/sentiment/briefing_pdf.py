@@ -58,29 +58,28 @@ def register_cjk_font(files: Iterable[str]) -> str:
     """The name of a registered font that draws Chinese: the first of ``files`` reportlab
     can embed (TrueType outlines: WenQuanYi, Droid; the CFF-outlined Noto and Source Han
     CJK are refused and skipped), else the CID font readers carry."""
+    font: TTFont | UnicodeCIDFont | None = None
     for path in files:
         name = "CJK-" + path.rsplit("/", 1)[-1].split(".")[0]
         try:
             # a .ttc holds several faces: the first is the proportional one
             font = TTFont(name, path, subfontIndex=0)
+            break
         except Exception as exc:  # any unreadable font file: try the next, never fail the PDF
             log.info("font %s not usable for the PDF: %s", path, exc)
-            continue
-        pdfmetrics.registerFont(font)
-        return name
-    pdfmetrics.registerFont(UnicodeCIDFont(FALLBACK_FONT))
-    return FALLBACK_FONT
+    font = font or UnicodeCIDFont(FALLBACK_FONT)
+    pdfmetrics.registerFont(font)
+    # one face only: bold and italic mark-up fall back to it instead of failing
+    for bold in (0, 1):
+        for italic in (0, 1):
+            addMapping(font.fontName, bold, italic, font.fontName)
+    return str(font.fontName)
 
 
 @functools.cache
 def pdf_font() -> str:
     """The font of every PDF, registered once per process (loading the TTC takes ~0.2 s)."""
-    name = register_cjk_font(cjk_font_files())
-    # one face only: bold and italic mark-up fall back to it instead of failing
-    for bold in (0, 1):
-        for italic in (0, 1):
-            addMapping(name, bold, italic, name)
-    return name
+    return register_cjk_font(cjk_font_files())
 
 
 def _styles(font: str) -> dict[str, ParagraphStyle]:
@@ -333,8 +332,9 @@ def _numbered_canvas(briefing: Briefing, font: str) -> type[Canvas]:
     return NumberedCanvas
 
 
-def briefing_pdf(briefing: Briefing) -> bytes:
-    font = pdf_font()
+def briefing_pdf(briefing: Briefing, *, font: str | None = None) -> bytes:
+    """The PDF, drawn with ``font`` (a registered font's name), by default the system's."""
+    font = font or pdf_font()
     styles = _styles(font)
     out = io.BytesIO()
     document = SimpleDocTemplate(

@@ -109,7 +109,16 @@ def test_an_ended_period_says_nothing_of_being_unfinished() -> None:
 
 
 @pytest.mark.skipif(not cjk_font_files(), reason="no CJK font installed on this machine")
-def test_the_system_font_is_embedded_and_the_fallback_still_draws_chinese() -> None:
-    name = briefing_pdf.pdf_font()
-    assert name != briefing_pdf.FALLBACK_FONT  # wqy-zenhei is TrueType: embedded
-    assert briefing_pdf.register_cjk_font(["/nonexistent/font.ttc"]) == "STSong-Light"
+def test_the_system_font_is_embedded() -> None:
+    assert briefing_pdf.pdf_font() != briefing_pdf.FALLBACK_FONT  # wqy-zenhei is TrueType
+    content = briefing_pdf.briefing_pdf(briefing(ended=True))
+    assert b"/FontFile2" in content and b"/ToUnicode" in content  # a subset, mapped back
+
+
+def test_with_no_usable_font_the_fallback_still_draws_chinese() -> None:
+    fallback = briefing_pdf.register_cjk_font(["/nonexistent/font.ttc"])
+    assert fallback == "STSong-Light"
+    content = briefing_pdf.briefing_pdf(briefing(ended=False), font=fallback)
+    assert b"/FontFile2" not in content  # nothing embedded: the reader's own font
+    whole = "".join("".join(text_of(content)[0]).split())
+    assert "北川县教育舆情周报" in whole and "本期尚未结束" in whole and "食品安全" in whole
