@@ -265,7 +265,7 @@ def _incident_table(lines: list[IncidentLine], styles: dict[str, ParagraphStyle]
         rows.append([line.unit, line.topic, line.severity, str(line.item_count),
                      local_text(line.first_item_at), state,
                      Paragraph(handling, styles["cell"])])  # fmt: skip
-    widths = [0.17, 0.1, 0.1, 0.06, 0.13, 0.13, 0.31]
+    widths = [0.15, 0.1, 0.1, 0.06, 0.12, 0.12, 0.35]
     return _table(rows, [WIDTH * w for w in widths], styles, numeric=(3,))
 
 
