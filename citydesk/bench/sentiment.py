@@ -13,8 +13,8 @@ same run.
 * latency from an item entering ``intake.opinions`` to its ``opinion.flagged`` alert,
   p50/p99, at a sustained offered rate; each probe is a complaint that opens a new
   incident (a new school and topic), among ordinary items;
-* the running month's city briefing over all those items: JSON and XLSX, beside the raw
-  read of the month's items from MongoDB.
+* the running month's city briefing over all those items: JSON, XLSX and PDF, beside the
+  raw read of the month's items from MongoDB.
 
     python -m citydesk.bench.sentiment     # starts a local stack on free ports, prints JSON
 """
@@ -238,7 +238,7 @@ async def latency(settings: Settings, items: list[dict[str, Any]]) -> dict[str, 
 
 async def briefing_times(settings: Settings, url: str, database: str) -> dict[str, Any]:
     """The running month's city briefing over everything stored (the backlog and the
-    sustained traffic): JSON (median of three) and the XLSX workbook with its chart, beside
+    sustained traffic): JSON (median of three), the XLSX workbook and the PDF, beside
     the raw read of the month's items (topic and verdict of each) from MongoDB."""
     token = mint_token(settings, sub="bench", unit="jc", roles=[Role.OPINION_OFFICER])
     period = f"{local_now():%Y-%m}"
@@ -264,6 +264,10 @@ async def briefing_times(settings: Settings, url: str, database: str) -> dict[st
         workbook = await http.get(f"/briefings/monthly/{period}.xlsx")
         workbook.raise_for_status()
         xlsx_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        document = await http.get(f"/briefings/monthly/{period}.pdf")
+        document.raise_for_status()
+        pdf_seconds = time.perf_counter() - started
     json_seconds = sorted(runs)[1]
     return {
         "items_in_month": len(read),
@@ -271,6 +275,8 @@ async def briefing_times(settings: Settings, url: str, database: str) -> dict[st
         "raw_read_ms": round(raw_seconds * 1000),
         "json_ms": round(json_seconds * 1000),
         "xlsx_ms": round(xlsx_seconds * 1000),
+        "pdf_ms": round(pdf_seconds * 1000),
+        "pdf_bytes": len(document.content),
         "json_ratio_to_raw_read": round(json_seconds / raw_seconds, 2) if raw_seconds else None,
     }
 

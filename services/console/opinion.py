@@ -1,13 +1,13 @@
 """The opinion officer's pages beside the alerts: every item in scope with filters, the
 link to the original, the model's reasons and a one-click correction; the daily, weekly
-and monthly briefings as a printable page with the trend chart and the workbook to
-download. Each page calls the sentiment service with the person's own token."""
+and monthly briefings as a printable page with the trend chart, and the workbook and the
+PDF to download. Each page calls the sentiment service with the person's own token."""
 
 from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Request
@@ -124,7 +124,8 @@ def recent_periods(kind: str, today: date) -> dict[str, str]:
 async def briefing_page(
     request: Request, me: SignedIn, up: Ups, kind: str = "weekly", period: str = "", unit: str = ""
 ) -> HTMLResponse:
-    """A briefing for the city or a county, printable, with the chart and the workbook."""
+    """A briefing for the city or a county, printable, with the chart, the workbook and
+    the PDF."""
     kind = kind if kind in KINDS else "weekly"
     periods = recent_periods(kind, today_in_shanghai())
     if not _fits(kind, period):  # empty, or left over from another kind of briefing
@@ -140,6 +141,7 @@ async def briefing_page(
         request, me, "opinion_briefing.html", briefing=briefing, kinds=KINDS, kind=kind,
         periods=periods, period=period, unit=unit, counties=counties,
         chart=f"{files}/trend.png{suffix}", workbook=f"{files}.xlsx{suffix}",
+        document=f"{files}.pdf{suffix}",
     )  # fmt: skip
 
 
@@ -148,12 +150,13 @@ async def _file(up: Ups, me: SignedIn, path: str, unit: str) -> Any:
     return await up.send("sentiment", "GET", path, token=me.token, params=params)
 
 
-@router.get("/opinion/briefings/{kind}/{period}.xlsx")
-async def briefing_workbook(
-    me: SignedIn, up: Ups, kind: str, period: str, unit: str = ""
+@router.get("/opinion/briefings/{kind}/{period}.{extension}")
+async def briefing_download(
+    me: SignedIn, up: Ups, kind: str, period: str, extension: Literal["xlsx", "pdf"], unit: str = ""
 ) -> Response:
-    found = await _file(up, me, f"/briefings/{kind}/{quote(period, safe='')}.xlsx", unit)
-    return download(found)
+    """The briefing's workbook or PDF, as the sentiment service makes it."""
+    path = f"/briefings/{kind}/{quote(period, safe='')}.{extension}"
+    return download(await _file(up, me, path, unit))
 
 
 @router.get("/opinion/briefings/{kind}/{period}/trend.png")

@@ -35,7 +35,7 @@ from shared.refusals import Refusal
 router = APIRouter()
 router.include_router(items.router)  # GET /items, POST /items/{key}/correction
 router.include_router(push_api.router)  # /push/recipients, /push/deliveries
-router.include_router(briefing_api.router)  # /briefings/{kind}/{period}[.xlsx|/trend.png]
+router.include_router(briefing_api.router)  # /briefings/{kind}/{period}[.xlsx|.pdf|/trend.png]
 
 
 def _sentiment(request: Request) -> Sentiment:

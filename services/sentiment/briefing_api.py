@@ -1,5 +1,5 @@
-"""HTTP routes of the briefings: JSON, the XLSX workbook and the trend chart (PNG) of a
-daily, weekly or monthly briefing for the city or a county."""
+"""HTTP routes of the briefings: JSON, the XLSX workbook, the printable PDF and the trend
+chart (PNG) of a daily, weekly or monthly briefing for the city or a county."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from services.sentiment.briefing_files import briefing_xlsx, trend_png
+from services.sentiment.briefing_pdf import briefing_pdf
 from services.sentiment.briefings import Briefing, briefing_scope, build_briefing
 from services.sentiment.periods import Period
 from services.sentiment.runtime import Sentiment
@@ -30,6 +31,13 @@ async def _briefing(
     return await build_briefing(runtime=sentiment, scope=scope, period=Period.parse(kind, period))
 
 
+def _attachment(briefing: Briefing, extension: str) -> dict[str, str]:
+    """A download named in Chinese (北川县教育舆情周报-2026-W48.pdf), ASCII for old clients."""
+    name = quote(f"{briefing.title}-{briefing.period}.{extension}")
+    plain = f"briefing-{briefing.period}.{extension}"
+    return {"content-disposition": f"attachment; filename={plain}; filename*=UTF-8''{name}"}
+
+
 @router.get("/briefings/{kind}/{period}.xlsx", response_class=Response)
 async def briefing_workbook(
     request: Request, principal: CurrentPrincipal, kind: str, period: str, unit: Unit = None
@@ -38,9 +46,18 @@ async def briefing_workbook(
     incidents with their handling, the items that matter most."""
     briefing = await _briefing(request, principal, kind, period, unit)
     content = await asyncio.to_thread(briefing_xlsx, briefing)
-    name = quote(f"{briefing.title}-{briefing.period}.xlsx")
-    disposition = f"attachment; filename=briefing-{briefing.period}.xlsx; filename*=UTF-8''{name}"
-    return Response(content, media_type=XLSX, headers={"content-disposition": disposition})
+    return Response(content, media_type=XLSX, headers=_attachment(briefing, "xlsx"))
+
+
+@router.get("/briefings/{kind}/{period}.pdf", response_class=Response)
+async def briefing_document(
+    request: Request, principal: CurrentPrincipal, kind: str, period: str, unit: Unit = None
+) -> Response:
+    """The briefing as a printable A4 PDF: covering text, the trend chart, the tables of
+    topics, incidents with their handling and the items that matter most."""
+    briefing = await _briefing(request, principal, kind, period, unit)
+    content = await asyncio.to_thread(briefing_pdf, briefing)
+    return Response(content, media_type="application/pdf", headers=_attachment(briefing, "pdf"))
 
 
 @router.get("/briefings/{kind}/{period}/trend.png", response_class=Response)

@@ -20,16 +20,27 @@ CJK_FILES = ("wqy", "notosanscjk", "sourcehansans", "droidsansfallback")
 
 
 @functools.cache
+def cjk_font_files() -> tuple[str, ...]:
+    """The system's CJK font files (the chart and the PDF draw their Chinese with them)."""
+    from matplotlib import font_manager
+
+    return tuple(
+        path
+        for path in sorted(font_manager.findSystemFonts())
+        if any(name in path.lower().replace("-", "") for name in CJK_FILES)
+    )
+
+
+@functools.cache
 def _font_families() -> tuple[str, ...]:
     """The system's CJK fonts, added to matplotlib (its font cache may predate them, and
     then every Chinese label is a box), then its own font for digits."""
     from matplotlib import font_manager
 
     families: list[str] = []
-    for path in sorted(font_manager.findSystemFonts()):
-        if any(name in path.lower().replace("-", "") for name in CJK_FILES):
-            font_manager.fontManager.addfont(path)
-            families.append(font_manager.FontProperties(fname=path).get_name())
+    for path in cjk_font_files():
+        font_manager.fontManager.addfont(path)
+        families.append(font_manager.FontProperties(fname=path).get_name())
     return (*dict.fromkeys(families), "DejaVu Sans")
 
 
@@ -63,7 +74,7 @@ def trend_png(briefing: Briefing) -> bytes:
     return out.getvalue()
 
 
-def _change(now: int, before: int) -> str:
+def change_text(now: int, before: int) -> str:
     if before == 0:
         return "—" if now == 0 else "新增"
     return f"{(now - before) / before:+.0%}"
@@ -109,9 +120,9 @@ def _summary(summary: Worksheet, briefing: Briefing) -> None:
     _header(summary, "项目", "本期", briefing.previous_label, "变化")
     totals = briefing.totals
     summary.append(["信息总量", totals.total, totals.previous_total,
-                    _change(totals.total, totals.previous_total)])  # fmt: skip
+                    change_text(totals.total, totals.previous_total)])  # fmt: skip
     summary.append(["负面信息", totals.negative, totals.previous_negative,
-                    _change(totals.negative, totals.previous_negative)])  # fmt: skip
+                    change_text(totals.negative, totals.previous_negative)])  # fmt: skip
     summary.append(["新增舆情事件", len(briefing.new_incidents)])
     summary.append(["升级舆情事件", len(briefing.escalated_incidents)])
     summary.append(["办结舆情事件", len(briefing.closed_incidents)])

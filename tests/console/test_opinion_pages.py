@@ -1,7 +1,7 @@
 """The opinion officer's item list and briefings in a real headless browser, over the
 sentiment service and the console as processes: every item with its link and reasons,
 the filters, a one-click correction that the service stores, a weekly briefing with its
-chart and workbook, all on a 390 px phone, in Chinese, with no inline script."""
+chart, workbook and PDF, all on a 390 px phone, in Chinese, with no inline script."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 import pytest_asyncio
 from openpyxl import load_workbook
 from playwright.async_api import Browser, Page, expect
+from pypdf import PdfReader
 
 from citydesk.processes import ServiceProcesses
 from citydesk.stack import free_port
@@ -147,4 +148,11 @@ async def test_an_officer_reads_every_item_corrects_one_and_prints_the_week(
     download = await downloading.value
     book = load_workbook(io.BytesIO((await download.path()).read_bytes()))
     assert book.sheetnames[0] == "概况" and len(book["概况"]._images) == 1
+    async with page.expect_download() as downloading:
+        await page.get_by_role("link", name="下载 PDF").click()
+    document = await downloading.value
+    assert document.suggested_filename.endswith(".pdf")
+    reader = PdfReader(io.BytesIO((await document.path()).read_bytes()))
+    text = "".join("".join(sheet.extract_text() for sheet in reader.pages).split())
+    assert "临江市教育舆情周报" in text and "本期尚未结束" in text and "临江市第一小学" in text
     assert not [text for text in scripts if "Content Security" in text]

@@ -1,13 +1,15 @@
 """Briefings and push alerts over the real local stack: a weekly briefing counted from
-the items and incidents the service stored, as JSON and as a workbook openpyxl opens with
-its trend; e-mail to a real SMTP server (aiosmtpd) that respects quiet hours with the
-clock injected; a 企业微信-format push to a local receiver; a failing 钉钉 robot that
-delays nothing else; several workers sending each push once."""
+the items and incidents the service stored, as JSON, as a workbook openpyxl opens with
+its trend and as a PDF whose Chinese text pypdf reads back; e-mail to a real SMTP server
+(aiosmtpd) that respects quiet hours with the clock injected; a 企业微信-format push to
+a local receiver; a failing 钉钉 robot that delays nothing else; several workers sending
+each push once."""
 
 from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -15,11 +17,13 @@ from datetime import datetime, timedelta
 from email import message_from_bytes
 from email.header import decode_header, make_header
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import pytest_asyncio
 from aiosmtpd.controller import Controller
 from openpyxl import load_workbook
+from pypdf import PdfReader
 
 from citydesk.stack import free_port
 from services.sentiment import notifications
@@ -218,25 +222,58 @@ async def test_a_weekly_briefing_counts_the_week_its_incidents_and_their_handlin
     )
     assert chart.status_code == 200 and chart.content.startswith(b"\x89PNG")
 
+    # the PDF opens with pypdf; its text (the embedded font's ToUnicode map) names the
+    # scope, the school and the topic in Chinese, and the running week says it is running
+    ended = await service.client.get(f"/briefings/weekly/{last_week.code}.pdf", headers=officer)
+    assert ended.status_code == 200 and ended.headers["content-type"] == "application/pdf"
+    disposition = ended.headers["content-disposition"]
+    assert disposition.startswith("attachment;") and f"{last_week.code}.pdf" in disposition
+    assert quote("北川县教育舆情周报") in disposition
+    text, pages = pdf_text(ended.content)
+    for expected in ("北川县教育舆情周报", "北川县教育局", school_name, "食品安全"):
+        assert expected in text, expected
+    assert all(f"第{n}页，共{pages}页" in text for n in range(1, pages + 1))
+    assert "尚未结束" not in text
+    running_pdf = await service.client.get(
+        f"/briefings/weekly/{this_week.code}.pdf", headers=officer
+    )
+    assert running_pdf.status_code == 200
+    text, _ = pdf_text(running_pdf.content)
+    assert "本期尚未结束" in text and "更换供应商" in text  # the closure's handling
+
+
+def pdf_text(content: bytes) -> tuple[str, int]:
+    """The text of every page, without the line breaks wrapping put anywhere in Chinese,
+    and the number of pages."""
+    reader = PdfReader(io.BytesIO(content))
+    text = "".join(page.extract_text() for page in reader.pages)
+    return "".join(text.split()), len(reader.pages)
+
 
 async def test_briefing_scope_and_periods_are_refused_with_a_code(service: RunningService) -> None:
     week = Period.holding("weekly", utcnow()).code
     path = f"/briefings/weekly/{week}"
-    other = await service.client.get(path, params={"unit": "bc"}, headers=auth("dh", OFFICER))
-    assert other.status_code == 403 and other.json()["code"] == "unit_out_of_scope"
+    refusals = []
+    for suffix in ("", ".xlsx", ".pdf"):  # every format refuses alike
+        other = await service.client.get(
+            path + suffix, params={"unit": "bc"}, headers=auth("dh", OFFICER)
+        )
+        assert other.status_code == 403 and other.json()["code"] == "unit_out_of_scope", suffix
+        refusals.append(other.json())
+    assert refusals[0] == refusals[1] == refusals[2]
     school = await service.client.get(path, headers=auth("bc-dyxx", OFFICER))
     assert school.status_code == 422 and school.json()["code"] == "briefing_scope"
     city = await service.client.get(path, params={"unit": "bc"}, headers=auth("jc", OFFICER))
     assert city.status_code == 200 and city.json()["scope_name"] == "北川县教育局"
-    for kind, period, status, code in (
+    for (kind, period, status, code), suffix in itertools.product((
         ("weekly", "2026-W60", 422, "invalid_period"),
         ("monthly", "2026-13", 422, "invalid_period"),
         ("daily", "2026-02-30", 422, "invalid_period"),
         ("yearly", "2026", 404, "unknown_briefing_kind"),
         ("monthly", f"{utcnow().year + 1}-01", 422, "period_not_started"),
-    ):
-        refused = await service.client.get(f"/briefings/{kind}/{period}", headers=ADMIN)
-        assert refused.status_code == status, (kind, period, refused.text)
+    ), ("", ".pdf")):  # fmt: skip
+        refused = await service.client.get(f"/briefings/{kind}/{period}{suffix}", headers=ADMIN)
+        assert refused.status_code == status, (kind, period, suffix, refused.text)
         assert refused.json()["code"] == code and refused.json()["message"]
     correspondent = await service.client.get(path, headers=auth("bc", Role.CORRESPONDENT))
     assert correspondent.status_code == 403
