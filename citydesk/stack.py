@@ -395,7 +395,7 @@ class Stack:
         self._spawn(
             "mongo",
             [
-                _executable("secantusd-py"), "--host", self.config.host,
+                sys.executable, "-m", "citydesk.mongo_server", "--host", self.config.host,
                 "--port", str(self.config.mongo_port), "--storage-path", str(data),
                 "--cache-size", "256M", "--log-level", "WARNING",
             ],
