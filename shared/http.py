@@ -14,11 +14,11 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from datetime import date
 from html import escape
 from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
@@ -244,18 +244,10 @@ def allow_body(app: FastAPI, method: str, path_prefix: str, max_bytes: int | Non
     policy.body_limits[(method.upper(), path_prefix)] = max_bytes
 
 
-def _plain(value: object) -> str:
-    if isinstance(value, date):  # datetimes too: ISO 8601 as FastAPI writes them
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
 class JSONAnswer(JSONResponse):
-    """A large JSON answer written straight with ``json.dumps``: a route that returns a
-    plain dict has FastAPI walk every value with ``jsonable_encoder`` first, which took
-    200-250 ms for a city's ranking of 3,000 rows that ``json.dumps`` writes in 30-50."""
+    """A large JSON answer written straight by ``orjson``: a route that returns a plain
+    dict has FastAPI walk every value with ``jsonable_encoder`` first, which took 200-250
+    ms for a city's ranking of 3,000 rows (1.6 MB) that ``orjson`` writes in a few."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(
-            content, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_plain
-        ).encode("utf-8")
+        return orjson.dumps(content)  # dates and datetimes in ISO 8601, as FastAPI writes them
