@@ -336,7 +336,7 @@ async def ranking_latency(db: Any, org: OrgTree) -> dict[str, Any]:
     }
     for name, (label, scope, county, lines) in cases.items():
         samples = []
-        for _ in range(7):
+        for _ in range(11):
             started = time.perf_counter()
             result = await rankings.ranking(
                 db=db, org=org, period=parse_period(label), scope=scope,  # type: ignore[arg-type]
