@@ -397,7 +397,9 @@ class Stack:
             [
                 sys.executable, "-m", "citydesk.mongo_server", "--host", self.config.host,
                 "--port", str(self.config.mongo_port), "--storage-path", str(data),
-                "--cache-size", "256M", "--log-level", "WARNING",
+                # SecantusDB's default: with 256 MB, a bulk load's large batch inserts
+                # spent their time evicting inside WiredTiger (see the README)
+                "--cache-size", "1G", "--log-level", "WARNING",
             ],
         )  # fmt: skip
         return self._wait("mongo", self._mongo_ready)

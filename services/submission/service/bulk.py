@@ -34,7 +34,9 @@ from shared import events as ev
 from shared.mongo import insert_new
 from shared.runtime import ServiceRuntime
 
-BATCH = 2_000
+# the server applies one insert_many as one transaction; 2,000 stories (about 460,000
+# index entries) in a 256 MB cache wrote 2 stories a second, 500 in a 1 GB cache 73
+BATCH = 500
 
 
 @dataclass(frozen=True)
