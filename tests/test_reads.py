@@ -26,14 +26,14 @@ from shared.paging import PageQuery, keyset_page
 from shared.windows import newest_first, windowed_page
 from tests.support import RunningService, auth, run_service
 
-# 1,500 in `make test` (loading 10,000 through the bulk path takes over 7 minutes on the
-# embedded server); CITYDESK_TEST_READS_STORIES=10000 runs the ten thousand
-STORY_COUNT = int(os.environ.get("CITYDESK_TEST_READS_STORIES", "1500"))
+# ten thousand stories: loaded through the bulk path in about 40 s on this machine, once
+# the local server's oplog prune and small cache stopped bounding bulk loads (see README)
+STORY_COUNT = int(os.environ.get("CITYDESK_TEST_READS_STORIES", "10000"))
 
 # the loading is counted in the first test's time: a larger city gets longer
 pytestmark = [
     pytest.mark.usefixtures("stack_env"),
-    pytest.mark.timeout(max(300, STORY_COUNT // 5)),
+    pytest.mark.timeout(max(300, STORY_COUNT // 20)),
 ]
 NOW = datetime.now(UTC).replace(microsecond=0)
 
