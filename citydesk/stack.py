@@ -398,7 +398,7 @@ class Stack:
                 sys.executable, "-m", "citydesk.mongo_server", "--host", self.config.host,
                 "--port", str(self.config.mongo_port), "--storage-path", str(data),
                 # SecantusDB's default: with 256 MB, a bulk load's large batch inserts
-                # spent their time evicting inside WiredTiger (see the README)
+                # spent their time inside WiredTiger's own insert (see the README)
                 "--cache-size", "1G", "--log-level", "WARNING",
             ],
         )  # fmt: skip
