@@ -8,8 +8,9 @@ are filled through the services' own code, called in this process:
 
 * submission: :func:`services.submission.service.bulk.import_stories`, the live builders
   applied in memory and inserted in batches (no copy lookup, no events emitted);
-* scoring: :func:`services.scoring.ledger.apply_events`, the live consumer's batch path,
-  over each month's events in their order (ledger entries, unit-months, summaries);
+* scoring: the rebuild's path (:mod:`services.scoring.rebuild`): each month's events
+  scored in their order by the live scorers in memory, the ledger inserted in large
+  chunks, unit-months and period summaries written once at the end;
 * sentiment: :func:`services.sentiment.intake.record_opinions`, the live batch path
   (classification, items, incidents, alerts);
 * review: :func:`services.review.cases.open_case` for the stories still waiting when
@@ -25,6 +26,7 @@ with its parameters filled from the seeded city is asked ``REPEATS`` times.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import functools
 import json
 import os
@@ -292,7 +294,8 @@ async def seed(
     from services.review.app import create_app as review_app
     from services.review.cases import open_case
     from services.scoring.app import create_app as scoring_app
-    from services.scoring.ledger import apply_events
+    from services.scoring.rebuild import LedgerWriter, Replay, write_projections, write_scored
+    from services.scoring.service import rule_book
     from services.sentiment.app import create_app as sentiment_app
     from services.sentiment.intake import record_opinions
     from services.submission.app import create_app as submission_app
@@ -316,6 +319,11 @@ async def seed(
         scoring = built["scoring"].state.runtime
         sentiment = built["sentiment"].state.sentiment
         review = built["review"].state.review
+        # scoring is filled the way its rebuild fills a fresh database: every event scored
+        # in memory by the live scorers, the ledger inserted in large chunks, unit-months
+        # and period summaries written once at the end
+        replay = Replay(book=await rule_book(db=scoring.db), org=org)
+        ledger = LedgerWriter(scoring.db)
         for month in history(org, scale=scale, now=now):
             started = time.perf_counter()
             counts["stories"] += await import_stories(
@@ -324,14 +332,9 @@ async def seed(
             seconds["submission"] += time.perf_counter() - started
             print(f"submission {counts} {seconds}", file=sys.stderr, flush=True)
             started = time.perf_counter()
-            for chunk in range(0, len(month.scored), 5_000):
-                await apply_events(
-                    db=scoring.db,
-                    org=org,
-                    events=month.scored[chunk : chunk + 5_000],
-                    count_metrics=False,
-                    skip_rejected=True,
-                )
+            for event in month.scored:
+                replay.score(event)
+            await write_scored(replay, ledger)
             counts["scored_events"] += len(month.scored)
             seconds["scoring"] += time.perf_counter() - started
             print(f"scoring {counts} {seconds}", file=sys.stderr, flush=True)
@@ -352,6 +355,12 @@ async def seed(
                 file=sys.stderr,
                 flush=True,
             )
+        started = time.perf_counter()
+        await ledger.flush()
+        await write_projections(
+            target=scoring.db, book=replay.scoring.book, org=org, replay=replay, phases={}
+        )
+        seconds["scoring"] += time.perf_counter() - started
         started = time.perf_counter()
         from services.submission.service.counts import rebuild_counts
 
@@ -501,8 +510,10 @@ def run_processes(
     return processes
 
 
-async def run(env: dict[str, str], scale: float = 0.01) -> dict[str, Any]:
-    """Seed the city's last ``scale`` of a decade, then time every read over it."""
+async def run(env: dict[str, str], scale: float = 0.01, hold: Path | None = None) -> dict[str, Any]:
+    """Seed the city's last ``scale`` of a decade, then time every read over it; with
+    ``hold``, write the stack's addresses and a city token there and keep it running
+    until interrupted, to look into a route by hand."""
     os.environ.update(env)
     org = big_city()
     now = datetime.now(UTC)
@@ -524,6 +535,8 @@ async def run(env: dict[str, str], scale: float = 0.01) -> dict[str, Any]:
             )
             urls = {name: processes.url(name) for name in (processes.ports or {})}
             routes = await time_routes(urls, token, values)
+            if hold is not None:
+                await _hold(hold, env=env, prefix=prefix, urls=urls, token=token, values=values)
         finally:
             processes.stop_all()
     return {
@@ -533,6 +546,13 @@ async def run(env: dict[str, str], scale: float = 0.01) -> dict[str, Any]:
         "seeded": seeded,
         "routes": routes,
     }
+
+
+async def _hold(path: Path, **running: Any) -> None:
+    text = json.dumps(running, ensure_ascii=False, indent=2, default=str) + "\n"
+    await asyncio.to_thread(path.write_text, text)
+    print(f"the decade city runs until interrupted; addresses in {path}", file=sys.stderr)
+    await asyncio.Event().wait()
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -549,9 +569,11 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def run_scales(scales: list[float], out: Path) -> list[dict[str, Any]]:
+def run_scales(scales: list[float], out: Path, hold: Path | None = None) -> list[dict[str, Any]]:
     """Each size on a fresh local stack; the JSON to ``out``, the table to stdout."""
-    results = [on_temporary_stack(functools.partial(run, scale=scale)) for scale in scales]
+    results = [
+        on_temporary_stack(functools.partial(run, scale=scale, hold=hold)) for scale in scales
+    ]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, ensure_ascii=False, indent=2, default=str) + "\n")
     print(json.dumps([{"scale": r["scale"], **r["seeded"]} for r in results], indent=2))
@@ -563,8 +585,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--scale", type=float, action="append", help="share of the decade")
     parser.add_argument("--out", type=Path, default=Path(".bench/decade.json"))
+    parser.add_argument(
+        "--hold",
+        type=Path,
+        help="after timing, keep the city running and write its addresses and a token here",
+    )
     args = parser.parse_args()
-    run_scales(args.scale or [0.01], args.out)
+    run_scales(args.scale or [0.01], args.out, args.hold)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from pymongo.errors import BulkWriteError
 from services.scoring.campaigns import complete_campaign_tasks
 from services.scoring.documents import EntryFigures, LedgerEntry, campaign_items_of, ledger_of
 from services.scoring.scorers import SCORERS, STORY_STATE_KINDS, Scoring
-from services.scoring.service import LEDGER, UNIT_MONTHS, Db, rule_book
+from services.scoring.service import LEDGER, UNIT_MONTHS, Db, keep_first_month, rule_book
 from services.scoring.summaries import refresh_summaries
 from services.scoring.totals import add_to_total, empty_total, projection_document
 from shared import events as ev
@@ -139,6 +139,7 @@ async def refresh_projections(*, db: Db, org: OrgTree, keys: set[tuple[str, str]
         # one was read before another consumer's entries and must not replace it
         newer_or_same = {"_id": f"{unit_code}|{period}", "entries": {"$lte": total["entries"]}}
         operations.append(ReplaceOne(newer_or_same, document, upsert=True))
+    await keep_first_month(db=db, months=(period for _, period in totals))
     try:
         await db[UNIT_MONTHS].bulk_write(operations, ordered=False)
     except BulkWriteError as exc:

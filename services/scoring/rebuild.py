@@ -41,6 +41,7 @@ from services.scoring.service import (
     Db,
     RuleBook,
     ensure_indexes,
+    keep_first_month,
     rule_book,
     seed_rules,
 )
@@ -147,7 +148,7 @@ async def rebuild(
         book = await _copy_configuration(live=client[settings.database_name], target=target)
         replay = Replay(book=book, org=org)
         totals, phases = await _replay_topics(settings, keyring, replay, target, idle_timeout)
-        totals["entries"] = await _write_projections(
+        totals["entries"] = await write_projections(
             target=target, book=book, org=org, replay=replay, phases=phases
         )
     finally:
@@ -218,12 +219,9 @@ async def _replay_topics(
                         continue
                     totals["events"] += 1
                     replay.score(event)
-            entries, items = replay.take()
             write_started = time.perf_counter()
             phases["decode_and_score"] += write_started - score_started
-            if items:
-                await campaign_items_of(target).insert_many(items, ordered=False)
-            await ledger.add(entries)
+            await write_scored(replay, ledger)
             phases["ledger_writes"] += time.perf_counter() - write_started
         write_started = time.perf_counter()
         await ledger.flush()
@@ -232,6 +230,15 @@ async def _replay_topics(
         ledger.cancel()
         await reader.stop()
     return totals, phases
+
+
+async def write_scored(replay: Replay, ledger: LedgerWriter) -> None:
+    """Send what ``replay`` scored since the last call to the store: campaign items at
+    once, ledger entries through ``ledger``'s chunks in flight."""
+    entries, items = replay.take()
+    if items:
+        await campaign_items_of(ledger.db).insert_many(items, ordered=False)
+    await ledger.add(entries)
 
 
 class LedgerWriter:
@@ -261,7 +268,7 @@ class LedgerWriter:
             write.cancel()
 
 
-async def _write_projections(
+async def write_projections(
     *, target: Db, book: RuleBook, org: OrgTree, replay: Replay, phases: dict[str, float]
 ) -> int:
     """Campaign completions, unit-months and summaries from the replay's totals; returns
@@ -275,6 +282,7 @@ async def _write_projections(
         replay.count(entry)
     await _insert(target, LEDGER, completions)
     projections = replay.projections()
+    await keep_first_month(db=target, months=(p["period"] for p in projections))
     await _insert(target, UNIT_MONTHS, projections)
     summaries_started = time.perf_counter()
     phases["unit_months"] = summaries_started - started

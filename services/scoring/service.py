@@ -4,6 +4,7 @@ indexes of every collection."""
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,10 @@ UNIT_MONTHS = "unit_months"
 CAMPAIGNS = "campaigns"
 CAMPAIGN_ITEMS = "campaign_items"
 SUMMARIES = "summaries"
+# one document: the earliest month any unit-month holds, kept with $min as they are
+# written, so the calendar is one read by key (the embedded server answers a sort over
+# every unit-month by fetching them all: 55 ms over 2,600 of them)
+FIRST_MONTH = "first_month"
 
 DEFAULT_RULES = Path(__file__).parent / "rules.yaml"
 # the seed version governs every event, however old
@@ -166,7 +171,27 @@ async def calendar_for(
     month the ledger has an entry in (else of this month)."""
     now = now or utcnow()
     if go_live is None:
-        first = await db[UNIT_MONTHS].find_one({}, sort=[("period", 1)], projection={"period": 1})
-        month = first["period"] if first else month_of(now)
+        kept = await db[FIRST_MONTH].find_one({"_id": FIRST_MONTH})
+        month = kept["period"] if kept else await _first_month_of_the_ledger(db)
+        month = month or month_of(now)
         go_live = date(int(month[:4]), int(month[5:]), 1)
     return Calendar(go_live=go_live, now=now)
+
+
+async def keep_first_month(*, db: Db, months: Iterable[str]) -> None:
+    """Lower the kept first month to the earliest of ``months`` (unit-months written)."""
+    earliest = min(months, default=None)
+    if earliest is not None:
+        await db[FIRST_MONTH].update_one(
+            {"_id": FIRST_MONTH}, {"$min": {"period": earliest}}, upsert=True
+        )
+
+
+async def _first_month_of_the_ledger(db: Db) -> str | None:
+    """The earliest unit-month of a database from before the first month was kept, kept
+    from now on."""
+    first = await db[UNIT_MONTHS].find_one({}, sort=[("period", 1)], projection={"period": 1})
+    if first is None:
+        return None
+    await keep_first_month(db=db, months=[first["period"]])
+    return str(first["period"])

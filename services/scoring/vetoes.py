@@ -71,8 +71,7 @@ def local_text(moment: datetime) -> str:
 async def veto_candidates(*, db: Db, units: list[str], period: Period) -> list[dict[str, Any]]:
     """Incidents whose alert reached the rules' serious severity in the period: the bureau
     may determine them serious (认定); until then they veto nothing."""
-    query = {"kind": "veto_candidate", "unit": {"$in": units}, "period": {"$in": period.months()}}
-    candidates = await db[LEDGER].find(query).sort([("occurred_at", 1), ("_id", 1)]).to_list()
+    candidates = await _of_period(db=db, kinds=["veto_candidate"], units=units, period=period)
     determined = await standing_determinations(db=db, units=units, year=period.year)
     return [
         {
@@ -91,19 +90,10 @@ async def veto_candidates(*, db: Db, units: list[str], period: Period) -> list[d
 async def incidents(*, db: Db, units: list[str], period: Period) -> list[dict[str, Any]]:
     """Negative opinion incidents of ``units`` first flagged in ``period``, with whether
     each is a veto candidate and whether the bureau has determined it serious."""
-    cursor = (
-        db[LEDGER]
-        .find(
-            {
-                "kind": {"$in": ["incident", "veto_candidate"]},
-                "unit": {"$in": units},
-                "period": {"$in": period.months()},
-            }
-        )
-        .sort([("occurred_at", 1), ("_id", 1)])
-    )
+    kinds = ["incident", "veto_candidate"]
+    found = await _of_period(db=db, kinds=kinds, units=units, period=period)
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    async for entry in cursor:
+    for entry in found:
         detail = entry["detail"]
         key = (entry["unit"], detail["incident_id"])
         row = rows.setdefault(
@@ -128,3 +118,16 @@ async def incidents(*, db: Db, units: list[str], period: Period) -> list[dict[st
         if key in determined:
             row["serious"], row["veto"] = True, _veto(determined[key])
     return list(rows.values())
+
+
+async def _of_period(
+    *, db: Db, kinds: list[str], units: list[str], period: Period
+) -> list[dict[str, Any]]:
+    """The ledger entries of ``kinds`` (incidents and veto candidates, whose year is that
+    of their month) of ``units`` in ``period``, oldest first. Queried by kind and year
+    (the index) and narrowed here: they are few, and a city's schools as an ``$in`` list
+    cost the store more than the entries themselves."""
+    wanted, months = set(units), set(period.months())
+    query = {"kind": {"$in": kinds}, "year": period.year}
+    cursor = db[LEDGER].find(query).sort([("occurred_at", 1), ("_id", 1)])
+    return [e async for e in cursor if e["unit"] in wanted and e["period"] in months]
