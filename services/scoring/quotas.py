@@ -23,7 +23,7 @@ from services.scoring.service import RuleBook
 from shared.orgtree import Unit
 
 if TYPE_CHECKING:
-    from services.scoring.summaries import Layout
+    from services.scoring.summaries import Layout, Row
 
 
 class Counted(Protocol):
@@ -34,7 +34,7 @@ class Counted(Protocol):
     def unit(self) -> Unit: ...
 
     @property
-    def values(self) -> Sequence[float]: ...
+    def values(self) -> Row: ...
 
     @property
     def layout(self) -> Layout: ...

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from services.scoring.periods import Calendar, Period, parse_period
 from services.scoring.quotas import QuotaLine, QuotaTable
 from services.scoring.service import UNIT_MONTHS, Db, calendar_for, rule_book
-from services.scoring.summaries import Layout, group_of, layout_of, load_tables
+from services.scoring.summaries import Layout, Row, as_floats, group_of, layout_of, load_tables
 from services.scoring.totals import COUNTERS, FIGURES
 from services.scoring.vetoes import vetoes
 from shared.orgtree import OrgTree, Unit
@@ -42,12 +42,12 @@ class Member:
     figures in the columns of ``layout``."""
 
     unit: Unit
-    values: Sequence[float]
+    values: Row
     layout: Layout
 
     def total(self, name: str) -> float:
         at = self.layout.index.get(name)
-        return self.values[at] if at is not None else 0.0
+        return float(self.values[at]) if at is not None else 0.0
 
     def over(self, name: str, months: tuple[str, ...]) -> float:
         """``name`` added up over ``months`` of the period."""
@@ -55,7 +55,7 @@ class Member:
         if columns is None:
             raise LookupError(f"{name} is not kept month by month in {self.layout.period.label}")
         values = self.values
-        return sum(values[c] for c in columns)
+        return float(sum(values[c] for c in columns))
 
 
 def scope_units(org: OrgTree, scope: Scope, county: str | None) -> list[Unit]:
@@ -65,11 +65,11 @@ def scope_units(org: OrgTree, scope: Scope, county: str | None) -> list[Unit]:
     return sorted(org.schools(county), key=lambda u: u.code)
 
 
-def _sum_rows(rows: list[Sequence[float]], width: int) -> list[float]:
+def _sum_rows(rows: list[Row], width: int) -> list[float]:
     """The column sums of ``rows`` (in their order, so every reader adds alike)."""
     if not rows:
         return [0.0] * width
-    total = [sum(column) for column in zip(*rows, strict=True)]
+    total = [sum(column) for column in zip(*map(as_floats, rows), strict=True)]
     total[0] = round(total[0], 2)
     return total
 
@@ -129,7 +129,7 @@ async def members_from_summaries(
     for unit in units:
         if scope == "counties":
             rows = tables.get(unit.code, {})
-            values: Sequence[float] = _sum_rows([rows[c] for c in sorted(rows)], layout.width)
+            values: Row = _sum_rows([rows[c] for c in sorted(rows)], layout.width)
         else:
             values = tables.get(group_of(unit), {}).get(unit.code, empty)
         members.append(Member(unit, values, layout))
@@ -141,10 +141,11 @@ def row_of(
 ) -> dict[str, Any]:
     """A unit's line of the ranking: its figures, quota shortfall and deduction, flags."""
     unit = member.unit
-    counters = dict(zip(COUNTERS, map(int, member.values[_COUNTERS_AT]), strict=True))
+    head = as_floats(member.values[: _COUNTERS_AT.stop])
+    counters = dict(zip(COUNTERS, map(int, head[_COUNTERS_AT]), strict=True))
     submitted, adopted = counters["submitted"], counters["adopted"]
     shortfall, deductions = short
-    ledger_points = round(member.values[0], 2)
+    ledger_points = round(head[0], 2)
     zero = active and submitted == 0
     return {
         "unit": unit.code,

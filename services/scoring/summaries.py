@@ -31,7 +31,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any, TypedDict, get_args
 
+import numpy as np
 from bson import Binary
+from numpy.typing import NDArray
 from pymongo.errors import DuplicateKeyError
 
 from services.scoring.periods import Period, parse_period
@@ -44,6 +46,9 @@ MONTHLY_MEASURES: tuple[str, ...] = get_args(Measure)
 DIRECT = "direct"  # the group of units the city runs directly (and the city itself)
 MERGE_ATTEMPTS = 50
 MERGE_CONCURRENCY = 8
+# a unit's figures in the columns of a layout: a list when summed from its months, a row
+# of the stored matrix when read from a summary
+Row = Sequence[float] | NDArray[np.float64]
 
 
 class SummaryDocument(TypedDict):
@@ -128,25 +133,28 @@ def layout_of(label: str) -> Layout:
     return Layout(parse_period(label))
 
 
-def pack(rows: Iterable[Sequence[float]]) -> bytes:
+def pack(rows: Iterable[Row]) -> bytes:
     table = array("d")
     for row in rows:
-        table.extend(row)
+        table.extend(as_floats(row))
     if sys.byteorder == "big":
         table.byteswap()
     return table.tobytes()
 
 
-def unpack(blob: bytes, width: int) -> list[array[float]]:
-    table = array("d")
-    table.frombytes(blob)
-    if sys.byteorder == "big":
-        table.byteswap()
-    return [table[start : start + width] for start in range(0, len(table), width)]
+def unpack(blob: bytes, width: int) -> NDArray[np.float64]:
+    """The table as a matrix, one row per unit: read in place, so a ranking's quota check
+    takes the rows as they are (a city's year is 3,000 rows of some 200 columns)."""
+    return np.frombuffer(blob, dtype="<f8").reshape(-1, width)
+
+
+def as_floats(row: Row) -> list[float]:
+    """A row as plain numbers (what an answer or a sum in reading order takes)."""
+    return row.tolist() if isinstance(row, np.ndarray) else list(row)
 
 
 def summary_document(
-    period: Period, group: str, rows: Mapping[str, Sequence[float]], *, rev: int
+    period: Period, group: str, rows: Mapping[str, Row], *, rev: int
 ) -> SummaryDocument:
     layout = layout_of(period.label)
     codes = sorted(rows)
@@ -161,7 +169,7 @@ def summary_document(
     }
 
 
-def rows_of(document: dict[str, Any] | None) -> dict[str, Sequence[float]] | None:
+def rows_of(document: dict[str, Any] | None) -> dict[str, Row] | None:
     """The rows of a stored summary by unit code; None when it was written with other
     columns (an older layout: its units are summed again from the unit-months)."""
     if document is None:
@@ -268,11 +276,11 @@ def build_summaries(org: OrgTree, unit_months: Iterable[dict[str, Any]]) -> list
 
 async def load_tables(
     *, db: Db, org: OrgTree, period: Period, groups: list[str]
-) -> dict[str, dict[str, Sequence[float]]]:
+) -> dict[str, dict[str, Row]]:
     """The rows of ``groups`` for ``period`` by group and unit (a group without any figure
     is absent); one query, by ``_id``."""
     ids = [summary_id(period, group) for group in groups]
-    found: dict[str, dict[str, Sequence[float]]] = {}
+    found: dict[str, dict[str, Row]] = {}
     async for document in db[SUMMARIES].find({"_id": {"$in": ids}}):
         group = document["group"]
         rows = rows_of(document)
