@@ -322,6 +322,7 @@ class RankingQuery(BaseModel):
     period: str = ""
     scope: str = "schools"
     county: str = ""
+    page: int = 1
 
     def understood(self, today: date) -> RankingQuery:
         """What is not known falls back to the schools, monthly; no period means the
@@ -330,4 +331,5 @@ class RankingQuery(BaseModel):
         scope = self.scope if self.scope in ("schools", "counties") else "schools"
         period = self.period.strip() or current_period(kind, today)
         county = self.county if scope == "schools" else ""
-        return RankingQuery(kind=kind, period=period, scope=scope, county=county)
+        page = max(1, self.page)
+        return RankingQuery(kind=kind, period=period, scope=scope, county=county, page=page)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -115,6 +115,11 @@ async def record_adoption(
     return see_other("/office?notice=adopted")
 
 
+# a city's ranking lists thousands of schools: a page of them at a time keeps the page
+# light on a phone (the full list is in the downloaded bulletin)
+RANKING_PAGE_ROWS = 100
+
+
 @router.get("/rankings")
 async def rankings(
     request: Request, me: SignedIn, up: Ups, asked: Annotated[RankingQuery, Query()]
@@ -127,6 +132,9 @@ async def rankings(
         upstreams=up, token=me.token, period=period, scope=scope, county=chosen_county
     )
     rows = found["rows"]
+    pages = max(1, -(-len(rows) // RANKING_PAGE_ROWS))
+    page = min(shown.page, pages)
+    first = (page - 1) * RANKING_PAGE_ROWS
     chart = bar_chart(
         [(row["name"], row["points"]) for row in rows[:15] if row["points"] or row["submitted"]],
         title=f"{period_label(period)}积分前 15 名",
@@ -137,6 +145,9 @@ async def rankings(
     return render(
         request, me, "rankings.html", ranking=found, chart=chart, kind=kind, period=period,
         scope=scope, county=chosen_county or "", download=download,
+        rows=rows[first : first + RANKING_PAGE_ROWS], first=first + 1, page=page, pages=pages,
+        pager=urlencode({"kind": kind, "period": period, "scope": scope,
+                         "county": chosen_county or ""}),
         zero=[row for row in rows if row["zero_submissions"]],
         vetoed=[row for row in rows if row["veto"]],
         counties=org_of(request).counties(),

@@ -256,11 +256,10 @@ async def create_campaign(*, upstreams: Upstreams, token: str, campaign: dict[st
     return await upstreams.json("scoring", "POST", "/campaigns", token=token, json=campaign)
 
 
-async def count_of_stories(*, upstreams: Upstreams, token: str, status: str) -> int:
-    """How many stories of my units are in ``status``."""
-    params = {"status": status, "limit": 1}
-    found = await upstreams.json("submission", "GET", "/stories", token=token, params=params)
-    return int(found.get("total") or 0)
+async def story_totals(*, upstreams: Upstreams, token: str) -> dict[str, int]:
+    """How many stories of my units are in each status (none while they are counted)."""
+    found = await upstreams.json("submission", "GET", "/stories/totals", token=token)
+    return dict(found.get("by_status") or {})
 
 
 async def ranking(

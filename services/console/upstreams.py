@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NotRequired, TypedDict, Unpack
 
 import httpx
+import orjson
 
 from services.console.settings import ConsoleSettings
 from services.console.wording import refusal_text
@@ -117,7 +118,8 @@ class Upstreams:
     ) -> Any:
         """``send``'s request, answered with the body's JSON."""
         response = await self.send(upstream, method, path, **call)
-        return response.json()
+        # orjson: a city's yearly ranking is 1.6 MB, 30 ms of the stdlib decoder
+        return orjson.loads(response.content)
 
     async def items(
         self,

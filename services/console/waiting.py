@@ -81,18 +81,16 @@ async def _alerts(up: Upstreams, token: str, now: datetime) -> dict[str, Any]:
 
 
 async def _stories(up: Upstreams, token: str) -> dict[str, Any]:
-    returned, drafts = await asyncio.gather(
-        service.count_of_stories(upstreams=up, token=token, status="returned"),
-        service.count_of_stories(upstreams=up, token=token, status="draft"),
-    )
-    return {"returned": returned, "drafts": drafts}
+    totals = await service.story_totals(upstreams=up, token=token)
+    return {"returned": totals.get("returned", 0), "drafts": totals.get("draft", 0)}
 
 
 async def _office(up: Upstreams, token: str, now: datetime) -> dict[str, Any]:
-    approved, adoptions = await asyncio.gather(
-        service.count_of_stories(upstreams=up, token=token, status="approved"),
+    totals, adoptions = await asyncio.gather(
+        service.story_totals(upstreams=up, token=token),
         service.recent_adoptions(upstreams=up, token=token, limit=200),
     )
+    approved = totals.get("approved", 0)
     today = now.astimezone(SHANGHAI).date()
     adopted_today = [
         a for a in adoptions if _moment(a["recorded_at"]).astimezone(SHANGHAI).date() == today

@@ -503,7 +503,7 @@ async def test_every_correspondent_page_and_the_case_page_fit_the_screen(
         shown = await rows.evaluate_all("rs => rs.filter(r => r.offsetHeight > 0).length")
         assert shown == min(30, await rows.count())
         if await rows.count() > 30:
-            await author.get_by_role("button", name=re.compile("显示全部")).click()
+            await author.get_by_role("button", name=re.compile("显示(本页)?全部")).click()
             shown = await rows.evaluate_all("rs => rs.filter(r => r.offsetHeight > 0).length")
             assert shown == await rows.count()
             await fits_the_screen(author)
