@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import random
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -131,6 +132,25 @@ async def test_a_status_and_a_county_narrow_the_pages_and_keep_their_totals(
     assert first["total"] == len(published)
     narrowed = (await svc.client.get("/stories?category=德育活动", headers=county)).json()
     assert narrowed["total"] is None  # only the scope and status are counted
+
+
+async def test_the_totals_by_status_are_the_counts_of_the_scope(
+    city: tuple[RunningService, dict[str, dict[str, Any]]],
+) -> None:
+    svc, stored = city
+    org = example_city()
+    in_county = [doc for doc in stored.values() if org.contains("dh", doc["unit"])]
+    expected = Counter(doc["status"] for doc in in_county)
+    answer = await svc.client.get("/stories/totals", headers=auth("dh", Role.REVIEWER_COUNTY))
+    assert answer.status_code == 200, answer.text
+    found = answer.json()
+    assert found["unit"] == "dh" and found["total"] == len(in_county)
+    assert {s: n for s, n in found["by_status"].items() if n} == dict(expected)
+    school = next(doc["unit"] for doc in stored.values() if not org.contains("dh", doc["unit"]))
+    outside = await svc.client.get(
+        "/stories/totals", params={"unit": school}, headers=auth("dh", Role.REVIEWER_COUNTY)
+    )
+    assert outside.status_code == 403 and outside.json()["code"]
 
 
 async def test_a_cursor_of_another_list_or_garbage_is_refused_in_chinese(

@@ -22,9 +22,10 @@ from services.submission.models import (
     StoryRead,
     StoryStatus,
     StorySummary,
+    StoryTotals,
     VersionRead,
 )
-from services.submission.service import listing, rules, stories, submitting
+from services.submission.service import counts, listing, rules, stories, submitting
 from services.submission.service.listing import StoryFilter
 from shared import topics as tp
 from shared.auth import CityAdmin, CurrentPrincipal, Role, require_role, require_scope
@@ -114,6 +115,28 @@ async def list_stories(
     )
     items = [StorySummary(**_summary(doc)) for doc in docs]
     return StoryPage(items=items, next_cursor=next_cursor, total=total, limit=page.limit)
+
+
+@router.get("/stories/totals", response_model=StoryTotals, tags=["stories"])
+async def story_totals(
+    request: Request,
+    principal: CurrentPrincipal,
+    unit: Annotated[str | None, Query(description="this unit and those below it")] = None,
+) -> StoryTotals:
+    """How many stories the caller's unit (or ``unit`` inside it) and the units below it
+    hold, in all and by status, from the maintained counters: what a home page's counts
+    need without asking for a page of each status."""
+    runtime = runtime_of(request)
+    if unit is not None:
+        require_scope(principal, runtime.org, unit)
+    chosen = unit or principal.unit
+    found = await counts.totals(runtime.db, unit=chosen, statuses=[s.value for s in StoryStatus])
+    if found is None:
+        return StoryTotals(unit=chosen, total=None)
+    total = found.pop(counts.ALL)
+    return StoryTotals(
+        unit=chosen, total=total, by_status={StoryStatus(s): n for s, n in found.items()}
+    )
 
 
 @router.get("/stories/{story_id}", response_model=StoryRead, tags=["stories"])

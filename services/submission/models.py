@@ -178,6 +178,14 @@ class StoryRead(StorySummary):
     history: list[HistoryEntry] = Field(default_factory=list)
 
 
+class StoryTotals(BaseModel):
+    """How many stories a unit and the units below it hold, by status."""
+
+    unit: str
+    total: int | None = Field(description="every story; null while the counters are built")
+    by_status: dict[StoryStatus, int] | None = None
+
+
 class StoryPage(BaseModel):
     """One page of the story list; ask again with ``cursor=next_cursor`` for the next."""
 

@@ -61,6 +61,19 @@ async def total(db: AsyncDatabase[dict[str, Any]], *, unit: str, status: str | N
     return int(row["count"]) if row else 0
 
 
+async def totals(
+    db: AsyncDatabase[dict[str, Any]], *, unit: str, statuses: list[str]
+) -> dict[str, int] | None:
+    """The stories of ``unit`` and the units below it in each of ``statuses`` and in all
+    (``*``), read together from the counters; ``None`` before they are built."""
+    keys = {_key(unit, status): status for status in [*statuses, ALL]}
+    rows = await db[COUNTS].find({"_id": {"$in": [BUILT, *keys]}}).to_list()
+    found = {row["_id"]: int(row.get("count", 0)) for row in rows}
+    if BUILT not in found:
+        return None
+    return {status: found.get(key, 0) for key, status in keys.items()}
+
+
 async def rebuild_counts(db: AsyncDatabase[dict[str, Any]], *, stories: str) -> int:
     """Count every stored story once (at start-up when the counters are missing, and after
     a bulk import); returns the number of counter rows."""
