@@ -146,7 +146,7 @@ async def rankings(
         request, me, "rankings.html", ranking=found, chart=chart, kind=kind, period=period,
         scope=scope, county=chosen_county or "", download=download,
         rows=rows[first : first + RANKING_PAGE_ROWS], first=first + 1, page=page, pages=pages,
-        pager=urlencode({"kind": kind, "period": period, "scope": scope,
+        ranking_query=urlencode({"kind": kind, "period": period, "scope": scope,
                          "county": chosen_county or ""}),
         zero=[row for row in rows if row["zero_submissions"]],
         vetoed=[row for row in rows if row["veto"]],
