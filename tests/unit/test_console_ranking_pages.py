@@ -22,22 +22,24 @@ from shared.settings import Settings
 UNITS = 250
 
 
+def _row(n: int) -> dict[str, Any]:
+    """The ``n``-th school of the ranking; the last one filed nothing."""
+    points, zero = float(UNITS - n), n == UNITS
+    return {
+        "unit": f"s{n:03d}", "name": f"第{n}小学", "type": "school", "county": "dh",
+        "points": points, "ledger_points": points, "quota_deductions": 0.0,
+        "submitted": 0 if zero else 3, "approved": 2, "published": 1, "adopted": 0,
+        "adoption_rate": 0.0, "quota_short": 0, "active": True, "zero_submissions": zero,
+        "veto": None, "eligible": True, "rank": n, "award_rank": n,
+        **{f"adopted_{level}": 0 for level in ("national", "provincial", "city", "county")},
+    }  # fmt: skip
+
+
 def _ranking(period: str) -> dict[str, Any]:
-    rows = [
-        {
-            "unit": f"s{n:03d}", "name": f"第{n}小学", "type": "school", "county": "dh",
-            "points": float(UNITS - n), "ledger_points": float(UNITS - n),
-            "quota_deductions": 0.0, "submitted": 0 if n == UNITS else 3, "approved": 2,
-            "published": 1, "adopted": 0, "adoption_rate": 0.0, "quota_short": 0,
-            "active": True, "zero_submissions": n == UNITS, "veto": None, "eligible": True,
-            "rank": n, "award_rank": n,
-            **{f"adopted_{level}": 0 for level in ("national", "provincial", "city", "county")},
-        }  # fmt: skip
-        for n in range(1, UNITS + 1)
-    ]
     return {
         "period": period, "scope": "schools", "county": None, "go_live": "2026-01-01",
-        "counted_months": [], "ranked": True, "note": None, "tie_rule": "", "rows": rows,
+        "counted_months": [], "ranked": True, "note": None, "tie_rule": "",
+        "rows": [_row(n) for n in range(1, UNITS + 1)],
     }  # fmt: skip
 
 
