@@ -283,8 +283,9 @@ async def bulletin(
 
 
 async def campaigns(*, upstreams: Upstreams, token: str) -> list[dict[str, Any]]:
-    """Every campaign, newest first."""
-    return await upstreams.json("scoring", "GET", "/campaigns", token=token)
+    """The newest campaigns (a page of up to 200: a city runs a few dozen a year)."""
+    params = {"limit": 200}
+    return await upstreams.json("scoring", "GET", "/campaigns", token=token, params=params)
 
 
 async def campaign_progress(*, upstreams: Upstreams, token: str, code: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from services.scoring.settings import ScoringSettings, scoring_settings
 from shared.auth import CityAdmin, CurrentPrincipal, Principal, require_scope
 from shared.http import JSONAnswer
 from shared.orgtree import OrgTree, Unit
+from shared.paging import PageQuery, page_query
 from shared.refusals import Refusal
 from shared.runtime import ServiceRuntime, runtime_of
 
@@ -89,9 +90,18 @@ def _may_read_ranking(
 
 
 @router.get("/rules", response_model=list[RuleVersion], tags=["rules"])
-async def get_rules(request: Request, principal: CurrentPrincipal) -> list[RuleVersion]:
-    """Every rule version, newest first."""
-    return await service.list_rule_versions(db=runtime_of(request).db)
+async def get_rules(
+    request: Request,
+    response: Response,
+    principal: CurrentPrincipal,
+    page: Annotated[PageQuery, Depends(page_query)],
+) -> list[RuleVersion]:
+    """The rule versions, newest first, a page at a time: with more than ``limit``, the
+    ``X-Next-Cursor`` header holds the ``cursor`` of the next page."""
+    versions, cursor = await service.list_rule_versions(db=runtime_of(request).db, page=page)
+    if cursor:
+        response.headers["x-next-cursor"] = cursor
+    return versions
 
 
 @router.put("/rules", response_model=RuleVersion, status_code=201, tags=["rules"])
@@ -291,12 +301,18 @@ async def create_campaign(
 
 
 @router.get("/campaigns", tags=["campaigns"])
-async def list_campaigns(request: Request, principal: CurrentPrincipal) -> list[dict[str, Any]]:
-    """Every campaign, newest first."""
-    documents = (
-        await runtime_of(request).db[service.CAMPAIGNS].find().sort("created_at", -1).to_list()
-    )
-    return [{k: v for k, v in d.items() if k != "_id"} for d in documents]
+async def list_campaigns(
+    request: Request,
+    response: Response,
+    principal: CurrentPrincipal,
+    page: Annotated[PageQuery, Depends(page_query)],
+) -> list[dict[str, Any]]:
+    """The campaigns, newest first, a page at a time: with more than ``limit``, the
+    ``X-Next-Cursor`` header holds the ``cursor`` of the next page."""
+    found, cursor = await service.list_campaigns(db=runtime_of(request).db, page=page)
+    if cursor:
+        response.headers["x-next-cursor"] = cursor
+    return found
 
 
 @router.get("/campaigns/{code}/progress", tags=["campaigns"])

@@ -17,6 +17,7 @@ from pymongo.errors import DuplicateKeyError
 from services.scoring.models import CampaignCreate, RuleSet, RuleVersion
 from services.scoring.periods import Calendar, PeriodError, month_of, parse_period
 from shared.clock import utcnow
+from shared.paging import PageQuery, keyset_page
 
 Db = AsyncDatabase[dict[str, Any]]
 
@@ -34,6 +35,9 @@ FIRST_MONTH = "first_month"
 DEFAULT_RULES = Path(__file__).parent / "rules.yaml"
 # the seed version governs every event, however old
 SEED_EFFECTIVE_FROM = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+NEWEST_CAMPAIGNS = [("created_at", DESCENDING), ("_id", ASCENDING)]
 
 
 class ConflictError(Exception):
@@ -57,6 +61,7 @@ async def ensure_indexes(*, db: Db) -> None:
         [("campaign", ASCENDING), ("what", ASCENDING), ("unit", ASCENDING)]
     )
     await db[RULE_VERSIONS].create_index([("effective_from", DESCENDING)])
+    await db[CAMPAIGNS].create_index(NEWEST_CAMPAIGNS)
 
 
 def load_default_rules(path: Path = DEFAULT_RULES) -> RuleSet:
@@ -108,12 +113,20 @@ async def rule_book(*, db: Db) -> RuleBook:
     return RuleBook([RuleVersion.model_validate(d) for d in documents])
 
 
-async def list_rule_versions(*, db: Db) -> list[RuleVersion]:
-    """All versions, newest first."""
-    documents = (
-        await db[RULE_VERSIONS].find({}, projection={"_id": 0}).sort("version", -1).to_list()
-    )
-    return [RuleVersion.model_validate(d) for d in documents]
+async def list_rule_versions(*, db: Db, page: PageQuery) -> tuple[list[RuleVersion], str | None]:
+    """A page of the versions, newest first (a version's ``_id`` is its number), and the
+    next page's cursor."""
+    documents, cursor = await keyset_page(db[RULE_VERSIONS], {}, sort=[("_id", -1)], query=page)
+    versions = [
+        RuleVersion.model_validate({k: v for k, v in d.items() if k != "_id"}) for d in documents
+    ]
+    return versions, cursor
+
+
+async def list_campaigns(*, db: Db, page: PageQuery) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the campaigns, newest first, and the next page's cursor."""
+    documents, cursor = await keyset_page(db[CAMPAIGNS], {}, sort=NEWEST_CAMPAIGNS, query=page)
+    return [{k: v for k, v in d.items() if k != "_id"} for d in documents], cursor
 
 
 async def add_rule_version(

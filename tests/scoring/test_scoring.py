@@ -675,6 +675,37 @@ async def test_campaign_progress_counts_tagged_stories_and_photos_and_shows_shor
     assert (await bus.get("/units/xs/summary", period="2025-05"))["campaign_tasks_completed"] == 0
 
 
+async def test_campaigns_and_rule_versions_are_listed_a_page_at_a_time(bus: Bus) -> None:
+    for n in range(5):
+        body = {
+            "code": f"p{uuid.uuid4().hex[:6]}", "name": f"专题{n}", "period": "year:2025",
+            "tasks": [{"code": "t", "owner_type": "school", "what": "stories", "count": 1,
+                       "deadline": "2025-12-31T23:59:59+08:00"}],
+        }  # fmt: skip
+        created = await bus.svc.client.post("/campaigns", json=body, headers=ADMIN)
+        assert created.status_code == 201, created.text
+    everything = await bus.svc.client.get("/campaigns", params={"limit": 200}, headers=READER)
+    assert "x-next-cursor" not in everything.headers
+    expected = [c["code"] for c in everything.json()]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = await bus.svc.client.get("/campaigns", params=params, headers=READER)
+        assert page.status_code == 200 and len(page.json()) <= 2
+        seen += [c["code"] for c in page.json()]
+        cursor = page.headers.get("x-next-cursor")
+        if cursor is None:
+            break
+    assert seen == expected and len(set(seen)) == len(seen) >= 5
+    created = [c["created_at"] for c in everything.json()]
+    assert created == sorted(created, reverse=True)
+    first = await bus.svc.client.get("/rules", params={"limit": 1}, headers=READER)
+    assert first.status_code == 200 and len(first.json()) == 1
+    refused = await bus.svc.client.get("/campaigns", params={"cursor": "x"}, headers=READER)
+    assert refused.status_code == 422 and refused.json()["code"]
+
+
 async def test_duplicate_and_replayed_events_change_nothing(bus: Bus) -> None:
     unit, story = "qs-syxx", story_id()
     events = [
