@@ -8,6 +8,8 @@ are filled through the services' own code, called in this process:
 
 * submission: :func:`services.submission.service.bulk.import_stories`, the live builders
   applied in memory and inserted in batches (no copy lookup, no events emitted);
+* media: :func:`services.media.bulk.import_media`, the live record of each story's photos
+  as ``media.stored`` announced them (no objects written: the lists read metadata);
 * scoring: the rebuild's path (:mod:`services.scoring.rebuild`): each month's events
   scored in their order by the live scorers in memory, the ledger inserted in large
   chunks, unit-months and period summaries written once at the end;
@@ -127,6 +129,8 @@ def _past_story(
             kind=ev.MediaKind.PHOTO,
             content_type="image/jpeg",
             size=rng.randint(200_000, 4_000_000),
+            width=4032,
+            height=3024,
             sha256=uuid.uuid4().hex * 2,
             campaign=content.campaign,
             uploader=unit,
@@ -291,6 +295,8 @@ async def seed(
     """Fill every service's store with the city's history; seconds per service."""
     from contextlib import AsyncExitStack
 
+    from services.media.app import create_app as media_app
+    from services.media.bulk import import_media
     from services.review.app import create_app as review_app
     from services.review.cases import open_case
     from services.scoring.app import create_app as scoring_app
@@ -302,12 +308,13 @@ async def seed(
 
     apps = {
         "submission": submission_app,
+        "media": media_app,
         "review": review_app,
         "scoring": scoring_app,
         "sentiment": sentiment_app,
     }
     seconds = dict.fromkeys(apps, 0.0)
-    counts = dict.fromkeys(("stories", "scored_events", "opinions", "open_cases"), 0)
+    counts = dict.fromkeys(("stories", "media", "scored_events", "opinions", "open_cases"), 0)
     rules = read_seed()[1]
     async with AsyncExitStack() as running:
         built = {}
@@ -319,6 +326,7 @@ async def seed(
         scoring = built["scoring"].state.runtime
         sentiment = built["sentiment"].state.sentiment
         review = built["review"].state.review
+        media = built["media"].state.media
         # scoring is filled the way its rebuild fills a fresh database: every event scored
         # in memory by the live scorers, the ledger inserted in large chunks, unit-months
         # and period summaries written once at the end
@@ -330,6 +338,10 @@ async def seed(
                 runtime=submission, stories=month.stories, rules=rules, recount=False
             )
             seconds["submission"] += time.perf_counter() - started
+            started = time.perf_counter()
+            files = [file for story in month.stories for file in story.media]
+            counts["media"] += await import_media(runtime=media, files=files)
+            seconds["media"] += time.perf_counter() - started
             print(f"submission {counts} {seconds}", file=sys.stderr, flush=True)
             started = time.perf_counter()
             for event in month.scored:

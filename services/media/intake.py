@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from shared.clock import utcnow
 from shared.events import MediaKind, MediaStored, MediaStoredEvent, UnitPath
 from shared.mongo import in_transaction
 from shared.observability import correlation_id
+from shared.orgtree import OrgTree
 
 log = logging.getLogger(__name__)
 
@@ -238,32 +240,74 @@ async def _process_video(*, runtime: MediaRuntime, spooled: SpooledFile) -> Proc
 def new_document(
     *, runtime: MediaRuntime, principal: Principal, target: Target, processed: Processed
 ) -> MediaDoc:
-    """The record of a new file. Its objects are named by unit and media id, never by the
-    uploader's file name."""
+    """The record of a new file."""
     spooled = processed.source
-    real, unit = spooled.real, target.unit
-    media_id = uuid.uuid4().hex
-    prefix = f"{unit}/{media_id}"
-    return MediaDoc(
-        _id=media_id,
-        unit=unit,
-        unit_path=runtime.org.path(unit).model_dump(),
-        kind=real.kind.value,
-        content_type=real.content_type,
-        sha256=spooled.sha256,
-        original_size=spooled.size,
+    real = spooled.real
+    return media_document(
+        org=runtime.org,
+        stored=StoredFile(
+            media_id=uuid.uuid4().hex, unit=target.unit, kind=real.kind.value,
+            content_type=real.content_type, extension=real.extensions[0],
+            sha256=spooled.sha256, original_size=spooled.size,
+            size=processed.stored_path.stat().st_size, campaign=target.campaign,
+            uploader=principal.sub, stored_at=utcnow(),
+        ),
         filename=spooled.filename,
-        campaign=target.campaign,
-        uploader=principal.sub,
         uploader_name=principal.name,
-        object_key=f"{prefix}/original{real.extensions[0]}",
-        size=processed.stored_path.stat().st_size,
+        renditions={r.name: (r.width, r.height) for r in processed.renditions},
+        details=processed.details,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """What names and sizes a stored file (what ``media.stored`` announces of it)."""
+
+    media_id: str
+    unit: str
+    kind: str
+    content_type: str
+    extension: str
+    sha256: str
+    original_size: int
+    size: int
+    campaign: str | None
+    uploader: str
+    stored_at: datetime
+
+
+def media_document(
+    *,
+    org: OrgTree,
+    stored: StoredFile,
+    filename: str | None,
+    uploader_name: str | None,
+    renditions: dict[str, tuple[int, int]],
+    details: FileDetails,
+) -> MediaDoc:
+    """A file's record. Its objects are named by unit and media id, never by the
+    uploader's file name."""
+    prefix = f"{stored.unit}/{stored.media_id}"
+    return MediaDoc(
+        _id=stored.media_id,
+        unit=stored.unit,
+        unit_path=org.path(stored.unit).model_dump(),
+        kind=stored.kind,
+        content_type=stored.content_type,
+        sha256=stored.sha256,
+        original_size=stored.original_size,
+        filename=filename,
+        campaign=stored.campaign,
+        uploader=stored.uploader,
+        uploader_name=uploader_name,
+        object_key=f"{prefix}/original{stored.extension}",
+        size=stored.size,
         renditions={
-            r.name: StoredRendition(key=f"{prefix}/{r.name}.jpg", width=r.width, height=r.height)
-            for r in processed.renditions
+            name: StoredRendition(key=f"{prefix}/{name}.jpg", width=width, height=height)
+            for name, (width, height) in renditions.items()
         },
-        stored_at=utcnow(),
-        **processed.details,
+        stored_at=stored.stored_at,
+        **details,
     )
 
 
