@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from services.sentiment import (
     alerts,
@@ -30,7 +30,7 @@ from services.sentiment.models import (
 from services.sentiment.runtime import Sentiment
 from shared.auth import CityAdmin, CurrentPrincipal, Principal, Role, require_role
 from shared.events import Severity
-from shared.paging import MAX_LIMIT, PageQuery
+from shared.paging import PageQuery, page_query
 from shared.refusals import Refusal
 
 router = APIRouter()
@@ -52,18 +52,8 @@ Runtime = Annotated[Sentiment, Depends(_sentiment)]
 Officer = Annotated[Principal, Depends(_opinion_officer)]
 
 
-def _list_page(
-    limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description="at most this many (default 100)")
-    ] = 100,
-    cursor: Annotated[
-        str | None, Query(max_length=1024, description="X-Next-Cursor of the page before")
-    ] = None,
-) -> PageQuery:
-    return PageQuery(limit=limit, cursor=cursor)
-
-
-ListPage = Annotated[PageQuery, Depends(_list_page)]
+# limit 1..200 (default 50) and cursor, the kit's paging parameters
+ListPage = Annotated[PageQuery, Depends(page_query)]
 
 
 def _next_page(response: Response, cursor: str | None) -> None:
