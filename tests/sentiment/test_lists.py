@@ -23,6 +23,7 @@ from shared.orgtree import example_city
 from shared.windows import newest_first
 from tests.sentiment.support import run_sentiment
 from tests.support import RunningService, auth
+from tests.test_reads import _index_used  # the plan explain reports, COLLSCAN refused
 
 # a few thousand items over two years, filed through intake's own batch path
 ITEM_COUNT = int(os.environ.get("CITYDESK_TEST_LIST_ITEMS", "3000"))
@@ -229,23 +230,6 @@ async def test_a_cursor_the_list_did_not_issue_is_refused_in_chinese(
     # a cursor of the items list names the items' order: the alerts refuse it
     crossed = await svc.client.get("/alerts", params={"cursor": items_cursor}, headers=CITY)
     assert crossed.status_code == 422 and crossed.json()["code"] == "bad_cursor"
-
-
-def _plan_stages(plan: dict[str, Any]) -> list[tuple[str, str | None]]:
-    stages: list[tuple[str, str | None]] = []
-    while plan:
-        stages.append((plan.get("stage", ""), plan.get("indexName")))
-        plan = plan.get("inputStage") or {}
-    return stages
-
-
-async def _index_used(collection: Any, query: dict[str, Any], sort: list[tuple[str, int]]) -> str:
-    explained = await collection.find(query).sort(sort).limit(51).explain()
-    stages = _plan_stages(explained["queryPlanner"]["winningPlan"])
-    assert "COLLSCAN" not in [stage for stage, _ in stages], (query, stages)
-    names = [name for stage, name in stages if stage == "IXSCAN"]
-    assert names, (query, stages)
-    return str(names[0])
 
 
 async def test_every_list_shape_is_answered_from_an_index(
