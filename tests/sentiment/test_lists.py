@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from services.sentiment.intake import record_opinions
-from services.sentiment.queries import LIST_TIME
+from services.sentiment.intake import check_place, record_opinions
+from services.sentiment.queries import LIST_TIME, unit_filter
 from shared import events as ev
 from shared.auth import Role
+from shared.kafka import PermanentError
 from shared.orgtree import example_city
 from shared.windows import newest_first
 from tests.sentiment.support import run_sentiment
@@ -120,6 +121,24 @@ def _about(scope: str) -> Callable[[dict[str, Any]], bool]:
     return lambda doc: any(
         code and ORG.contains(scope, code) for code in (doc.get("school"), doc.get("county"))
     )
+
+
+def test_one_equality_selects_what_the_or_of_every_unit_below_did() -> None:
+    """For every unit of the city and every place intake accepts, the scope's equality
+    and the old ``$or`` agree; intake refuses the places where they could differ."""
+    places = _places()
+    for county, school in places:
+        check_place(org=ORG, county=county, school=school)
+    for unit in ORG.units.values():
+        equal = unit_filter(org=ORG, code=unit.code)
+        for county, school in places:
+            doc = {"county": county, "school": school}
+            selected = all(doc.get(key) == value for key, value in equal.items())
+            assert selected == _about(unit.code)(doc), (unit.code, doc)
+    with pytest.raises(PermanentError):  # a school named with another county
+        check_place(org=ORG, county="dh", school="qs-dyxx")
+    with pytest.raises(PermanentError):  # a school the city runs, named with a county
+        check_place(org=ORG, county="dh", school="jc-yz")
 
 
 async def _all_pages(
