@@ -13,6 +13,7 @@ documents read stay near the page size whatever the history holds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,12 +44,16 @@ async def windowed_page(
     before: datetime | None = None,
     first_window: timedelta = FIRST_WINDOW,
     session: AsyncClientSession | None = None,
+    keep: Callable[[dict[str, Any]], bool] | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of the documents matching the equality filter ``equal``, newest ``field``
     first (ties by ``_id``), and the cursor of the next page (``None`` on the last).
     ``equal`` must hold equalities only; ``(*equal, field, _id)`` should be an index.
     ``floor`` and ``before`` bound the time field (inclusive, exclusive); a query no index
-    can narrow by time is better asked once: a ``first_window`` reaching the floor."""
+    can narrow by time is better asked once: a ``first_window`` reaching the floor.
+    ``keep`` tests each document in this process, for a filter no index holds: sent with
+    the query, a field outside the index makes the embedded server scan the collection,
+    so each window is then read whole and only the kept documents count toward the page."""
     sort = newest_first(field)
     start: datetime | None = None
     start_id: Any = None
@@ -65,22 +70,24 @@ async def windowed_page(
         projection = {**projection, field: 1}
     wanted = query.limit + 1
     found: list[dict[str, Any]] = []
+
+    async def read(where: dict[str, Any], order: list[tuple[str, int]]) -> list[dict[str, Any]]:
+        limit = 0 if keep else wanted - len(found)
+        docs = await collection.find(
+            where, projection=projection, sort=order, limit=limit, session=session
+        ).to_list()
+        return [doc for doc in docs if keep(doc)] if keep else docs
+
     if start is not None:
         # the rest of the cursor's own moment first: many documents can share it
-        found = await collection.find(
-            {**equal, field: start, "_id": {"$gt": start_id}}, projection=projection,
-            sort=[("_id", 1)], limit=wanted, session=session,
-        ).to_list()  # fmt: skip
+        found = await read({**equal, field: start, "_id": {"$gt": start_id}}, [("_id", 1)])
     upper, span = start or before, first_window
     while len(found) < wanted:
         lower = max((upper or datetime.now(UTC)) - span, floor)
         bounds: dict[str, Any] = {"$gte": lower}
         if upper is not None:
             bounds["$lt"] = upper
-        found += await collection.find(
-            {**equal, field: bounds}, projection=projection, sort=sort,
-            limit=wanted - len(found), session=session,
-        ).to_list()  # fmt: skip
+        found += await read({**equal, field: bounds}, sort)
         if lower <= floor:
             break
         upper, span = lower, span * GROWTH

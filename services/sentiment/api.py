@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from services.sentiment import (
     alerts,
@@ -30,6 +30,7 @@ from services.sentiment.models import (
 from services.sentiment.runtime import Sentiment
 from shared.auth import CityAdmin, CurrentPrincipal, Principal, Role, require_role
 from shared.events import Severity
+from shared.paging import PageQuery, page_query
 from shared.refusals import Refusal
 
 router = APIRouter()
@@ -51,17 +52,30 @@ Runtime = Annotated[Sentiment, Depends(_sentiment)]
 Officer = Annotated[Principal, Depends(_opinion_officer)]
 
 
+# limit 1..200 (default 50) and cursor, the kit's paging parameters
+ListPage = Annotated[PageQuery, Depends(page_query)]
+
+
+def _next_page(response: Response, cursor: str | None) -> None:
+    """The list stays a list: the next page is asked for with this header's cursor."""
+    if cursor:
+        response.headers["x-next-cursor"] = cursor
+
+
 @router.get("/incidents", response_model=list[IncidentOut])
 async def list_incidents(
     principal: Officer,
     runtime: Runtime,
+    response: Response,
+    page: ListPage,
     severity: Severity | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[IncidentOut]:
-    """Incidents about my unit and the units below it, most recent first."""
-    docs = await queries.list_incidents(
-        runtime=runtime, principal=principal, severity=severity, limit=limit
+    """Incidents about my unit and the units below it, most recently active first. More
+    than ``limit``: the ``X-Next-Cursor`` header holds the ``cursor`` of the next page."""
+    docs, following = await queries.list_incidents(
+        runtime=runtime, principal=principal, severity=severity, page=page
     )
+    _next_page(response, following)
     return [IncidentOut.of(doc) for doc in docs]
 
 
@@ -115,18 +129,17 @@ async def lift_determination(
 async def list_alerts(
     principal: Officer,
     runtime: Runtime,
+    response: Response,
+    page: ListPage,
     state: AlertState | None = None,
     severity: Severity | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[AlertOut]:
-    """Alerts about my unit and the units below it, most recently changed first."""
-    docs = await queries.list_alerts(
-        runtime=runtime,
-        principal=principal,
-        state=state,
-        severity=severity,
-        limit=limit,
+    """Alerts about my unit and the units below it, most recently changed first. More
+    than ``limit``: the ``X-Next-Cursor`` header holds the ``cursor`` of the next page."""
+    docs, following = await queries.list_alerts(
+        runtime=runtime, principal=principal, state=state, severity=severity, page=page
     )
+    _next_page(response, following)
     return [AlertOut.of(doc) for doc in docs]
 
 

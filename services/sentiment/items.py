@@ -15,23 +15,28 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
-from pymongo import DESCENDING, AsyncMongoClient
+from pymongo import AsyncMongoClient
 
 from services.sentiment import dataset
 from services.sentiment.classifier import TOPICS, normalise
 from services.sentiment.documents import CorrectionMark, corrections_of, items_of
 from services.sentiment.models import ItemOut
-from services.sentiment.queries import in_scope_of, scope_filter
+from services.sentiment.queries import (
+    LIST_TIME,
+    in_scope_of,
+    keep_equal,
+    scope_filter,
+    unit_filter,
+)
 from services.sentiment.runtime import Sentiment
 from services.sentiment.similarity import bigrams
 from shared.auth import CurrentPrincipal, Principal, Role, require_role
 from shared.clock import utcnow
-from shared.paging import MAX_LIMIT, PageQuery, keyset_page
+from shared.paging import MAX_LIMIT, PageQuery
 from shared.refusals import Refusal
+from shared.windows import FLOOR, windowed_page
 
 router = APIRouter()
-# newest first; the id breaks ties so a page boundary never drops or repeats an item
-ITEM_ORDER = [("published_at", DESCENDING), ("_id", DESCENDING)]
 
 
 class Correction(BaseModel):
@@ -128,38 +133,22 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
 
 
-def item_query(*, runtime: Sentiment, principal: Principal, filters: ItemFilter) -> dict[str, Any]:
-    """The Mongo filter for items in the principal's scope matching the filters."""
+def item_scope(*, runtime: Sentiment, principal: Principal, unit: str | None) -> dict[str, Any]:
+    """The equality of the units listed: the principal's scope, or a unit within it."""
     org = runtime.org
-    source, topic, negative = filters.source, filters.topic, filters.negative
-    since, until, unit = filters.since, filters.until, filters.unit
-    clauses: list[dict[str, Any]] = []
-    scope = scope_filter(org=org, principal=principal)
-    if scope:
-        clauses.append(scope)
-    if unit is not None:
-        if org.get(unit) is None:
-            raise Refusal(404, "unknown_unit", f"没有编码为 {unit} 的单位")
-        if principal.unit != org.city.code and not org.contains(principal.unit, unit):
-            raise Refusal(403, "unit_out_of_scope", "该单位不在您的管辖范围内")
-        codes = [u.code for u in org.below(unit)]
-        clauses.append({"$or": [{"county": {"$in": codes}}, {"school": {"$in": codes}}]})
-    if source is not None:
-        clauses.append({"source": source})
-    if topic is not None:
-        clauses.append({"topic": topic})
-    if negative is not None:
-        clauses.append({"negative": negative})
-    if since is not None or until is not None:
-        window: dict[str, datetime] = {}
-        if since is not None:
-            window["$gte"] = since
-        if until is not None:
-            window["$lt"] = until
-        clauses.append({"published_at": window})
-    if not clauses:
-        return {}
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+    if unit is None:
+        return scope_filter(org=org, principal=principal)
+    if org.get(unit) is None:
+        raise Refusal(404, "unknown_unit", f"没有编码为 {unit} 的单位")
+    if principal.unit != org.city.code and not org.contains(principal.unit, unit):
+        raise Refusal(403, "unit_out_of_scope", "该单位不在您的管辖范围内")
+    return unit_filter(org=org, code=unit)  # within the scope, so narrower than it
+
+
+def item_narrowing(filters: ItemFilter) -> dict[str, Any]:
+    """The filters beyond the scope and the period, as equalities."""
+    named = {"source": filters.source, "topic": filters.topic, "negative": filters.negative}
+    return {field: value for field, value in named.items() if value is not None}
 
 
 @router.get("/items", response_model=list[ListedItem])
@@ -180,10 +169,13 @@ async def list_items(
     ``X-Next-Cursor`` header holds the ``cursor`` of the next page."""
     require_role(principal, Role.OPINION_OFFICER)
     sentiment: Sentiment = request.app.state.sentiment
-    query = item_query(runtime=sentiment, principal=principal, filters=filters.checked())
-    docs, next_cursor = await keyset_page(
-        sentiment.db.items, query, sort=ITEM_ORDER, query=PageQuery(limit=limit, cursor=cursor)
-    )
+    checked = filters.checked()
+    docs, next_cursor = await windowed_page(
+        sentiment.db.items, item_scope(runtime=sentiment, principal=principal, unit=checked.unit),
+        field=LIST_TIME["items"], query=PageQuery(limit=limit, cursor=cursor),
+        floor=checked.since or FLOOR, before=checked.until,
+        keep=keep_equal(item_narrowing(checked)),
+    )  # fmt: skip
     if next_cursor:  # the list stays a list; the next page is asked for with this cursor
         response.headers["x-next-cursor"] = next_cursor
     return merge_near_identical(docs) if merge else [ListedItem.of(doc) for doc in docs]
