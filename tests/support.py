@@ -226,3 +226,25 @@ async def every_page(
         if not page.get("next_cursor"):
             return items
         params = {"limit": limit, "cursor": page["next_cursor"]}
+
+
+def plan_stages(plan: dict[str, Any]) -> list[tuple[str, str | None]]:
+    stages: list[tuple[str, str | None]] = []
+    while plan:
+        stages.append((plan.get("stage", ""), plan.get("indexName")))
+        plan = plan.get("inputStage") or {}
+    return stages
+
+
+async def index_used(
+    collection: Any, query: dict[str, Any], sort: list[tuple[str, int]] | None
+) -> str:
+    """The index the server's plan for ``query`` (sorted, limited to a page) scans; a
+    collection scan or a plan without an index fails the test."""
+    found = collection.find(query)
+    explained = await (found.sort(sort) if sort else found).limit(51).explain()
+    stages = plan_stages(explained["queryPlanner"]["winningPlan"])
+    assert "COLLSCAN" not in [stage for stage, _ in stages], (query, stages)
+    names = [name for stage, name in stages if stage == "IXSCAN"]
+    assert names, (query, stages)
+    return str(names[0])

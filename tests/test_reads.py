@@ -25,7 +25,7 @@ from shared.auth import Role
 from shared.orgtree import example_city
 from shared.paging import PageQuery, keyset_page
 from shared.windows import newest_first, windowed_page
-from tests.support import RunningService, auth, run_service
+from tests.support import RunningService, auth, index_used, run_service
 
 # ten thousand stories: loaded through the bulk path in about 40 s on this machine, once
 # the local server's oplog prune and small cache stopped bounding bulk loads (see README)
@@ -164,26 +164,6 @@ async def test_a_cursor_of_another_list_or_garbage_is_refused_in_chinese(
     assert too_many.status_code == 422
 
 
-def _plan_stages(plan: dict[str, Any]) -> list[tuple[str, str | None]]:
-    stages: list[tuple[str, str | None]] = []
-    while plan:
-        stages.append((plan.get("stage", ""), plan.get("indexName")))
-        plan = plan.get("inputStage") or {}
-    return stages
-
-
-async def _index_used(
-    collection: Any, query: dict[str, Any], sort: list[tuple[str, int]] | None
-) -> str:
-    found = collection.find(query)
-    explained = await (found.sort(sort) if sort else found).limit(51).explain()
-    stages = _plan_stages(explained["queryPlanner"]["winningPlan"])
-    assert "COLLSCAN" not in [stage for stage, _ in stages], (query, stages)
-    names = [name for stage, name in stages if stage == "IXSCAN"]
-    assert names, (query, stages)
-    return str(names[0])
-
-
 async def test_every_list_filter_is_answered_from_an_index(
     city: tuple[RunningService, dict[str, dict[str, Any]]],
 ) -> None:
@@ -201,16 +181,16 @@ async def test_every_list_filter_is_answered_from_an_index(
     filters.append(StoryFilter(unit="dh", submitted_from=NOW.date()))
     for story_filter in filters:
         field = sort_field(story_filter)
-        used = await _index_used(
+        used = await index_used(
             stories, {**story_filter.equalities(), field: window}, newest_first(field)
         )
         assert field in used, (story_filter, used)
     assert len(FILTER_FIELDS) == 6
     # the tie-break inside one moment is an index range too
     tie = {"ancestors": "dh", "updated_at": NOW, "_id": {"$gt": "s0"}}
-    assert "updated_at" in await _index_used(stories, tie, [("_id", 1)])
+    assert "updated_at" in await index_used(stories, tie, [("_id", 1)])
     # one story by key, as it is read (no sort)
-    assert await _index_used(stories, {"_id": "s00001"}, None)
+    assert await index_used(stories, {"_id": "s00001"}, None)
 
 
 async def test_windows_give_the_same_pages_as_the_plain_keyset(

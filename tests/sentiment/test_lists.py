@@ -23,8 +23,7 @@ from shared.kafka import PermanentError
 from shared.orgtree import example_city
 from shared.windows import newest_first
 from tests.sentiment.support import run_sentiment
-from tests.support import RunningService, auth
-from tests.test_reads import _index_used  # the plan explain reports, COLLSCAN refused
+from tests.support import RunningService, auth, index_used
 
 # a few thousand items over two years, filed through intake's own batch path
 ITEM_COUNT = int(os.environ.get("CITYDESK_TEST_LIST_ITEMS", "3000"))
@@ -263,13 +262,13 @@ async def test_every_list_shape_is_answered_from_an_index(
     for name, field in LIST_TIME.items():
         indexes = set(await db[name].index_information())
         for scope in ({}, {"county": "qs"}, {"school": "qs-dyxx"}):
-            used = await _index_used(db[name], {**scope, field: window}, newest_first(field))
+            used = await index_used(db[name], {**scope, field: window}, newest_first(field))
             assert used == "_".join(f"{key}_{order}" for key, order in [
                 *((key, 1) for key in scope), (field, -1), ("_id", 1),
             ]), (name, scope, used)  # fmt: skip
             # the rest of a cursor's moment: the same index, tied on the time field
             tie = {**scope, field: NOW, "_id": {"$gt": "a"}}
-            assert await _index_used(db[name], tie, [("_id", 1)]) == used
+            assert await index_used(db[name], tie, [("_id", 1)]) == used
         # the indexes the lists replaced are gone (each entry is a write at intake)
         assert not indexes & {f"county_1_{field}_-1", f"{field}_-1"}, (name, indexes)
     items = set(await db.items.index_information())
