@@ -4,10 +4,12 @@ in by :mod:`services.media.intake`."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import OperationFailure
 
 from services.media import refusals
 from services.media.context import MediaRuntime
@@ -17,19 +19,47 @@ from services.media.models import MEDIA, MediaFilter, MediaRead, PupilsMark, Thu
 from services.media.storage import original_disposition, rendition_disposition
 from shared.auth import Principal, in_scope, require_scope
 from shared.clock import utcnow
-from shared.paging import Page, PageQuery, keyset_page
+from shared.orgtree import OrgTree
+from shared.paging import Page, PageQuery
 from shared.runtime import ServiceRuntime
+from shared.windows import newest_first, windowed_page
 
-# the listing order; the media id breaks ties so no page repeats or skips an item
-NEWEST_FIRST = [("stored_at", DESCENDING), ("_id", DESCENDING)]
+# the listing order: newest stored first, the media id breaking ties so that no page
+# repeats or skips an item (the order of ``shared.windows``)
+LISTED_BY = "stored_at"
+NEWEST_FIRST = newest_first(LISTED_BY)
+# a listing's scope: the whole city (no field), a county's units, or one unit
+SCOPE_FIELDS: tuple[tuple[str, ...], ...] = ((), ("unit_path.county",), ("unit",))
+# the listing's own filters, alone or together
+FILTER_FIELDS: tuple[tuple[str, ...], ...] = ((), ("campaign",), ("kind",), ("campaign", "kind"))
+# the orders before the lists were read in time windows (descending ids, unit lists by $in)
+RETIRED_INDEXES = ("unit_1_stored_at_-1__id_-1", "campaign_1_stored_at_-1__id_-1")
 
 
 async def ensure_indexes(runtime: ServiceRuntime) -> None:
-    """Dedupe key and the listing orders."""
+    """Dedupe key and one index per listing shape: scope, filters, then the order."""
     media = runtime.db[MEDIA]
     await media.create_index([("unit", ASCENDING), ("sha256", ASCENDING)], unique=True)
-    await media.create_index([("unit", ASCENDING), *NEWEST_FIRST])
-    await media.create_index([("campaign", ASCENDING), *NEWEST_FIRST])
+    for scope in SCOPE_FIELDS:
+        for filters in FILTER_FIELDS:
+            keys = [(field, ASCENDING) for field in (*scope, *filters)]
+            await media.create_index([*keys, (LISTED_BY, DESCENDING), ("_id", ASCENDING)])
+    for name in RETIRED_INDEXES:
+        with contextlib.suppress(OperationFailure):  # already gone
+            await media.drop_index(name)
+
+
+def scope_equality(org: OrgTree, unit: str) -> dict[str, Any]:
+    """The media of ``unit`` and the units below it as one equality (none for the city):
+    a ``$in`` of a city's thousands of unit codes costs more than the page it filters,
+    and is no index prefix a time range can follow. A county's media carry its code in
+    ``unit_path.county``; a school or directly run unit has none below it."""
+    found = org.unit(unit)
+    if found.type == "city":
+        return {}
+    if found.type == "county":
+        return {"unit_path.county": found.code}
+    return {"unit": found.code}
 
 
 async def get_media(
@@ -87,16 +117,17 @@ def thumbnail_link(*, runtime: MediaRuntime, doc: dict[str, Any], size: Thumbnai
 async def list_media(
     *, runtime: MediaRuntime, principal: Principal, which: MediaFilter, page: PageQuery
 ) -> Page[MediaRead]:
-    """Media of a unit and the units below it (default: the caller's), newest first."""
+    """Media of a unit and the units below it (default: the caller's), newest first, read
+    in time windows so that a page costs about what it shows whatever the years hold."""
     org = runtime.org
     scope = which.unit or principal.unit
     require_scope(principal, org, scope)
-    query: dict[str, Any] = {"unit": {"$in": [u.code for u in org.below(scope)]}}
+    query = scope_equality(org, scope)
     if which.campaign:
         query["campaign"] = which.campaign
     if which.kind:
         query["kind"] = which.kind.value
-    docs, next_cursor = await keyset_page(runtime.media, query, sort=NEWEST_FIRST, query=page)
+    docs, next_cursor = await windowed_page(runtime.media, query, field=LISTED_BY, query=page)
     return Page(items=[MediaRead.from_doc(d) for d in docs], next_cursor=next_cursor)
 
 
