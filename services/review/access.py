@@ -80,8 +80,11 @@ def require_overdue_reader(principal: Principal) -> None:
         )
 
 
-def queue_filter(principal: Principal, org: OrgTree) -> dict[str, Any]:
-    """The open cases a principal's roles let them decide."""
+def queue_filters(principal: Principal, org: OrgTree) -> list[dict[str, Any]]:
+    """The open cases a principal's roles let them decide, one filter of equalities per
+    level: the queue reads each through its own index and merges them in order. One
+    filter with ``$or`` of the levels (or a ``$in`` of them, once a cursor adds a range
+    on the waiting time) is answered by reading every case on the embedded server."""
     clauses: list[dict[str, Any]] = []
     unit = org.get(principal.unit)
     if Role.REVIEWER_SCHOOL in principal.roles:
@@ -97,9 +100,7 @@ def queue_filter(principal: Principal, org: OrgTree) -> dict[str, Any]:
         raise forbidden(
             "审核队列需要审核员或领导角色", "the review queue needs a reviewer or leader role"
         )
-    if len(clauses) == 1:  # the usual case: a plain equality filter, served by one index
-        return {"state": CaseState.OPEN, **clauses[0]}
-    return {"state": CaseState.OPEN, "$or": clauses}
+    return [{"state": CaseState.OPEN, **clause} for clause in clauses]
 
 
 def scope_filter(principal: Principal, org: OrgTree) -> dict[str, Any]:

@@ -9,9 +9,10 @@ from typing import Any
 
 from pymongo import DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.review.access import queue_filter, require_overdue_reader, scope_filter
+from services.review.access import queue_filters, require_overdue_reader, scope_filter
 from services.review.audit import Actor, write_audit
 from services.review.models import (
     AuditAction,
@@ -36,7 +37,7 @@ from shared.clock import utcnow
 from shared.kafka import PermanentError
 from shared.mongo import apply_once
 from shared.orgtree import Unit
-from shared.paging import PageQuery, keyset_page
+from shared.paging import PageQuery, encode_cursor, keyset_page
 
 
 # ---- opening cases from story.submitted ---------------------------------------------
@@ -290,12 +291,32 @@ async def case_views(runtime: Review, cases: list[dict[str, Any]]) -> list[CaseV
 OLDEST_FIRST = [("waiting_since", 1), ("_id", 1)]
 
 
+async def oldest_first_page(
+    collection: AsyncCollection[dict[str, Any]], filters: list[dict[str, Any]], query: PageQuery
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the documents matching any of ``filters`` (which no document matches
+    two of), oldest first: each filter's own keyset page from the same cursor, merged.
+    Every query stays equalities plus one range, read through an index on both servers."""
+    if len(filters) == 1:
+        return await keyset_page(collection, filters[0], sort=OLDEST_FIRST, query=query)
+    found: list[dict[str, Any]] = []
+    more = False
+    for where in filters:
+        docs, cursor = await keyset_page(collection, where, sort=OLDEST_FIRST, query=query)
+        found += docs
+        more = more or cursor is not None
+    found.sort(key=lambda doc: (doc["waiting_since"], doc["_id"]))
+    more = more or len(found) > query.limit
+    page = found[: query.limit]
+    return page, encode_cursor(OLDEST_FIRST, page[-1]) if more else None
+
+
 async def review_queue(
     *, runtime: Review, principal: Principal, page: PageQuery
 ) -> tuple[list[CaseView], str | None]:
     """Cases waiting at the caller's levels inside their scope, oldest first."""
-    query = queue_filter(principal, runtime.org)
-    cases, cursor = await keyset_page(runtime.db[CASES], query, sort=OLDEST_FIRST, query=page)
+    filters = queue_filters(principal, runtime.org)
+    cases, cursor = await oldest_first_page(runtime.db[CASES], filters, page)
     return await case_views(runtime, cases), cursor
 
 
