@@ -16,7 +16,8 @@ from services.review.service import FEED, SERVICE
 from services.review.settings import ReviewSettings
 from shared import events as ev
 from shared.orgtree import OrgTree
-from shared.paging import PageQuery, keyset_page
+from shared.paging import MAX_LIMIT, PageQuery
+from shared.windows import newest_first, windowed_page
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 
@@ -54,20 +55,31 @@ def published_event(
     )  # fmt: skip
 
 
-NEWEST_FIRST = [("published_at", -1), ("_id", -1)]
+LISTED_BY = "published_at"
+NEWEST_FIRST = newest_first(LISTED_BY)
 
 
 async def feed_entries(
     *, db: AsyncDatabase[dict[str, Any]], state: str, page: PageQuery
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Feed entries in a state (published, or the withdrawn archive), newest first."""
-    return await keyset_page(db[FEED], {"state": state}, sort=NEWEST_FIRST, query=page)
+    """Feed entries in a state (published, or the withdrawn archive), newest first, read
+    in time windows: the feed keeps every story ever published."""
+    return await windowed_page(db[FEED], {"state": state}, field=LISTED_BY, query=page)
 
 
 async def latest_entries(*, db: AsyncDatabase[dict[str, Any]], size: int) -> list[dict[str, Any]]:
     """The newest published entries, as RSS and Atom readers take them (the configured
     feed size: a reader polls the head of the feed and never pages)."""
-    return await db[FEED].find({"state": "published"}, sort=NEWEST_FIRST, limit=size).to_list()
+    entries: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:  # pages of at most the kit's limit until the size is reached
+        query = PageQuery(limit=min(size - len(entries), MAX_LIMIT), cursor=cursor)
+        found, cursor = await windowed_page(
+            db[FEED], {"state": "published"}, field=LISTED_BY, query=query
+        )
+        entries += found
+        if cursor is None or len(entries) >= size:
+            return entries
 
 
 async def feed_entry(*, db: AsyncDatabase[dict[str, Any]], story_id: str) -> dict[str, Any]:

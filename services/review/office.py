@@ -42,6 +42,7 @@ from shared import topics as tp
 from shared.auth import Principal
 from shared.clock import BUREAU_ZONE, utcnow
 from shared.paging import PageQuery, keyset_page
+from shared.windows import windowed_page
 
 ADOPTIONS_TOTAL = Counter(
     "citydesk_review_adoptions_total", "Adoptions by outside outlets, by outlet level.", ["level"]
@@ -165,14 +166,17 @@ def adoption_view(doc: dict[str, Any]) -> AdoptionView:
 async def adoptions_of(
     *, runtime: Review, story_id: str | None, page: PageQuery
 ) -> tuple[list[AdoptionView], str | None]:
-    """One story's adoptions in the order recorded, or (no story) the latest across
-    stories first."""
+    """One story's adoptions in the order recorded (a handful), or (no story) the latest
+    across stories first, read in time windows: that list holds every year's."""
     if story_id is None:
-        query: dict[str, Any] = {}
-        sort = [("recorded_at", -1), ("_id", -1)]
+        rows, cursor = await windowed_page(
+            runtime.db[ADOPTIONS], {}, field="recorded_at", query=page
+        )
     else:
-        query, sort = {"story_id": story_id}, [("recorded_at", 1), ("_id", 1)]
-    rows, cursor = await keyset_page(runtime.db[ADOPTIONS], query, sort=sort, query=page)
+        rows, cursor = await keyset_page(
+            runtime.db[ADOPTIONS], {"story_id": story_id}, query=page,
+            sort=[("recorded_at", 1), ("_id", 1)],
+        )  # fmt: skip
     return [adoption_view(row) for row in rows], cursor
 
 

@@ -4,7 +4,8 @@ the shared queue's stored ones, a page of them, and resending or cancelling one.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -16,9 +17,19 @@ from services.review.runtime import Review
 from services.review.service import PUBLICATIONS
 from shared.auth import Principal
 from shared.clock import utcnow
-from shared.paging import PageQuery, keyset_page
+from shared.paging import PageQuery, encode_cursor
+from shared.windows import FIRST_WINDOW, newest_first, windowed_page
 
-NEWEST_FIRST = [("created_at", -1), ("_id", -1)]
+LISTED_BY = "created_at"
+NEWEST_FIRST = newest_first(LISTED_BY)
+# a story's deliveries are a handful: one query, not a window per period
+ONE_WINDOW = timedelta(days=365 * 50)
+# the states the office names by a stored state alone (the rest are stored as pending)
+STORED_STATE = {
+    PublicationState.SUCCESS: "delivered",
+    PublicationState.FAILED: "failed",
+    PublicationState.CANCELLED: "cancelled",
+}
 
 
 def not_leased(now: datetime) -> dict[str, Any]:
@@ -74,16 +85,50 @@ async def list_publications(
     story_id: str | None,
     page: PageQuery,
 ) -> tuple[list[PublicationView], str | None]:
-    """Queued and finished deliveries, newest first, filtered by state or story."""
+    """Queued and finished deliveries, newest first, filtered by state or story. The
+    queue grows with every story ever published, so the office's list is read in time
+    windows (``shared.windows``) by equalities only; the states told apart by the lease
+    and the attempts (pending, in progress, retrying) are all stored ``pending``, a set
+    bounded by what waits now, and are told apart as they are read."""
     require_city_office(principal, runtime.org)
     now = utcnow()
-    query: dict[str, Any] = {}
-    if state is not None:
-        query |= state_filter(state, now)
+    equal: dict[str, Any] = {}
     if story_id is not None:
-        query["story_id"] = story_id
-    rows, cursor = await keyset_page(runtime.db[PUBLICATIONS], query, sort=NEWEST_FIRST, query=page)
+        equal["story_id"] = story_id
+    elif state is not None:
+        equal["state"] = STORED_STATE.get(state, "pending")
+    first_window = ONE_WINDOW if story_id is not None else FIRST_WINDOW
+    rows, cursor = await _shown_page(
+        runtime, equal, lambda row: state is None or shown_state(row, now) == state,
+        page=page, first_window=first_window,
+    )  # fmt: skip
     return [publication_view(row, now) for row in rows], cursor
+
+
+async def _shown_page(
+    runtime: Review,
+    equal: dict[str, Any],
+    shown: Callable[[dict[str, Any]], bool],
+    *,
+    page: PageQuery,
+    first_window: timedelta,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the deliveries matching ``equal`` that ``shown`` keeps: windowed pages
+    read on until the page is full, the next cursor resuming after its last row."""
+    kept: list[dict[str, Any]] = []
+    query = page
+    while True:
+        rows, cursor = await windowed_page(
+            runtime.db[PUBLICATIONS], equal, field=LISTED_BY, query=query,
+            first_window=first_window,
+        )  # fmt: skip
+        kept += [row for row in rows if shown(row)]
+        if len(kept) > page.limit:
+            last = kept[page.limit - 1]
+            return kept[: page.limit], encode_cursor(NEWEST_FIRST, last)
+        if cursor is None:
+            return kept, None
+        query = PageQuery(limit=page.limit, cursor=cursor)
 
 
 async def resend_publication(

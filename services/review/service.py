@@ -52,14 +52,27 @@ async def ensure_indexes(*, runtime: Review) -> None:
         [("story_id", 1), ("version", 1), ("channel", 1), ("action", 1)], unique=True
     )
     for scope in ([], ["state"], ["story_id"]):
-        await db[PUBLICATIONS].create_index(_keys(*scope, "-created_at", "-_id"))
-    await db[FEED].create_index(_keys("state", "-published_at", "-_id"))
+        # the office's list, newest first in time windows (``shared.windows``)
+        await db[PUBLICATIONS].create_index(_keys(*scope, "-created_at", "_id"))
+    await db[FEED].create_index(_keys("state", "-published_at", "_id"))
     await db[ADOPTIONS].create_index(
         [("story_id", ASCENDING), ("outlet_key", ASCENDING)], unique=True
     )
-    await db[ADOPTIONS].create_index(_keys("-recorded_at", "-_id"))
+    await db[ADOPTIONS].create_index(_keys("-recorded_at", "_id"))
     await db[ADOPTIONS].create_index(_keys("story_id", "recorded_at", "_id"))
+    for collection, name in RETIRED_INDEXES:
+        with contextlib.suppress(OperationFailure):  # already gone
+            await db[collection].drop_index(name)
 
+
+# newest-first lists ordered ties by descending id before they were read in time windows
+RETIRED_INDEXES = (
+    (PUBLICATIONS, "created_at_-1__id_-1"),
+    (PUBLICATIONS, "state_1_created_at_-1__id_-1"),
+    (PUBLICATIONS, "story_id_1_created_at_-1__id_-1"),
+    (FEED, "state_1_published_at_-1__id_-1"),
+    (ADOPTIONS, "recorded_at_-1__id_-1"),
+)
 
 OLDEST = ("waiting_since", "_id")
 
