@@ -4,7 +4,6 @@ the shared queue's stored ones, a page of them, and resending or cancelling one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +16,7 @@ from services.review.runtime import Review
 from services.review.service import PUBLICATIONS
 from shared.auth import Principal
 from shared.clock import utcnow
-from shared.paging import PageQuery, encode_cursor
+from shared.paging import PageQuery
 from shared.windows import FIRST_WINDOW, newest_first, windowed_page
 
 LISTED_BY = "created_at"
@@ -97,38 +96,13 @@ async def list_publications(
         equal["story_id"] = story_id
     elif state is not None:
         equal["state"] = STORED_STATE.get(state, "pending")
-    first_window = ONE_WINDOW if story_id is not None else FIRST_WINDOW
-    rows, cursor = await _shown_page(
-        runtime, equal, lambda row: state is None or shown_state(row, now) == state,
-        page=page, first_window=first_window,
+    told_by_stored = story_id is None and state in STORED_STATE
+    keep = None if state is None or told_by_stored else lambda row: shown_state(row, now) == state
+    rows, cursor = await windowed_page(
+        runtime.db[PUBLICATIONS], equal, field=LISTED_BY, query=page, keep=keep,
+        first_window=ONE_WINDOW if story_id is not None else FIRST_WINDOW,
     )  # fmt: skip
     return [publication_view(row, now) for row in rows], cursor
-
-
-async def _shown_page(
-    runtime: Review,
-    equal: dict[str, Any],
-    shown: Callable[[dict[str, Any]], bool],
-    *,
-    page: PageQuery,
-    first_window: timedelta,
-) -> tuple[list[dict[str, Any]], str | None]:
-    """A page of the deliveries matching ``equal`` that ``shown`` keeps: windowed pages
-    read on until the page is full, the next cursor resuming after its last row."""
-    kept: list[dict[str, Any]] = []
-    query = page
-    while True:
-        rows, cursor = await windowed_page(
-            runtime.db[PUBLICATIONS], equal, field=LISTED_BY, query=query,
-            first_window=first_window,
-        )  # fmt: skip
-        kept += [row for row in rows if shown(row)]
-        if len(kept) > page.limit:
-            last = kept[page.limit - 1]
-            return kept[: page.limit], encode_cursor(NEWEST_FIRST, last)
-        if cursor is None:
-            return kept, None
-        query = PageQuery(limit=page.limit, cursor=cursor)
 
 
 async def resend_publication(
