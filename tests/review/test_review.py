@@ -25,6 +25,7 @@ from shared.auth import Principal, Role
 from shared.mongo import make_client
 from shared.orgtree import example_city
 from shared.outbound import verify_standard
+from tests.review.support import every_page, index_of, story_event
 from tests.support import (
     RunningService,
     auth,
@@ -63,27 +64,6 @@ async def review() -> AsyncIterator[RunningService]:
     await client.close()
 
 
-def story_event(
-    unit: str,
-    *,
-    story_id: str | None = None,
-    version: int = 1,
-    major: bool = False,
-    title: str = "春季运动会圆满举行",
-) -> ev.StorySubmittedEvent:
-    path = ORG.path(unit)
-    return ev.StorySubmittedEvent.build(
-        ev.StorySubmitted(
-            story_id=story_id or uuid.uuid4().hex, version=version, unit_path=path,
-            title=f"{title} v{version}", body="第一段。\n第二段。", category="work_news",
-            major=major, event_date=date.today(), submitted_at=ev.utcnow(),
-            media_ids=["m-photo-1"], photo_count=1, author=f"writer-{unit}", late=True,
-            late_days=20,
-        ),
-        producer="submission", county=path.county, unit=path.unit,
-    )  # fmt: skip
-
-
 async def submit(event: ev.StorySubmittedEvent) -> str:
     await produce(
         "story.submitted", event.model_dump_json().encode(), key=event.payload.story_id.encode()
@@ -109,27 +89,6 @@ async def school_case(client: httpx.AsyncClient) -> tuple[str, dict[str, Any]]:
     """A school's story submitted, and its case once it waits in the school's queue."""
     story_id = await submit(story_event("dh-syxx"))
     return story_id, await waiting_case(client, SCHOOL, story_id)
-
-
-async def every_page(
-    client: httpx.AsyncClient,
-    path: str,
-    headers: dict[str, str] | None = None,
-    limit: int = 200,
-    **params: Any,
-) -> list[dict[str, Any]]:
-    """Every item of a paged list, following ``next_cursor`` to the last page."""
-    items: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        query = {**params, "limit": limit, **({"cursor": cursor} if cursor else {})}
-        response = await client.get(path, headers=headers, params=query)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        items += page["items"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return items
 
 
 async def decide(
@@ -781,14 +740,6 @@ async def test_audit_steps_stored_before_actions_existed_are_read(review: Runnin
     ]
     stored = await review.runtime.db.audit.find_one({"story_id": story_id, "action": "submitted"})
     assert stored is not None and stored["decision"] is None  # not a review decision
-
-
-def index_of(plan: dict[str, Any]) -> str | None:
-    """The index an explained plan reads, or None when it scans the collection."""
-    if plan.get("stage") == "IXSCAN":
-        return str(plan["indexName"])
-    inner = plan.get("inputStage")
-    return index_of(inner) if isinstance(inner, dict) else None
 
 
 async def test_the_first_page_of_every_list_is_read_through_an_index(

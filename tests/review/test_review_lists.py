@@ -25,7 +25,7 @@ from shared.mongo import make_client
 from shared.orgtree import example_city
 from shared.paging import resume_steps
 from shared.windows import newest_first
-from tests.review.test_review import every_page, index_of, story_event
+from tests.review.support import every_page, index_of, story_event
 from tests.support import RunningService, auth, run_service, settings_for
 
 pytestmark = pytest.mark.usefixtures("stack_env")
