@@ -33,6 +33,7 @@ import functools
 import json
 import os
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -525,7 +526,7 @@ def run_processes(
 async def run(env: dict[str, str], scale: float = 0.01, hold: Path | None = None) -> dict[str, Any]:
     """Seed the city's last ``scale`` of a decade, then time every read over it; with
     ``hold``, write the stack's addresses and a city token there and keep it running
-    until interrupted, to look into a route by hand."""
+    until it is sent SIGTERM or SIGINT, to look into a route by hand."""
     os.environ.update(env)
     org = big_city()
     now = datetime.now(UTC)
@@ -563,8 +564,14 @@ async def run(env: dict[str, str], scale: float = 0.01, hold: Path | None = None
 async def _hold(path: Path, **running: Any) -> None:
     text = json.dumps(running, ensure_ascii=False, indent=2, default=str) + "\n"
     await asyncio.to_thread(path.write_text, text)
-    print(f"the decade city runs until interrupted; addresses in {path}", file=sys.stderr)
-    await asyncio.Event().wait()
+    print(f"the decade city runs until stopped; addresses in {path}", file=sys.stderr)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # a background job ignores SIGINT: TERM (or INT in a terminal) ends the hold, and the
+    # processes and the stack are stopped on the way out
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signal_number, stop.set)
+    await stop.wait()
 
 
 def table(results: list[dict[str, Any]]) -> str:
