@@ -168,9 +168,15 @@ async def test_a_weekly_briefing_counts_the_week_its_incidents_and_their_handlin
     assert len(in_week) == 5 and negative >= 2
 
     officer = auth(county, OFFICER)
-    response = await service.client.get(f"/briefings/weekly/{last_week.code}", headers=officer)
-    assert response.status_code == 200, response.text
-    brief = response.json()
+
+    # intake stores a batch's items before it folds them into incidents: wait for both
+    async def briefing_with_its_incident() -> dict[str, Any] | None:
+        response = await service.client.get(f"/briefings/weekly/{last_week.code}", headers=officer)
+        assert response.status_code == 200, response.text
+        found: dict[str, Any] = response.json()
+        return found if found["new_incidents"] else None
+
+    brief = await eventually(briefing_with_its_incident, what="the week's incident")
     assert brief["scope"] == county and brief["title"] == "北川县教育舆情周报"
     assert brief["ended"] is True and brief["note"] is None
     assert brief["period_label"].startswith(f"{monday.year}年第")
